@@ -1,0 +1,1 @@
+"""The HTTP API: aiohttp application, middlewares and one module per route family."""

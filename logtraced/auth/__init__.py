@@ -1,0 +1,1 @@
+"""API keys, access tokens, rate limits and usage accounting, kept in SQLite."""

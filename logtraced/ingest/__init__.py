@@ -1,0 +1,1 @@
+"""Receivers: framing, normalisation hand-off, sockets and the bounded ingest pipeline."""

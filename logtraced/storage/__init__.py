@@ -1,0 +1,1 @@
+"""Durable storage: write-ahead log, Tantivy day-partitions, the indexer process, retention."""

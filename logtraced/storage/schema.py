@@ -1,0 +1,73 @@
+"""The one place where index field names, their types and tokenizers are defined.
+
+Everything that writes or reads a Tantivy partition takes field names from here, so the
+document layout can change in one module.  A document is the JSON object produced by
+`events.encode_document` and fed verbatim to `IndexWriter.add_json`.
+"""
+
+from __future__ import annotations
+
+import tantivy
+
+# Field names of an indexed document.
+TIMESTAMP = "timestamp"  # i64 fast+indexed: nanoseconds since the Unix epoch, UTC
+MESSAGE = "message"  # full text, Unicode word tokens, lowercased
+MESSAGE_STEMMED = "message_stemmed"  # same text, Russian+English stems; only when configured
+LEVEL = "level"  # raw, canonical lowercase: trace/debug/info/warn/error/fatal (or as sent)
+SERVICE = "service"
+HOST = "host"
+ENV = "env"
+ORG = "org"
+INDEX = "index"  # named index the event was routed to ("" = the default index)
+TAGS = "tags"  # raw, multi-valued: _jsonparsefailure, _truncated, shipper tags
+ATTRIBUTES = "attributes"  # JSON: every other field, nested as sent, numbers stay numbers
+WAL_SEQ = "wal_seq"  # i64 fast: sequence of the WAL batch this document came from
+RAW_FIELDS = (LEVEL, SERVICE, HOST, ENV, ORG, INDEX)
+
+MESSAGE_TOKENIZER = "lt_text"
+STEMMED_TOKENIZER = "lt_text_stem"
+RAW_TOKENIZER = "raw"
+TEXT_MAX_TOKEN_CHARS = 100
+
+
+def text_analyzer() -> tantivy.TextAnalyzer:
+    """Words split on non-alphanumerics (Unicode-aware, so Cyrillic works), lowercased."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(TEXT_MAX_TOKEN_CHARS))
+        .filter(tantivy.Filter.lowercase())
+        .build()
+    )
+
+
+def stemmed_analyzer() -> tantivy.TextAnalyzer:
+    """Russian then English stems: each stemmer leaves the other alphabet's words untouched."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(TEXT_MAX_TOKEN_CHARS))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.stemmer("russian"))
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def build_schema(*, stemming: bool) -> tantivy.Schema:
+    """The schema of one day-partition; `stemming` adds the stemmed copy of the message."""
+    builder = tantivy.SchemaBuilder()
+    builder.add_integer_field(TIMESTAMP, stored=True, indexed=True, fast=True)
+    builder.add_text_field(MESSAGE, stored=True, tokenizer_name=MESSAGE_TOKENIZER)
+    if stemming:
+        builder.add_text_field(MESSAGE_STEMMED, stored=False, tokenizer_name=STEMMED_TOKENIZER)
+    for name in RAW_FIELDS:
+        builder.add_text_field(name, stored=True, fast=True, tokenizer_name=RAW_TOKENIZER)
+    builder.add_text_field(TAGS, stored=True, fast=True, tokenizer_name=RAW_TOKENIZER)
+    builder.add_json_field(ATTRIBUTES, stored=True, fast=True, tokenizer_name=MESSAGE_TOKENIZER)
+    builder.add_integer_field(WAL_SEQ, stored=False, indexed=True, fast=True)
+    return builder.build()
+
+
+def register_tokenizers(index: tantivy.Index) -> None:
+    """Every opened index needs our analyzers registered before it is written or searched."""
+    index.register_tokenizer(MESSAGE_TOKENIZER, text_analyzer())
+    index.register_tokenizer(STEMMED_TOKENIZER, stemmed_analyzer())
