@@ -62,12 +62,20 @@ def build_schema(*, stemming: bool) -> tantivy.Schema:
     for name in RAW_FIELDS:
         builder.add_text_field(name, stored=True, fast=True, tokenizer_name=RAW_TOKENIZER)
     builder.add_text_field(TAGS, stored=True, fast=True, tokenizer_name=RAW_TOKENIZER)
-    builder.add_json_field(ATTRIBUTES, stored=True, fast=True, tokenizer_name=MESSAGE_TOKENIZER)
+    builder.add_json_field(
+        ATTRIBUTES, stored=True, fast=True, tokenizer_name=MESSAGE_TOKENIZER, expand_dots_enabled=True
+    )
     builder.add_integer_field(WAL_SEQ, stored=False, indexed=True, fast=True)
     return builder.build()
+
+
+def fast_value_analyzer() -> tantivy.TextAnalyzer:
+    """Attribute strings in the columnar store: whole value, lowercased (tantivy ties it to the field's tokenizer name)."""
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).filter(tantivy.Filter.lowercase()).build()
 
 
 def register_tokenizers(index: tantivy.Index) -> None:
     """Every opened index needs our analyzers registered before it is written or searched."""
     index.register_tokenizer(MESSAGE_TOKENIZER, text_analyzer())
     index.register_tokenizer(STEMMED_TOKENIZER, stemmed_analyzer())
+    index.register_fast_field_tokenizer(MESSAGE_TOKENIZER, fast_value_analyzer())

@@ -1,0 +1,260 @@
+"""Every setting as one frozen, typed object, loaded from defaults, a TOML file, the environment and flags.
+
+Precedence, lowest to highest: embedded defaults, the TOML file, `LOGTRACED_*` environment
+variables, command-line flags.  Validation happens once, at start, so a bad value fails
+before anything listens and the message names the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from logtraced.errors import ConfigError
+
+ENV_PREFIX = "LOGTRACED_"
+ENVIRONMENTS = ("production", "staging", "development")
+ORG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Base of every section: unknown keys are an error, values cannot change after start."""
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class TcpConfig(_Section):
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 5000
+    org: str = "default"
+    environment: str = "production"
+    max_line_bytes: int = 1024 * 1024
+    max_connections: int = 10_000
+    idle_timeout_seconds: float = 3600.0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+
+class UdpConfig(_Section):
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 5000
+    org: str = "default"
+    environment: str = "production"
+    receive_buffer_bytes: int = 8 * 1024 * 1024
+
+
+class HttpConfig(_Section):
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 8080
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_batch_events: int = 5000
+    client_timeout_seconds: float = 30.0
+
+
+class WalConfig(_Section):
+    fsync: Literal["group", "always", "never"] = "group"
+    group_commit_ms: int = 50
+    segment_bytes: int = 64 * 1024 * 1024
+
+
+class IndexConfig(_Section):
+    commit_interval_ms: int = 1000
+    writer_heap_bytes: int = 128 * 1024 * 1024
+    writer_threads: int = 1
+    stemming: bool = False
+    retention_days: int = 30
+    retention_check_seconds: float = 60.0
+
+
+class IngestConfig(_Section):
+    queue_max_events: int = 500_000
+    queue_max_bytes: int = 256 * 1024 * 1024
+
+
+class QueryConfig(_Section):
+    timeout_seconds: float = 30.0
+    default_limit: int = 100
+    max_limit: int = 10_000
+    region: str = "local"
+
+
+class TierConfig(_Section):
+    ingest_per_hour: int
+    query_per_hour: int
+    overflow: bool = False
+
+
+def _default_tiers() -> dict[str, TierConfig]:
+    return {
+        "standard": TierConfig(ingest_per_hour=10_000, query_per_hour=2_000),
+        "enterprise": TierConfig(ingest_per_hour=50_000, query_per_hour=10_000, overflow=True),
+    }
+
+
+class AuthConfig(_Section):
+    token_ttl_seconds: int = 86_400
+    default_tier: str = "standard"
+    tiers: dict[str, TierConfig] = msgspec.field(default_factory=_default_tiers)
+
+
+class RoutingRule(_Section):
+    """Route events whose attribute `field` equals `equals` into the named index `index`."""
+
+    field: str
+    equals: str
+    index: str
+
+
+class Config(_Section):
+    data_dir: str = "./logtraced-data"
+    log: LogConfig = LogConfig()
+    tcp: TcpConfig = TcpConfig()
+    udp: UdpConfig = UdpConfig()
+    http: HttpConfig = HttpConfig()
+    wal: WalConfig = WalConfig()
+    index: IndexConfig = IndexConfig()
+    ingest: IngestConfig = IngestConfig()
+    query: QueryConfig = QueryConfig()
+    auth: AuthConfig = AuthConfig()
+    routing: list[RoutingRule] = []
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge the layers and validate; `overrides` maps dotted keys (`tcp.port`) to flag values."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        _merge(tree, _read_toml(Path(path)))
+    _merge(tree, _environment_layer(os.environ if environ is None else environ))
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, dotted, value)
+    try:
+        config = msgspec.convert(tree, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_describe(exc)}") from exc
+    _check(config)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`LOGTRACED_TCP_PORT=5001` sets `tcp.port`; the first `_` after the section splits it."""
+    layer: dict[str, Any] = {}
+    sections = {name for name, kind in _section_fields().items() if kind}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        section, _, rest = key.partition("_")
+        dotted = f"{section}.{rest}" if section in sections and rest else key
+        _set_dotted(layer, dotted, value)
+    return layer
+
+
+def _section_fields() -> dict[str, bool]:
+    """Top-level keys of Config, each marked True when it is a nested section."""
+    return {
+        field.name: isinstance(field.default, _Section)
+        for field in msgspec.structs.fields(Config)
+    }
+
+
+def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {part} is not a section")
+    node[leaf] = value
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    """msgspec says `... - at `$.tcp.port``; name the key the way the TOML file spells it."""
+    text = str(exc)
+    message, _, where = text.partition(" - at `$")
+    key = where.rstrip("`").lstrip(".")
+    return f"{key}: {message}" if key else message
+
+
+def _check(config: Config) -> None:
+    """Rules a type cannot express; each message names the key."""
+    for section in ("tcp", "udp"):
+        listener = getattr(config, section)
+        _check_tenant(f"{section}.org", listener.org, f"{section}.environment", listener.environment)
+        _check_port(f"{section}.port", listener.port)
+    _check_port("http.port", config.http.port)
+    if bool(config.tcp.tls_cert_file) != bool(config.tcp.tls_key_file):
+        raise ConfigError("tcp.tls_cert_file and tcp.tls_key_file must be set together")
+    positives = {
+        "tcp.max_line_bytes": config.tcp.max_line_bytes,
+        "http.max_body_bytes": config.http.max_body_bytes,
+        "http.max_batch_events": config.http.max_batch_events,
+        "wal.segment_bytes": config.wal.segment_bytes,
+        "index.commit_interval_ms": config.index.commit_interval_ms,
+        "index.retention_days": config.index.retention_days,
+        "index.writer_threads": config.index.writer_threads,
+        "ingest.queue_max_events": config.ingest.queue_max_events,
+        "ingest.queue_max_bytes": config.ingest.queue_max_bytes,
+        "query.default_limit": config.query.default_limit,
+        "query.max_limit": config.query.max_limit,
+        "query.timeout_seconds": config.query.timeout_seconds,
+        "auth.token_ttl_seconds": config.auth.token_ttl_seconds,
+    }
+    for key, value in positives.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: must be greater than 0, got {value}")
+    if config.index.writer_heap_bytes < 15_000_000 * config.index.writer_threads:
+        raise ConfigError("index.writer_heap_bytes: must be at least 15000000 per writer thread")
+    if config.auth.default_tier not in config.auth.tiers:
+        raise ConfigError(f"auth.default_tier: no tier named {config.auth.default_tier!r} in auth.tiers")
+
+
+def _check_tenant(org_key: str, org: str, env_key: str, environment: str) -> None:
+    if not ORG_PATTERN.match(org):
+        raise ConfigError(f"{org_key}: {org!r} is not an organisation slug ([a-z0-9][a-z0-9_-]*)")
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"{env_key}: {environment!r} is not one of {', '.join(ENVIRONMENTS)}")
+
+
+def _check_port(key: str, port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{key}: {port} is not a port number (0-65535; 0 picks a free port)")

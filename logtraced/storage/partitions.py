@@ -1,0 +1,105 @@
+"""Where day-partitions live on disk, and opening them: one Tantivy index per organisation per UTC day.
+
+Layout: `<data_dir>/index/<org>/<YYYY-MM-DD>/`.  Retention deletes a whole directory; a query
+opens only the days its time range touches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import NamedTuple
+
+import tantivy
+
+from logtraced.storage import schema
+
+NS_PER_SECOND = 1_000_000_000
+NS_PER_DAY = 86_400 * NS_PER_SECOND
+_EPOCH = dt.date(1970, 1, 1)
+# Days outside this range are clamped so a wild timestamp cannot make a path tantivy or the OS rejects.
+MIN_DAY = 0
+MAX_DAY = (dt.date(2261, 12, 31) - _EPOCH).days
+
+
+class Partition(NamedTuple):
+    org: str
+    day: int  # days since the Unix epoch, UTC
+
+    @property
+    def key(self) -> str:
+        """The WAL record key: `org/YYYY-MM-DD`."""
+        return f"{self.org}/{day_name(self.day)}"
+
+    @classmethod
+    def from_key(cls, key: str) -> Partition:
+        org, _, name = key.partition("/")
+        return cls(org, day_from_name(name))
+
+
+def day_of(timestamp_ns: int) -> int:
+    return min(max(timestamp_ns // NS_PER_DAY, MIN_DAY), MAX_DAY)
+
+
+def day_name(day: int) -> str:
+    return (_EPOCH + dt.timedelta(days=day)).isoformat()
+
+
+def day_from_name(name: str) -> int:
+    return (dt.date.fromisoformat(name) - _EPOCH).days
+
+
+class PartitionLayout:
+    """Maps partitions to directories and finds which exist."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir / "index"
+
+    def path(self, partition: Partition) -> Path:
+        return self.root / partition.org / day_name(partition.day)
+
+    def existing(self, org: str | None = None) -> list[Partition]:
+        """Every partition on disk (of one organisation, or all), oldest day first."""
+        found: list[Partition] = []
+        orgs = [self.root / org] if org is not None else sorted(self.root.glob("*"))
+        for org_dir in orgs:
+            if not org_dir.is_dir():
+                continue
+            for day_dir in org_dir.iterdir():
+                try:
+                    day = day_from_name(day_dir.name)
+                except ValueError:
+                    continue
+                if (day_dir / "meta.json").exists():
+                    found.append(Partition(org_dir.name, day))
+        return sorted(found, key=lambda p: (p.day, p.org))
+
+    def overlapping(self, org: str, start_ns: int, end_ns: int) -> list[Partition]:
+        """The partitions of `org` whose day intersects [start_ns, end_ns]."""
+        first, last = day_of(start_ns), day_of(end_ns)
+        return [p for p in self.existing(org) if first <= p.day <= last]
+
+
+def open_index(path: Path, *, stemming: bool, create: bool) -> tantivy.Index | None:
+    """Open (or create) the index at `path` with our analyzers registered; None when absent."""
+    if (path / "meta.json").exists():
+        index = tantivy.Index.open(str(path))
+    elif create:
+        path.mkdir(parents=True, exist_ok=True)
+        index = tantivy.Index(schema.build_schema(stemming=stemming), path=str(path))
+    else:
+        return None
+    schema.register_tokenizers(index)
+    return index
+
+
+def max_wal_seq(index: tantivy.Index) -> int:
+    """The newest WAL record this index holds: recovery resumes after it."""
+    searcher = index.searcher()
+    if searcher.num_docs == 0:
+        return 0
+    hits = searcher.search(
+        tantivy.Query.all_query(), 1, count=False, order_by_field=schema.WAL_SEQ, order=tantivy.Order.Desc
+    ).hits
+    values = searcher.fast_field_values(schema.WAL_SEQ, [hits[0][1]])
+    return int(values[0] or 0)

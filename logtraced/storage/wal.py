@@ -1,0 +1,240 @@
+"""Segmented write-ahead log: every accepted batch is appended and fsynced here before it is acknowledged.
+
+A record holds the encoded documents of one partition (organisation + UTC day) under one
+sequence number.  The indexer process tails the log and stores that sequence number in
+each document, so after a crash the index itself says which records it already holds.
+
+Record layout (little endian)::
+
+    magic "LTW1" | payload length u32 | crc32 u32 | seq u64 | count u32 | key length u16 | key | payload
+
+The CRC covers everything after itself.  A torn tail (a crash mid-write) fails the length or
+CRC check and is truncated away when the writer reopens the log; it was never acknowledged.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from logtraced.errors import StorageError
+
+MAGIC = b"LTW1"
+_HEADER = struct.Struct("<4sIIQIH")
+HEADER_SIZE = _HEADER.size
+SEGMENT_SUFFIX = ".wal"
+MAX_PAYLOAD = 1 << 31
+
+
+@dataclass(frozen=True, slots=True)
+class WalRecord:
+    seq: int
+    key: str
+    count: int
+    payload: bytes
+
+    def documents(self) -> list[bytes]:
+        return self.payload.split(b"\n") if self.count else []
+
+
+def segment_name(first_seq: int) -> str:
+    return f"{first_seq:020d}{SEGMENT_SUFFIX}"
+
+
+def list_segments(directory: Path) -> list[tuple[int, Path]]:
+    """Segments sorted by the first sequence number they may hold (their name)."""
+    found = []
+    for path in directory.glob("*" + SEGMENT_SUFFIX):
+        try:
+            found.append((int(path.stem), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def encode_record(seq: int, key: str, documents: list[bytes]) -> bytes:
+    key_bytes = key.encode()
+    payload = b"\n".join(documents)
+    body = struct.pack("<QIH", seq, len(documents), len(key_bytes)) + key_bytes + payload
+    crc = zlib.crc32(body)
+    return MAGIC + struct.pack("<II", len(payload), crc) + body
+
+
+def read_records(data: bytes, start: int = 0) -> Iterator[tuple[int, WalRecord]]:
+    """Yield (end offset, record) for every complete, intact record from `start` on; stop at the first bad one."""
+    offset = start
+    size = len(data)
+    while offset + HEADER_SIZE <= size:
+        magic, length, crc, seq, count, key_len = _HEADER.unpack_from(data, offset)
+        end = offset + HEADER_SIZE + key_len + length
+        if magic != MAGIC or end > size:
+            return
+        if zlib.crc32(data[offset + 12 : end]) != crc:
+            return
+        key_start = offset + HEADER_SIZE
+        key = data[key_start : key_start + key_len].decode()
+        yield end, WalRecord(seq, key, count, data[key_start + key_len : end])
+        offset = end
+
+
+class WalWriter:
+    """Appends records to the newest segment and rotates by size; owned by the daemon's event loop.
+
+    Writes go to the OS immediately; `sync()` makes them durable and is called by the group
+    committer (in a worker thread) so that many batches share one fsync.
+    """
+
+    def __init__(self, directory: Path, segment_bytes: int) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self.next_seq, self._path, size = self._recover()
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._size = size
+        self.written_seq = self.next_seq - 1
+        _fsync_directory(directory)
+
+    def _recover(self) -> tuple[int, Path, int]:
+        """Find where to continue: cut a torn tail off the newest segment, resume after its last record."""
+        segments = list_segments(self.directory)
+        if not segments:
+            return 1, self.directory / segment_name(1), 0
+        first_seq, path = segments[-1]
+        data = path.read_bytes()
+        last_seq, good_end = first_seq - 1, 0
+        for end, record in read_records(data):
+            last_seq, good_end = record.seq, end
+        if good_end < len(data):
+            with path.open("r+b") as handle:
+                handle.truncate(good_end)
+                os.fsync(handle.fileno())
+        return max(last_seq + 1, first_seq), path, good_end
+
+    def append(self, key: str, documents: list[bytes]) -> int:
+        """Write one record and return its sequence number (not yet durable)."""
+        if self._size >= self.segment_bytes:
+            self._rotate()
+        seq = self.next_seq
+        record = encode_record(seq, key, documents)
+        if len(record) >= MAX_PAYLOAD:
+            raise StorageError(f"WAL record of {len(record)} bytes is too large")
+        _write_all(self._fd, record)
+        self._size += len(record)
+        self.next_seq = seq + 1
+        self.written_seq = seq
+        return seq
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def _rotate(self) -> None:
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._path = self.directory / segment_name(self.next_seq)
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._size = 0
+        _fsync_directory(self.directory)
+
+    def close(self) -> None:
+        os.fsync(self._fd)
+        os.close(self._fd)
+
+
+class WalTailer:
+    """Reads records in order across segments, never past the sequence number the writer made durable.
+
+    The writer may be mid-append while we read: an incomplete record stays in `_pending`
+    until the rest arrives, and a complete one beyond the durable mark is held back.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._segment_first = -1
+        self._handle: BinaryIO | None = None
+        self._pending = b""
+        self._held: WalRecord | None = None
+        self.last_seq = 0
+
+    def read_until(self, durable_seq: int) -> Iterator[WalRecord]:
+        """Yield, in order, every record with seq <= durable_seq not yielded before."""
+        while True:
+            record = self._held or self._next_record()
+            if record is None:
+                return
+            if record.seq > durable_seq:
+                self._held = record
+                return
+            self._held = None
+            if record.seq > self.last_seq:
+                self.last_seq = record.seq
+                yield record
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def _next_record(self) -> WalRecord | None:
+        while True:
+            if self._handle is None and not self._open_following_segment():
+                return None
+            for end, record in read_records(self._pending):
+                self._pending = self._pending[end:]
+                return record
+            if not self._read_more():
+                return None
+
+    def _read_more(self) -> bool:
+        """Pull appended bytes from the current segment, or move to the next one once it exists."""
+        assert self._handle is not None
+        more = self._handle.read()
+        if more:
+            self._pending += more
+            return True
+        if not any(first > self._segment_first for first, _ in list_segments(self.directory)):
+            return False
+        # The writer only rotates after fsyncing a complete record, so nothing is left here.
+        self.close()
+        return self._open_following_segment()
+
+    def _open_following_segment(self) -> bool:
+        for first, path in list_segments(self.directory):
+            if first > self._segment_first:
+                try:
+                    self._handle = path.open("rb")
+                except FileNotFoundError:
+                    continue
+                self._segment_first, self._pending = first, b""
+                return True
+        return False
+
+
+def delete_segments_through(directory: Path, committed_seq: int) -> int:
+    """Remove segments whose every record is <= committed_seq; the newest segment always stays."""
+    segments = list_segments(directory)
+    removed = 0
+    for (first, path), (next_first, _) in zip(segments, segments[1:]):
+        if next_first - 1 <= committed_seq:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
