@@ -148,6 +148,7 @@ def _validate(org: str, environment: str, scopes: frozenset[str], tier: str, nam
 
 
 def _problem(org: str, environment: str, scopes: frozenset[str], tier: str, name: str) -> str | None:
+    """The first thing wrong with a key request, checked in the order an operator would fix them."""
     if not ORG_PATTERN.fullmatch(org):
         return f"organisation {org!r} is not a slug ([a-z0-9][a-z0-9_-]{{0,62}})"
     if environment not in ENVIRONMENTS:
@@ -162,12 +163,14 @@ def _problem(org: str, environment: str, scopes: frozenset[str], tier: str, name
 
 
 def _to_row(record: KeyRecord) -> tuple[Any, ...]:
+    """Scopes are stored sorted and space-separated, so equal sets give equal rows."""
     scopes = " ".join(sorted(record.scopes))
     return (record.id, record.display_prefix, record.org, record.environment, scopes,
             record.tier, record.name, record.created_at, record.revoked_at)
 
 
 def _from_row(row: tuple[Any, ...]) -> KeyRecord:
+    """The inverse of _to_row, for rows selected with _COLUMNS."""
     key_id, prefix, org, environment, scopes, tier, name, created_at, revoked_at = row
     return KeyRecord(key_id, prefix, org, environment, frozenset(scopes.split()), tier, name,
                      created_at, revoked_at)
