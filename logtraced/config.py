@@ -20,7 +20,7 @@ from logtraced.errors import ConfigError
 
 ENV_PREFIX = "LOGTRACED_"
 ENVIRONMENTS = ("production", "staging", "development")
-ORG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+ORG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -249,7 +249,7 @@ def _check(config: Config) -> None:
 
 
 def _check_tenant(org_key: str, org: str, env_key: str, environment: str) -> None:
-    if not ORG_PATTERN.match(org):
+    if not ORG_PATTERN.fullmatch(org):
         raise ConfigError(f"{org_key}: {org!r} is not an organisation slug ([a-z0-9][a-z0-9_-]*)")
     if environment not in ENVIRONMENTS:
         raise ConfigError(f"{env_key}: {environment!r} is not one of {', '.join(ENVIRONMENTS)}")

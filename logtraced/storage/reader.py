@@ -1,0 +1,127 @@
+"""The read side of storage: opens day-partitions for a time range and confines every search to one tenant.
+
+`IndexReader.search` is the one function through which every query reads documents, and
+it adds the tenant restriction itself (the organisation picks the directory, the
+environment is a term no user text can widen), so no query language can reach another
+tenant's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import tantivy
+
+from logtraced.events import Event, event_from_document
+from logtraced.ingest.pipeline import Tenant
+from logtraced.storage import schema
+from logtraced.storage.partitions import Partition, PartitionLayout, open_index
+
+
+@dataclass
+class _Opened:
+    index: tantivy.Index
+    generation: int
+
+
+class IndexReader:
+    """Caches opened partitions; `on_commit` makes the next search reload them."""
+
+    def __init__(self, layout: PartitionLayout) -> None:
+        self.layout = layout
+        self.generation = 0
+        self._open: dict[Partition, _Opened] = {}
+
+    def on_commit(self) -> None:
+        self.generation += 1
+
+    def drop(self, keys: list[str]) -> None:
+        """Forget partitions deleted by retention."""
+        for key in keys:
+            self._open.pop(Partition.from_key(key), None)
+
+    def partitions(self, tenant: Tenant, start_ns: int, end_ns: int, *, newest_first: bool = True) -> list[Partition]:
+        found = self.layout.overlapping(tenant.org, start_ns, end_ns)
+        return sorted(found, key=lambda p: p.day, reverse=newest_first)
+
+    def index(self, partition: Partition) -> tantivy.Index | None:
+        opened = self._open.get(partition)
+        if opened is None:
+            index = open_index(self.layout.path(partition), stemming=False, create=False)
+            if index is None:
+                return None
+            opened = self._open[partition] = _Opened(index, self.generation)
+        elif opened.generation != self.generation:
+            opened.index.reload()
+            opened.generation = self.generation
+        return opened.index
+
+    def searchers(self, tenant: Tenant, start_ns: int, end_ns: int, *, newest_first: bool = True) -> Iterator[tuple[Partition, tantivy.Index, tantivy.Searcher]]:
+        for partition in self.partitions(tenant, start_ns, end_ns, newest_first=newest_first):
+            index = self.index(partition)
+            if index is not None:
+                yield partition, index, index.searcher()
+
+    @staticmethod
+    def confine(index: tantivy.Index, tenant: Tenant, start_ns: int, end_ns: int, query: tantivy.Query | None) -> tantivy.Query:
+        """The tenant and time restriction every search carries; user queries are only ANDed onto it."""
+        parts = [
+            tantivy.Query.term_query(index.schema, schema.ENV, tenant.env),
+            tantivy.Query.term_query(index.schema, schema.ORG, tenant.org),
+            tantivy.Query.range_query(index.schema, schema.TIMESTAMP, tantivy.FieldType.Integer, start_ns, end_ns),
+        ]
+        if query is not None:
+            parts.append(query)
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, part) for part in parts])
+
+    def search(
+        self,
+        tenant: Tenant,
+        start_ns: int,
+        end_ns: int,
+        build_query: Any,
+        *,
+        limit: int,
+        newest_first: bool = True,
+    ) -> Iterator[tuple[Partition, tantivy.Searcher, list[tuple[int, tantivy.DocAddress]]]]:
+        """Per partition (in time order), the top `limit` matches by timestamp.
+
+        `build_query(index)` returns the user's tantivy query for that partition's schema (or None
+        for everything); the tenant restriction is added here whatever it returns.
+        """
+        order = tantivy.Order.Desc if newest_first else tantivy.Order.Asc
+        for partition, index, searcher in self.searchers(tenant, start_ns, end_ns, newest_first=newest_first):
+            query = self.confine(index, tenant, start_ns, end_ns, build_query(index))
+            result = searcher.search(query, limit, count=False, order_by_field=schema.TIMESTAMP, order=order)
+            yield partition, searcher, [(int(score), address) for score, address in result.hits]
+
+
+def newest_events(
+    reader: IndexReader,
+    tenant: Tenant,
+    start_ns: int,
+    end_ns: int,
+    *,
+    field: str | None = None,
+    term: str | None = None,
+    limit: int = 100,
+) -> list[Event]:
+    """The newest `limit` events of a tenant in [start_ns, end_ns], optionally where `field` holds `term`.
+
+    `term` is matched as one indexed term: exact for raw fields, one lowercased word for the message.
+    """
+    def build(index: tantivy.Index) -> tantivy.Query | None:
+        if field is None or term is None:
+            return None
+        value = term.lower() if field in (schema.MESSAGE, schema.LEVEL) else term
+        return tantivy.Query.term_query(index.schema, field, value)
+
+    events: list[Event] = []
+    for _, searcher, hits in reader.search(tenant, start_ns, end_ns, build, limit=limit):
+        for _, address in hits:
+            events.append(event_from_document(searcher.doc(address).to_dict()))
+        if len(events) >= limit:
+            break
+    return events[:limit]

@@ -1,0 +1,144 @@
+"""Runs the real daemon as a child process on ephemeral ports, for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+READY_TIMEOUT_SECONDS = 30.0
+
+
+class DaemonProcess:
+    """`logtraced serve` in a temporary data directory; ports are read from its `daemon_ready` log line."""
+
+    def __init__(self, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.extra_args = list(extra_args)
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.lines: list[dict[str, Any]] = []
+        self.tcp_port = self.udp_port = self.http_port = 0
+        self._ready = threading.Event()
+
+    def start(self) -> DaemonProcess:
+        command = [
+            sys.executable, "-m", "logtraced", "serve",
+            "--data-dir", str(self.data_dir),
+            "--tcp-host", "127.0.0.1", "--tcp-port", "0",
+            "--udp-host", "127.0.0.1", "--udp-port", "0",
+            "--http-host", "127.0.0.1", "--http-port", "0",
+            "--log-format", "json",
+            *self.extra_args,
+        ]
+        environment = {**os.environ, **self.env}
+        self.lines = []
+        self._ready.clear()
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
+        threading.Thread(target=self._read_logs, daemon=True).start()
+        if not self._ready.wait(READY_TIMEOUT_SECONDS):
+            self.kill()
+            raise RuntimeError(f"daemon did not become ready; log: {self.lines[-20:]}")
+        return self
+
+    def _read_logs(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        for raw in self.process.stderr:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                line = {"event": "unparsed", "text": raw.decode(errors="replace")}
+            self.lines.append(line)
+            if line.get("event") == "daemon_ready":
+                self.tcp_port = line.get("tcp_port") or 0
+                self.udp_port = line.get("udp_port") or 0
+                self.http_port = line.get("http_port") or 0
+                self._ready.set()
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the daemon and its indexer child: the crash case."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for child in _children(self.process.pid):
+            os.kill(child, signal.SIGKILL)
+        self.process.kill()
+        self.process.wait(10)
+
+    def events_named(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line.get("event") == name]
+
+    # --- HTTP helpers -------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        request = urllib.request.Request(self.url(path), data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                payload = response.read()
+                return response.status, dict(response.headers), _json_or_text(payload)
+        except urllib.error.HTTPError as error:
+            payload = error.read()
+            return error.code, dict(error.headers), _json_or_text(payload)
+
+    # --- sending ------------------------------------------------------------------------------
+    def send_tcp(self, payload: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", self.tcp_port)) as sock:
+            sock.sendall(payload)
+
+    def send_udp(self, payload: bytes) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(payload, ("127.0.0.1", self.udp_port))
+
+
+def _json_or_text(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload.decode(errors="replace")
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children via /proc (the indexer process), so a crash test kills the whole daemon."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll until `predicate()` is truthy; fail with the last value after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        time.sleep(interval)
+        value = predicate()
+    return value
