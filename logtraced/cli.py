@@ -56,7 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_config_flags(serve)
     for flag, (key, kind) in SERVE_FLAGS.items():
         serve.add_argument(flag, dest=key, type=kind, default=None, help=f"sets {key}")
-    serve.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", help="set any config key, e.g. --set index.commit_interval_ms=500")
+    serve.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any config key, e.g. --set index.commit_interval_ms=500",
+    )
     serve.set_defaults(run=_serve)
     check = commands.add_parser("check-config", help="load and validate the configuration, print it as JSON")
     _add_config_flags(check)
@@ -65,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", default=None, help="TOML config file (default: $LOGTRACED_CONFIG, else embedded defaults)")
+    parser.add_argument(
+        "--config", "-c", default=None, help="TOML config file (default: $LOGTRACED_CONFIG, else embedded defaults)"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[Config, str | None]:
@@ -110,4 +119,3 @@ def _check_config(args: argparse.Namespace) -> int:
     config, _ = config_from_args(args)
     print(msgspec.json.format(msgspec.json.encode(config)).decode())
     return EXIT_OK
-

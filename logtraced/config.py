@@ -174,7 +174,7 @@ def _environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
-        key = name[len(ENV_PREFIX):].lower()
+        key = name[len(ENV_PREFIX) :].lower()
         section, _, rest = key.partition("_")
         dotted = f"{section}.{rest}" if section in sections and rest else key
         _set_dotted(layer, dotted, value)
@@ -183,10 +183,7 @@ def _environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _section_fields() -> dict[str, bool]:
     """Top-level keys of Config, each marked True when it is a nested section."""
-    return {
-        field.name: isinstance(field.default, _Section)
-        for field in msgspec.structs.fields(Config)
-    }
+    return {field.name: isinstance(field.default, _Section) for field in msgspec.structs.fields(Config)}
 
 
 def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:

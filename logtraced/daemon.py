@@ -86,7 +86,9 @@ class IndexerLink:
 
     def start(self) -> None:
         parent, child = self.context.Pipe(duplex=True)
-        self.process = self.context.Process(target=indexer.run, args=(self.config, child), name="logtraced-indexer", daemon=True)
+        self.process = self.context.Process(
+            target=indexer.run, args=(self.config, child), name="logtraced-indexer", daemon=True
+        )
         self.process.start()
         child.close()
         self.conn = parent
@@ -177,7 +179,13 @@ async def serve(config: Config, config_path: str | None = None, *, ready: asynci
     _install_signals(state, stop)
     listeners = await _start_listeners(state)
     state.ready = True
-    log.info("daemon_ready", tcp_port=state.ports.tcp, udp_port=state.ports.udp, http_port=state.ports.http, data_dir=str(data_dir))
+    log.info(
+        "daemon_ready",
+        tcp_port=state.ports.tcp,
+        udp_port=state.ports.udp,
+        http_port=state.ports.http,
+        data_dir=str(data_dir),
+    )
     _notify_systemd("READY=1")
     if ready is not None:
         ready.set()
@@ -192,7 +200,11 @@ async def serve(config: Config, config_path: str | None = None, *, ready: asynci
     await link.stop(pipeline.durable_seq, min(INDEXER_DRAIN_SECONDS, max(remaining, 1.0)))
     wal.close()
     await auth.close()
-    log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3), events_accepted=pipeline.counters.events_accepted)
+    log.info(
+        "daemon_stopped",
+        seconds=round(time.monotonic() - started, 3),
+        events_accepted=pipeline.counters.events_accepted,
+    )
     return state
 
 

@@ -16,9 +16,7 @@ from logtraced.config import LogConfig
 def configure_logging(config: LogConfig) -> None:
     """Route the daemon's own logs to stderr; journald stores them, `format=auto` picks by tty."""
     use_console = config.format == "console" or (config.format == "auto" and sys.stderr.isatty())
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=False) if use_console else structlog.processors.JSONRenderer()
-    )
+    renderer: Any = structlog.dev.ConsoleRenderer(colors=False) if use_console else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -33,12 +33,26 @@ class DaemonProcess:
 
     def start(self) -> DaemonProcess:
         command = [
-            sys.executable, "-m", "logtraced", "serve",
-            "--data-dir", str(self.data_dir),
-            "--tcp-host", "127.0.0.1", "--tcp-port", "0",
-            "--udp-host", "127.0.0.1", "--udp-port", "0",
-            "--http-host", "127.0.0.1", "--http-port", "0",
-            "--log-format", "json",
+            sys.executable,
+            "-m",
+            "logtraced",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--tcp-host",
+            "127.0.0.1",
+            "--tcp-port",
+            "0",
+            "--udp-host",
+            "127.0.0.1",
+            "--udp-port",
+            "0",
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--log-format",
+            "json",
             *self.extra_args,
         ]
         environment = {**os.environ, **self.env}
@@ -87,7 +101,9 @@ class DaemonProcess:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.http_port}{path}"
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+    ) -> tuple[int, dict[str, str], Any]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         request = urllib.request.Request(self.url(path), data=data, method=method, headers=all_headers)

@@ -36,7 +36,9 @@ class HttpServer:
 
     async def start(self) -> int:
         config = self.state.config.http
-        self.runner = web.AppRunner(build_app(self.state), access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
+        self.runner = web.AppRunner(
+            build_app(self.state), access_log=None, handler_cancellation=True, shutdown_timeout=2.0
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.host, config.port, backlog=1024, reuse_address=True)
         await site.start()

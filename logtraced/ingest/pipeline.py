@@ -87,9 +87,7 @@ class Backlog:
 
     @property
     def drained(self) -> bool:
-        return (
-            self.events < self.max_events * RESUME_FRACTION and self.size < self.max_bytes * RESUME_FRACTION
-        )
+        return self.events < self.max_events * RESUME_FRACTION and self.size < self.max_bytes * RESUME_FRACTION
 
 
 class IngestPipeline:

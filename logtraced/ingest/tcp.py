@@ -169,7 +169,9 @@ class TcpConnection(asyncio.Protocol):
         idle = time.monotonic() - self.last_data
         timeout = self.receiver.config.idle_timeout_seconds
         if self.paused or idle < timeout:
-            self.idle_timer = asyncio.get_running_loop().call_later(timeout - idle if not self.paused else timeout, self._check_idle)
+            self.idle_timer = asyncio.get_running_loop().call_later(
+                timeout - idle if not self.paused else timeout, self._check_idle
+            )
             return
         self.receiver.warnings.warn("tcp_idle_timeout", idle_seconds=round(idle))
         self.finish()

@@ -12,7 +12,6 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import msgspec
 import tantivy

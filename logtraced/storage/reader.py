@@ -58,14 +58,18 @@ class IndexReader:
             opened.generation = self.generation
         return opened.index
 
-    def searchers(self, tenant: Tenant, start_ns: int, end_ns: int, *, newest_first: bool = True) -> Iterator[tuple[Partition, tantivy.Index, tantivy.Searcher]]:
+    def searchers(
+        self, tenant: Tenant, start_ns: int, end_ns: int, *, newest_first: bool = True
+    ) -> Iterator[tuple[Partition, tantivy.Index, tantivy.Searcher]]:
         for partition in self.partitions(tenant, start_ns, end_ns, newest_first=newest_first):
             index = self.index(partition)
             if index is not None:
                 yield partition, index, index.searcher()
 
     @staticmethod
-    def confine(index: tantivy.Index, tenant: Tenant, start_ns: int, end_ns: int, query: tantivy.Query | None) -> tantivy.Query:
+    def confine(
+        index: tantivy.Index, tenant: Tenant, start_ns: int, end_ns: int, query: tantivy.Query | None
+    ) -> tantivy.Query:
         """The tenant and time restriction every search carries; user queries are only ANDed onto it."""
         parts = [
             tantivy.Query.term_query(index.schema, schema.ENV, tenant.env),
@@ -112,6 +116,7 @@ def newest_events(
 
     `term` is matched as one indexed term: exact for raw fields, one lowercased word for the message.
     """
+
     def build(index: tantivy.Index) -> tantivy.Query | None:
         if field is None or term is None:
             return None
@@ -125,3 +130,12 @@ def newest_events(
         if len(events) >= limit:
             break
     return events[:limit]
+
+
+def count_events(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int) -> int:
+    """How many events of a tenant fall in [start_ns, end_ns] (counted by the index, no documents read)."""
+    total = 0
+    for _, index, searcher in reader.searchers(tenant, start_ns, end_ns):
+        query = reader.confine(index, tenant, start_ns, end_ns, None)
+        total += searcher.search(query, 0, count=True).count or 0
+    return total

@@ -70,7 +70,11 @@ def build_schema(*, stemming: bool) -> tantivy.Schema:
 
 
 def fast_value_analyzer() -> tantivy.TextAnalyzer:
-    """Attribute strings in the columnar store: whole value, lowercased (tantivy ties it to the field's tokenizer name)."""
+    """Attribute strings in the columnar store: the whole value, lowercased.
+
+    tantivy looks the fast-field normaliser up under the field's tokenizer name, so it has to be
+    registered under MESSAGE_TOKENIZER too.
+    """
     return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).filter(tantivy.Filter.lowercase()).build()
 
 

@@ -218,7 +218,7 @@ def delete_segments_through(directory: Path, committed_seq: int) -> int:
     """Remove segments whose every record is <= committed_seq; the newest segment always stays."""
     segments = list_segments(directory)
     removed = 0
-    for (first, path), (next_first, _) in zip(segments, segments[1:]):
+    for (_, path), (next_first, _) in zip(segments, segments[1:], strict=False):
         if next_first - 1 <= committed_seq:
             path.unlink(missing_ok=True)
             removed += 1

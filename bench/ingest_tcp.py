@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""TCP ingest throughput, end to end until searchable, against the in-process add_json ceiling measured in the same run.
+
+Sends N generated ~300-byte Logstash json_lines events over several TCP connections to a real
+daemon, waits until the index counts all of them, and reports events/s, MB/s and the peak RSS
+of the daemon (both processes).  The ceiling is plain `IndexWriter.add_json` + commit of the
+same events (already normalised), in this process, with the same schema: what this stack can
+do with no receiving, no WAL and no Python per-event work.
+
+    python bench/ingest_tcp.py --events 1000000 --connections 4 [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import tantivy  # noqa: E402
+
+from logtraced.events import encode_documents, events_from_frame  # noqa: E402
+from logtraced.ingest.pipeline import Tenant  # noqa: E402
+from logtraced.storage import schema  # noqa: E402
+from logtraced.storage.partitions import PartitionLayout  # noqa: E402
+from logtraced.storage.reader import IndexReader, count_events  # noqa: E402
+from tests.harness import DaemonProcess  # noqa: E402
+
+SERVICES = ["payment-gateway", "api-gateway", "user-service", "notification-service", "auth", "search"]
+LEVELS = ["INFO"] * 7 + ["WARN", "ERROR", "DEBUG"]
+WORDS = "connection timeout upstream request completed failed retry user order cache miss hit database".split()
+
+
+def generate(count: int, seed: int) -> list[bytes]:
+    """Logstash json_lines events of about 300 bytes, spread over the last hour."""
+    rng = random.Random(seed)
+    now = time.time()
+    lines = []
+    for i in range(count):
+        ts = now - rng.random() * 3600
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+        words = " ".join(rng.choice(WORDS) for _ in range(6))
+        record = {
+            "@timestamp": stamp,
+            "@version": "1",
+            "message": f"{words} id={i} took {rng.randint(1, 5000)}ms",
+            "level": rng.choice(LEVELS),
+            "service": rng.choice(SERVICES),
+            "host": {"name": f"web-{rng.randint(1, 40):02d}"},
+            "http": {"status": rng.choice([200, 200, 200, 404, 500]), "method": "GET"},
+            "trace_id": f"{rng.getrandbits(64):016x}",
+        }
+        lines.append(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+    return lines
+
+
+def ceiling(lines: list[bytes], heap: int, threads: int) -> float:
+    """Events/s of add_json + commit on the already-normalised documents, in this process."""
+    received = time.time_ns()
+    documents = []
+    for line in lines:
+        events = events_from_frame(line.rstrip(b"\n"), received)
+        for event in events:
+            event.org, event.env = "default", "production"
+        documents.extend(encode_documents(events, 1))
+    with tempfile.TemporaryDirectory() as directory:
+        index = tantivy.Index(schema.build_schema(stemming=False), path=directory)
+        schema.register_tokenizers(index)
+        writer = index.writer(heap, threads)
+        started = time.perf_counter()
+        add = writer.add_json
+        for document in documents:
+            add(document)
+        writer.commit()
+        elapsed = time.perf_counter() - started
+        writer.wait_merging_threads()
+    return len(documents) / elapsed
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def daemon_pids(daemon: DaemonProcess) -> list[int]:
+    from tests.harness import _children
+
+    assert daemon.process is not None
+    return [daemon.process.pid, *_children(daemon.process.pid)]
+
+
+def end_to_end(lines: list[bytes], connections: int, data: Path, extra: list[str]) -> dict[str, float]:
+    daemon = DaemonProcess(data, *extra).start()
+    try:
+        pids = daemon_pids(daemon)
+        shares = [b"".join(lines[i::connections]) for i in range(connections)]
+        total_bytes = sum(map(len, shares))
+        peak_rss = [rss_bytes(pids)]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak_rss[0] = max(peak_rss[0], rss_bytes(pids))
+                time.sleep(0.2)
+
+        def send(payload: bytes) -> None:
+            with socket.create_connection(("127.0.0.1", daemon.tcp_port)) as sock:
+                view = memoryview(payload)
+                for start in range(0, len(view), 1 << 20):
+                    sock.sendall(view[start : start + (1 << 20)])
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        reader = IndexReader(PartitionLayout(data))
+        tenant = Tenant("default", "production")
+        started = time.perf_counter()
+        senders = [threading.Thread(target=send, args=(share,)) for share in shares]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        sent = time.perf_counter() - started
+        while True:
+            reader.on_commit()
+            if count_events(reader, tenant, 0, 2**62) >= len(lines):
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        done.set()
+        return {
+            "events_per_second": len(lines) / elapsed,
+            "megabytes_per_second": total_bytes / elapsed / 1e6,
+            "send_seconds": sent,
+            "searchable_seconds": elapsed,
+            "peak_rss_mib": peak_rss[0] / 2**20,
+            "rss_after_mib": rss_bytes(pids) / 2**20,
+        }
+    finally:
+        daemon.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; medians are reported")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--daemon-arg", action="append", default=[], help="extra `serve` argument, repeatable")
+    args = parser.parse_args()
+    lines = generate(args.events, args.seed)
+    heap, threads = 128 * 1024 * 1024, 1
+    ceilings, runs = [], []
+    for _ in range(args.repeat):
+        ceilings.append(ceiling(lines, heap, threads))
+        with tempfile.TemporaryDirectory() as directory:
+            runs.append(end_to_end(lines, args.connections, Path(directory) / "data", args.daemon_arg))
+    ceiling_rate = statistics.median(ceilings)
+    rate = statistics.median(run["events_per_second"] for run in runs)
+    result = {
+        "events": args.events,
+        "connections": args.connections,
+        "average_event_bytes": sum(map(len, lines)) / len(lines),
+        "ceiling_add_json_events_per_second": ceiling_rate,
+        "end_to_end_events_per_second": rate,
+        "ratio_to_ceiling": rate / ceiling_rate,
+        "megabytes_per_second": statistics.median(run["megabytes_per_second"] for run in runs),
+        "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
+        "runs": runs,
+        "ceilings": ceilings,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(
+            f"events={args.events} conns={args.connections} avg_bytes={result['average_event_bytes']:.0f}\n"
+            f"ceiling add_json: {ceiling_rate:,.0f} ev/s (median of {args.repeat})\n"
+            f"end-to-end until searchable: {rate:,.0f} ev/s, {result['megabytes_per_second']:.1f} MB/s "
+            f"= {result['ratio_to_ceiling']:.2f} of ceiling\n"
+            f"peak daemon RSS: {result['peak_rss_mib']:.0f} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()

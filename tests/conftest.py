@@ -1,0 +1,66 @@
+"""Shared fixtures: the real daemon on ephemeral ports in a temporary data directory, and a reader of its index."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logtraced.events import Event
+from logtraced.ingest.pipeline import Tenant
+from logtraced.storage.partitions import PartitionLayout
+from logtraced.storage.reader import IndexReader, newest_events
+from tests.harness import DaemonProcess, wait_until
+
+FAST_COMMIT = ("--set", "index.commit_interval_ms=200")
+DEFAULT_TENANT = Tenant("default", "production")
+
+
+class Store:
+    """Reads the daemon's index from the test process, as a second reader would."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.reader = IndexReader(PartitionLayout(data_dir))
+
+    def events(
+        self,
+        tenant: Tenant = DEFAULT_TENANT,
+        *,
+        field: str | None = None,
+        term: str | None = None,
+        limit: int = 100_000,
+        start_ns: int = 0,
+        end_ns: int = 2**62,
+    ) -> list[Event]:
+        self.reader.on_commit()  # always reload: the daemon commits from another process
+        return newest_events(self.reader, tenant, start_ns, end_ns, field=field, term=term, limit=limit)
+
+    def wait_for(self, count: int, timeout: float = 20.0, **query: object) -> list[Event]:
+        """Poll until at least `count` events match, then return them (no sleeping on a guess)."""
+        found: list[Event] = []
+
+        def enough() -> bool:
+            nonlocal found
+            found = self.events(**query)  # type: ignore[arg-type]
+            return len(found) >= count
+
+        wait_until(enough, timeout)
+        return found
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
+    process = DaemonProcess(tmp_path / "data", *FAST_COMMIT).start()
+    yield process
+    process.kill()
+
+
+@pytest.fixture
+def store(daemon: DaemonProcess) -> Store:
+    return Store(daemon.data_dir)
+
+
+def now_ns() -> int:
+    return time.time_ns()

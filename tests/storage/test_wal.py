@@ -1,0 +1,101 @@
+"""Tests of the write-ahead log: record framing, torn tails, rotation, tailing and segment deletion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from logtraced.storage.wal import WalTailer, WalWriter, delete_segments_through, list_segments, read_records
+
+
+def _append(writer: WalWriter, count: int, key: str = "default/2024-03-15") -> list[int]:
+    return [writer.append(key, [b'{"n":%d}' % i, b'{"m":1}']) for i in range(count)]
+
+
+class TestWriter:
+    """Appending assigns increasing sequence numbers that survive reopening."""
+
+    def test_sequence_continues_after_reopen(self, tmp_path: Path) -> None:
+        writer = WalWriter(tmp_path, 1 << 20)
+        assert _append(writer, 3) == [1, 2, 3]
+        writer.close()
+        writer = WalWriter(tmp_path, 1 << 20)
+        assert _append(writer, 1) == [4]
+        writer.close()
+
+    def test_torn_tail_is_cut_and_never_read(self, tmp_path: Path) -> None:
+        writer = WalWriter(tmp_path, 1 << 20)
+        _append(writer, 2)
+        writer.close()
+        ((_, path),) = list_segments(tmp_path)
+        intact = path.stat().st_size
+        with path.open("ab") as handle:
+            handle.write(b"LTW1\x40\x00\x00\x00garbage")
+        writer = WalWriter(tmp_path, 1 << 20)
+        assert path.stat().st_size == intact
+        assert writer.append("k", [b"{}"]) == 3
+        writer.close()
+        assert [record.seq for _, record in read_records(path.read_bytes())] == [1, 2, 3]
+
+    def test_corrupted_record_stops_reading(self, tmp_path: Path) -> None:
+        writer = WalWriter(tmp_path, 1 << 20)
+        _append(writer, 3)
+        writer.close()
+        ((_, path),) = list_segments(tmp_path)
+        data = bytearray(path.read_bytes())
+        data[-3] ^= 0xFF
+        assert [record.seq for _, record in read_records(bytes(data))] == [1, 2]
+
+    def test_rotation_by_size(self, tmp_path: Path) -> None:
+        writer = WalWriter(tmp_path, 100)
+        _append(writer, 5)
+        writer.close()
+        assert len(list_segments(tmp_path)) >= 3
+
+
+class TestTailer:
+    """The tailer yields every durable record once, in order, across segments."""
+
+    def test_reads_only_up_to_the_durable_mark(self, tmp_path: Path) -> None:
+        writer = WalWriter(tmp_path, 120)
+        tailer = WalTailer(tmp_path)
+        _append(writer, 10)
+        assert [r.seq for r in tailer.read_until(4)] == [1, 2, 3, 4]
+        assert [r.seq for r in tailer.read_until(4)] == []
+        assert [r.seq for r in tailer.read_until(10)] == [5, 6, 7, 8, 9, 10]
+        _append(writer, 2)
+        records = list(tailer.read_until(12))
+        assert [r.seq for r in records] == [11, 12]
+        assert records[0].documents() == [b'{"n":0}', b'{"m":1}']
+        assert records[0].key == "default/2024-03-15"
+        writer.close()
+        tailer.close()
+
+    def test_partial_record_waits_for_the_rest(self, tmp_path: Path) -> None:
+        writer = WalWriter(tmp_path, 1 << 20)
+        _append(writer, 1)
+        tailer = WalTailer(tmp_path)
+        ((_, path),) = list_segments(tmp_path)
+        whole = path.read_bytes()
+        writer.close()
+        path.write_bytes(whole[:-5])
+        assert list(tailer.read_until(1)) == []
+        path.write_bytes(whole)
+        assert [r.seq for r in tailer.read_until(1)] == [1]
+        tailer.close()
+
+
+class TestSegmentDeletion:
+    """Committed segments are removed, the newest one always stays."""
+
+    def test_deletes_only_fully_committed_segments(self, tmp_path: Path) -> None:
+        writer = WalWriter(tmp_path, 100)
+        _append(writer, 6)
+        firsts = [first for first, _ in list_segments(tmp_path)]
+        delete_segments_through(tmp_path, firsts[1] - 1)
+        assert [first for first, _ in list_segments(tmp_path)] == firsts[1:]
+        delete_segments_through(tmp_path, 10_000)
+        assert len(list_segments(tmp_path)) == 1
+        writer.close()
+        writer = WalWriter(tmp_path, 100)
+        assert writer.append("k", [b"{}"]) == 7
+        writer.close()

@@ -1,0 +1,119 @@
+"""End-to-end tests of the daemon's lifecycle: crash recovery, graceful shutdown, retention."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from logtraced.storage.partitions import PartitionLayout, day_name
+from logtraced.storage.wal import list_segments, read_records
+from tests.conftest import Store
+from tests.harness import DaemonProcess, wait_until
+
+NS_PER_DAY = 86_400 * 10**9
+
+
+def _wal_events(data_dir: Path) -> int:
+    """Events present in the WAL files (written; survive a process crash)."""
+    total = 0
+    for _, path in list_segments(data_dir / "wal"):
+        total += sum(record.count for _, record in read_records(path.read_bytes()))
+    return total
+
+
+def _lines(run: str, start: int, count: int) -> bytes:
+    return b"".join(json.dumps({"message": f"{run} {i}", "i": i}).encode() + b"\n" for i in range(start, start + count))
+
+
+class TestCrashRecovery:
+    """kill -9 at any moment loses nothing written before it and indexes nothing twice."""
+
+    def test_kill_9_while_ingesting(self, tmp_path: Path) -> None:
+        data = tmp_path / "data"
+        run = uuid.uuid4().hex[:10]
+        daemon = DaemonProcess(data, "--set", "index.commit_interval_ms=300").start()
+        # A: committed to the index before the crash.
+        daemon.send_tcp(_lines(run, 0, 2000))
+        Store(data).wait_for(2000, field="message", term=run)
+        daemon.kill()
+        # B: in the WAL but not yet indexed (commits far apart), then C: streaming when the kill lands.
+        daemon = DaemonProcess(data, "--set", "index.commit_interval_ms=60000").start()
+        daemon.send_tcp(_lines(run, 2000, 3000))
+        wait_until(lambda: _wal_events(data) >= 3000)
+        stop_sending = threading.Event()
+
+        def stream() -> None:
+            i = 5000
+            try:
+                with socket.create_connection(("127.0.0.1", daemon.tcp_port)) as sock:
+                    while not stop_sending.is_set():
+                        sock.sendall(_lines(run, i, 100))
+                        i += 100
+            except OSError:
+                pass
+
+        sender = threading.Thread(target=stream)
+        sender.start()
+        time.sleep(0.3)  # let the stream run so the kill lands mid-ingest
+        daemon.kill()
+        stop_sending.set()
+        sender.join()
+        in_wal = _wal_events(data)
+        daemon = DaemonProcess(data, "--set", "index.commit_interval_ms=300").start()
+        try:
+            events = Store(data).wait_for(in_wal, timeout=60, field="message", term=run)
+            numbers = [e.attributes["i"] for e in events]
+            assert len(numbers) == len(set(numbers)), "an event was indexed twice"
+            assert set(range(5000)) <= set(numbers), "an event written before the crash was lost"
+            assert len(numbers) == in_wal
+        finally:
+            daemon.kill()
+
+
+class TestGracefulShutdown:
+    """SIGTERM drains receivers, commits and exits 0 within 10 s."""
+
+    def test_sigterm_commits_and_exits_zero(self, tmp_path: Path) -> None:
+        data = tmp_path / "data"
+        run = uuid.uuid4().hex[:10]
+        daemon = DaemonProcess(data, "--set", "index.commit_interval_ms=60000").start()
+        with socket.create_connection(("127.0.0.1", daemon.tcp_port)) as sock:
+            sock.sendall(_lines(run, 0, 5000))
+            sock.sendall(json.dumps({"message": f"{run} partial", "i": -1}).encode())  # no newline, still open
+            wait_until(lambda: _wal_events(data) >= 5000)
+            started = time.monotonic()
+            code = daemon.stop(timeout=15)
+        assert code == 0
+        assert time.monotonic() - started < 10
+        events = Store(data).events(field="message", term=run)
+        assert len(events) == 5001
+        assert daemon.events_named("daemon_stopped")
+
+
+class TestRetention:
+    """Whole days older than the retention period are deleted."""
+
+    def test_expired_day_is_dropped(self, tmp_path: Path) -> None:
+        data = tmp_path / "data"
+        now = time.time_ns()
+        old, recent = now - 10 * NS_PER_DAY, now
+        daemon = DaemonProcess(data, "--retention-days", "30", "--set", "index.commit_interval_ms=200").start()
+        for ts in (old, recent):
+            daemon.send_tcp(json.dumps({"message": "retention probe", "@timestamp": ts}).encode() + b"\n")
+        Store(data).wait_for(2, field="message", term="probe")
+        layout = PartitionLayout(data)
+        days = {p.day for p in layout.existing("default")}
+        assert days == {old // NS_PER_DAY, recent // NS_PER_DAY}
+        assert daemon.stop() == 0
+        daemon = DaemonProcess(data, "--retention-days", "5").start()
+        try:
+            wait_until(lambda: {p.day for p in layout.existing("default")} == {recent // NS_PER_DAY})
+            assert not (layout.root / "default" / day_name(old // NS_PER_DAY)).exists()
+            events = Store(data).events(field="message", term="probe")
+            assert [e.timestamp for e in events] == [recent]
+        finally:
+            daemon.kill()
