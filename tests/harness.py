@@ -59,7 +59,8 @@ class DaemonProcess:
         self.lines = []
         self._ready.clear()
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
-        threading.Thread(target=self._read_logs, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_logs, daemon=True)
+        self._reader.start()
         if not self._ready.wait(READY_TIMEOUT_SECONDS):
             self.kill()
             raise RuntimeError(f"daemon did not become ready; log: {self.lines[-20:]}")
@@ -67,7 +68,11 @@ class DaemonProcess:
 
     def _read_logs(self) -> None:
         assert self.process is not None and self.process.stderr is not None
-        for raw in self.process.stderr:
+        with self.process.stderr as stream:
+            self._collect(stream)
+
+    def _collect(self, stream: Any) -> None:
+        for raw in stream:
             try:
                 line = json.loads(raw)
             except ValueError:
@@ -83,7 +88,9 @@ class DaemonProcess:
         """SIGTERM and wait; returns the exit code."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)
+        return code
 
     def kill(self) -> None:
         """SIGKILL the daemon and its indexer child: the crash case."""
@@ -93,6 +100,7 @@ class DaemonProcess:
             os.kill(child, signal.SIGKILL)
         self.process.kill()
         self.process.wait(10)
+        self._reader.join(10)
 
     def events_named(self, name: str) -> list[dict[str, Any]]:
         return [line for line in self.lines if line.get("event") == name]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from typing import cast
 
 from logtraced.config import TcpConfig
 from logtraced.events import Event, events_from_frame
@@ -76,7 +77,7 @@ class TcpConnection(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
         receiver = self.receiver
         if len(receiver.connections) >= receiver.config.max_connections:
             receiver.warnings.warn("tcp_connection_limit", limit=receiver.config.max_connections)

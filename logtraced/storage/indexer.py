@@ -9,6 +9,7 @@ two processes; small control messages travel over a pipe (see `IndexerMessage`).
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -17,7 +18,7 @@ import msgspec
 import tantivy
 
 from logtraced.config import Config
-from logtraced.log import configure_logging, get_logger
+from logtraced.log import WarningLimiter, configure_logging, get_logger
 from logtraced.storage import wal
 from logtraced.storage.partitions import NS_PER_DAY, Partition, PartitionLayout, max_wal_seq, open_index
 
@@ -88,8 +89,10 @@ class Indexer:
         self.open: dict[Partition, _OpenPartition] = {}
         self.documents = 0
         self.expired = 0
+        self.rejected = 0
         self.dirty_since: float | None = None
         self.log = get_logger("indexer")
+        self.warnings = WarningLimiter(self.log)
 
     def index_until(self, durable_seq: int, deadline: float) -> None:
         """Index records up to durable_seq, returning early at `deadline` so commits stay on time."""
@@ -104,13 +107,18 @@ class Indexer:
         partition = Partition.from_key(record.key)
         if partition.day < self._oldest_kept_day():
             self.expired += record.count
+            self.warnings.warn("events_older_than_retention", day=partition.key, events=record.count)
             return
         state = self._partition(partition)
         if record.seq <= state.committed_seq:
             return  # already in the index: a replay after a crash
         add = state.writer.add_json
         for document in record.documents():
-            add(document)
+            try:
+                add(document)
+            except ValueError as exc:  # one bad document must not stop the indexer forever
+                self.rejected += 1
+                self.warnings.warn("document_rejected_by_index", error=str(exc)[:200])
         self.documents += record.count
         state.applied_seq = record.seq
         state.dirty = True
@@ -181,7 +189,14 @@ class Indexer:
 
 
 def run(config: Config, conn: Connection) -> None:
-    """Entry point of the indexer process (spawned by the daemon)."""
+    """Entry point of the indexer process (spawned by the daemon).
+
+    Signals are the daemon's business: systemd and a terminal's Ctrl-C signal the whole group,
+    and the indexer must stay up until the daemon has flushed the WAL and sent `Shutdown`.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     configure_logging(config.log)
     indexer = Indexer(config)
     log = indexer.log
@@ -207,7 +222,11 @@ def _serve(indexer: Indexer, conn: Connection) -> None:
         backlog = indexer.tailer.last_seq < durable
         timeout = 0.0 if backlog else _poll_timeout(indexer, next_retention)
         while conn.poll(timeout):
-            message = decode_message(conn.recv_bytes())
+            try:
+                message = decode_message(conn.recv_bytes())
+            except EOFError:  # the daemon died (kill -9): commit what is indexed; the WAL has the rest
+                _drain(indexer, conn, Shutdown(indexer.tailer.last_seq, 0.0), report=False)
+                return
             if isinstance(message, Shutdown):
                 _drain(indexer, conn, message)
                 return
@@ -230,7 +249,9 @@ def _poll_timeout(indexer: Indexer, next_retention: float) -> float:
     return max(0.0, min(wake - time.monotonic(), 1.0))
 
 
-def _drain(indexer: Indexer, conn: Connection, message: Shutdown) -> None:
+def _drain(indexer: Indexer, conn: Connection, message: Shutdown, *, report: bool = True) -> None:
     deadline = time.monotonic() + message.deadline_seconds
     indexer.index_until(message.seq, deadline)
-    conn.send_bytes(encode_message(indexer.commit()))
+    committed = indexer.commit()
+    if report:
+        conn.send_bytes(encode_message(committed))

@@ -139,3 +139,39 @@ def count_events(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int
         query = reader.confine(index, tenant, start_ns, end_ns, None)
         total += searcher.search(query, 0, count=True).count or 0
     return total
+
+
+def aggregate(
+    reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int, spec: dict[str, Any]
+) -> Iterator[dict[str, Any]]:
+    """Run a tantivy aggregation over each partition of the tenant in range (confined like every search)."""
+    for _, index, searcher in reader.searchers(tenant, start_ns, end_ns):
+        yield searcher.aggregate(reader.confine(index, tenant, start_ns, end_ns, None), spec)
+
+
+def label_field(name: str) -> str:
+    """Canonical labels are their own fields; any other label name is a path into the attributes."""
+    return name if name in schema.LABEL_FIELDS else f"{schema.ATTRIBUTES}.{name}"
+
+
+def label_names(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int) -> list[str]:
+    """The canonical labels that carry at least one non-empty value in range, from the fast fields."""
+    spec = {name: {"terms": {"field": name, "size": 2}} for name in schema.LABEL_FIELDS}
+    present: set[str] = set()
+    for result in aggregate(reader, tenant, start_ns, end_ns, spec):
+        for name in schema.LABEL_FIELDS:
+            if any(bucket["key"] != "" for bucket in result.get(name, {}).get("buckets", [])):
+                present.add(name)
+    return [name for name in schema.LABEL_FIELDS if name in present]
+
+
+def label_values(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int, name: str, limit: int) -> list[str]:
+    """Distinct values of a label in range (a canonical field or an attribute path), sorted, at most `limit`."""
+    spec = {"values": {"terms": {"field": label_field(name), "size": limit}}}
+    values: set[str] = set()
+    for result in aggregate(reader, tenant, start_ns, end_ns, spec):
+        for bucket in result.get("values", {}).get("buckets", []):
+            key = bucket["key"]
+            if key != "":
+                values.add(str(int(key)) if isinstance(key, float) and key.is_integer() else str(key))
+    return sorted(values)[:limit]

@@ -23,6 +23,8 @@ TAGS = "tags"  # raw, multi-valued: _jsonparsefailure, _truncated, shipper tags
 ATTRIBUTES = "attributes"  # JSON: every other field, nested as sent, numbers stay numbers
 WAL_SEQ = "wal_seq"  # i64 fast: sequence of the WAL batch this document came from
 RAW_FIELDS = (LEVEL, SERVICE, HOST, ENV, ORG, INDEX)
+# Fields offered as stream labels (the labels API and query_range's `stream`), in this order.
+LABEL_FIELDS = (SERVICE, LEVEL, ENV, HOST, INDEX)
 
 MESSAGE_TOKENIZER = "lt_text"
 STEMMED_TOKENIZER = "lt_text_stem"
@@ -70,12 +72,12 @@ def build_schema(*, stemming: bool) -> tantivy.Schema:
 
 
 def fast_value_analyzer() -> tantivy.TextAnalyzer:
-    """Attribute strings in the columnar store: the whole value, lowercased.
+    """Attribute strings in the columnar store: the whole value as sent (label values keep their case).
 
     tantivy looks the fast-field normaliser up under the field's tokenizer name, so it has to be
     registered under MESSAGE_TOKENIZER too.
     """
-    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).filter(tantivy.Filter.lowercase()).build()
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.raw()).build()
 
 
 def register_tokenizers(index: tantivy.Index) -> None:

@@ -38,8 +38,9 @@ class WalRecord:
     count: int
     payload: bytes
 
-    def documents(self) -> list[bytes]:
-        return self.payload.split(b"\n") if self.count else []
+    def documents(self) -> list[str]:
+        """The encoded documents; JSON escapes newlines inside strings, so a newline always separates two."""
+        return self.payload.decode().split("\n") if self.count else []
 
 
 def segment_name(first_seq: int) -> str:

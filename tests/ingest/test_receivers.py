@@ -20,13 +20,23 @@ def _unique() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def _recent_iso(ns: int) -> str:
+    """An ISO-8601 timestamp with nanoseconds for `ns` (recent, so retention keeps it)."""
+    seconds, fraction = divmod(ns, 10**9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
+
+
+RECENT_NS = (time.time_ns() // 10**9 - 3600) * 10**9 + 123456789
+RECENT_S = RECENT_NS // 10**9
+
+
 class TestShipperShapes:
     """Each shipper's wire shape round-trips into the store with its fields."""
 
     def test_logstash_json_lines_with_ecs_host(self, daemon: DaemonProcess, store: Store) -> None:
         marker = _unique()
         line = {
-            "@timestamp": "2024-03-15T10:22:01.123456789Z",
+            "@timestamp": _recent_iso(RECENT_NS),
             "@version": "1",
             "message": f"Connection timeout on db-primary-03 {marker}",
             "host": {"name": "web-07", "ip": ["10.0.0.7"]},
@@ -37,7 +47,7 @@ class TestShipperShapes:
         }
         daemon.send_tcp(json.dumps(line).encode() + b"\n")
         (event,) = store.wait_for(1, field="message", term=marker)
-        assert event.timestamp == 1710498121123456789
+        assert event.timestamp == RECENT_NS
         assert (event.level, event.host, event.service) == ("error", "web-07", "payment-gateway")
         assert event.attributes["http"] == {"status": 504}
         assert event.tags == ["beats"]
@@ -46,7 +56,7 @@ class TestShipperShapes:
     def test_logstash_json_codec_back_to_back_objects(self, daemon: DaemonProcess, store: Store) -> None:
         marker = _unique()
         payload = b"".join(
-            json.dumps({"@timestamp": "2024-03-15T10:22:01.000Z", "message": f"{marker} n{i}", "host": "h"}).encode()
+            json.dumps({"@timestamp": _recent_iso(RECENT_NS), "message": f"{marker} n{i}", "host": "h"}).encode()
             for i in range(50)
         )
         daemon.send_tcp(payload)
@@ -56,21 +66,21 @@ class TestShipperShapes:
     def test_fluent_bit_json_lines_with_epoch_float_date(self, daemon: DaemonProcess, store: Store) -> None:
         marker = _unique()
         lines = [
-            json.dumps({"date": 1718000000.123456, "log": f"{marker} from fluent", "level": "warning"}),
-            json.dumps({"date": 1718000001.5, "log": f"{marker} second"}),
+            json.dumps({"date": RECENT_S + 0.123456, "log": f"{marker} from fluent", "level": "warning"}),
+            json.dumps({"date": RECENT_S + 1.5, "log": f"{marker} second"}),
         ]
         daemon.send_tcp(("\r\n".join(lines) + "\r\n").encode())
         events = {e.message: e for e in store.wait_for(2, field="message", term=marker)}
         first = events[f"{marker} from fluent"]
-        assert first.timestamp == 1718000000123456000
+        assert first.timestamp == RECENT_S * 10**9 + 123456000
         assert first.level == "warn"
-        assert events[f"{marker} second"].timestamp == 1718000001500000000
+        assert events[f"{marker} second"].timestamp == (RECENT_S + 1) * 10**9 + 500000000
 
     def test_fluent_bit_json_array_format(self, daemon: DaemonProcess, store: Store) -> None:
         marker = _unique()
         daemon.send_tcp(
             json.dumps(
-                [{"date": 1718000000, "log": f"{marker} a"}, {"date": 1718000001, "log": f"{marker} b"}]
+                [{"date": RECENT_S, "log": f"{marker} a"}, {"date": RECENT_S + 1, "log": f"{marker} b"}]
             ).encode()
         )
         assert len(store.wait_for(2, field="message", term=marker)) == 2
@@ -78,7 +88,7 @@ class TestShipperShapes:
     def test_plain_application_ndjson(self, daemon: DaemonProcess, store: Store) -> None:
         marker = _unique()
         record = {
-            "ts": 1718000000123,
+            "ts": RECENT_S * 1000 + 123,
             "msg": f"{marker} user signed in",
             "levelname": "INFO",
             "app": "auth",
@@ -86,7 +96,7 @@ class TestShipperShapes:
         }
         daemon.send_tcp(json.dumps(record).encode() + b"\n")
         (event,) = store.wait_for(1, field="message", term=marker)
-        assert (event.timestamp, event.level, event.service) == (1718000000123000000, "info", "auth")
+        assert (event.timestamp, event.level, event.service) == (RECENT_S * 10**9 + 123_000_000, "info", "auth")
         assert event.attributes["user_id"] == 42
 
     def test_partial_last_line_is_flushed_when_the_sender_closes(self, daemon: DaemonProcess, store: Store) -> None:
@@ -96,7 +106,7 @@ class TestShipperShapes:
 
     def test_udp_datagram_and_multi_line_datagram(self, daemon: DaemonProcess, store: Store) -> None:
         marker = _unique()
-        daemon.send_udp(json.dumps({"message": f"{marker} one", "@timestamp": "2024-03-15T10:22:01Z"}).encode())
+        daemon.send_udp(json.dumps({"message": f"{marker} one", "@timestamp": _recent_iso(RECENT_NS)}).encode())
         daemon.send_udp(b"\n".join(json.dumps({"message": f"{marker} many {i}"}).encode() for i in range(3)))
         assert len(store.wait_for(4, field="message", term=marker)) == 4
 

@@ -65,7 +65,7 @@ class TestTailer:
         _append(writer, 2)
         records = list(tailer.read_until(12))
         assert [r.seq for r in records] == [11, 12]
-        assert records[0].documents() == [b'{"n":0}', b'{"m":1}']
+        assert records[0].documents() == ['{"n":0}', '{"m":1}']
         assert records[0].key == "default/2024-03-15"
         writer.close()
         tailer.close()
