@@ -70,7 +70,7 @@ def ceiling(lines: list[bytes], heap: int, threads: int) -> float:
         events = events_from_frame(line.rstrip(b"\n"), received)
         for event in events:
             event.org, event.env = "default", "production"
-        documents.extend(encode_documents(events, 1))
+        documents.extend(document.decode() for document in encode_documents(events, 1))
     with tempfile.TemporaryDirectory() as directory:
         index = tantivy.Index(schema.build_schema(stemming=False), path=directory)
         schema.register_tokenizers(index)

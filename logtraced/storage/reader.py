@@ -137,7 +137,7 @@ def count_events(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int
     total = 0
     for _, index, searcher in reader.searchers(tenant, start_ns, end_ns):
         query = reader.confine(index, tenant, start_ns, end_ns, None)
-        total += searcher.search(query, 0, count=True).count or 0
+        total += searcher.search(query, 1, count=True).count or 0
     return total
 
 
