@@ -1,0 +1,660 @@
+"""Compiles the query AST into a Tantivy query that narrows candidates; the only query module importing tantivy.
+
+The query is built from Query objects directly, never from text for Tantivy's parser.  It always
+matches a SUPERSET of what evaluate.py accepts; `needs_verification` says whether the executor must
+check candidates with evaluate.py (it is False only when every part is exact in the index).
+
+Narrowing by field:
+- keywords (level lowercased, service, host, env, org, index, tags): exact term; globs, `$contains`
+  and "non-empty" as anchored regexes over the raw term dictionary (exact); `$regex` by its required
+  literals (verified).
+- timestamp: i64 range queries (exact).
+- message: words as terms and phrases as positioned phrase queries (exact, on the stemmed field if
+  stemming is on).  Substrings (`$contains`, globs, the required literals of a `$regex`) become
+  conditions on the tokens they touch: a fully enclosed word is a term, a word cut by the literal's
+  edge is a prefix/suffix/infix regex over the term dictionary (verified).
+- attributes (dotted paths, every split into nested and dotted keys): typed terms for numbers and
+  booleans, terms/phrases for string words, `exists` for everything else (verified).
+- free text (no field): every word in the message or in any attribute string; attribute words are
+  found with a regex over the JSON field's terms (`<path>\\x00s<word>`), so no path is needed.
+
+Limits, all in the direction of more verification, never of lost matches: tokens of 100+ bytes are
+not indexed, so literals that long narrow nothing; and a literal that is only part of a word can
+also hide inside such a long word, which the index cannot see.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections.abc import Callable, Iterable
+from typing import NamedTuple, TypeAlias, Union
+
+import tantivy
+
+from logtraced.errors import QueryError
+from logtraced.query.ast import (
+    KEYWORD_FIELDS,
+    LEVEL,
+    MESSAGE,
+    TIMESTAMP,
+    And,
+    Compare,
+    Exists,
+    MatchAll,
+    Node,
+    Not,
+    Op,
+    Or,
+    Scalar,
+)
+from logtraced.query.evaluate import as_number, date_value, glob_parts
+from logtraced.query.timerange import parse_instant
+from logtraced.storage import schema as fields
+
+_MAX_PATH_SEGMENTS = 6  # a path of n segments has 2**(n-1) nested/dotted readings
+_MAX_LITERALS = 32  # beyond this many required literals a regex narrows by nothing
+_RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
+_JSON_STRING_TERM = "\\x00s"  # end of JSON path, then the type code of a string term
+_IGNORE_CASE_FLAG = re.compile(r"\(\?[a-zA-Z-]*i[a-zA-Z-]*[:)]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Compiled:
+    """A candidate query and whether its hits must be checked with evaluate.py."""
+
+    query: tantivy.Query
+    needs_verification: bool
+
+
+def compile_query(node: Node, schema: tantivy.Schema, *, stemming: bool) -> Compiled:
+    """Narrow `node` to a Tantivy query over a partition built by storage.schema.build_schema."""
+    part = _Compiler(schema, stemming).compile(node)
+    return Compiled(part.query, not part.exact)
+
+
+class _Part(NamedTuple):
+    """A compiled sub-query; `exact` means its hits are exactly the events the node accepts."""
+
+    query: tantivy.Query
+    exact: bool
+
+
+class _Cond(NamedTuple):
+    """A condition on one indexed token: equal to `token`, or containing it with open sides."""
+
+    token: str
+    open_left: bool
+    open_right: bool
+
+
+class _Lit(NamedTuple):
+    text: str
+
+
+class _AllOf(NamedTuple):
+    items: tuple[_Formula, ...]
+
+
+class _AnyOf(NamedTuple):
+    items: tuple[_Formula, ...]
+
+
+# What a regex requires of any text it matches; None requires nothing.
+_Formula: TypeAlias = Union[_Lit, _AllOf, _AnyOf, None]
+
+
+def _all() -> tantivy.Query:
+    return tantivy.Query.all_query()
+
+
+def _exact(query: tantivy.Query) -> _Part:
+    return _Part(query, True)
+
+
+def _loose(query: tantivy.Query | None) -> _Part:
+    return _Part(_all() if query is None else query, False)
+
+
+def _must(queries: Iterable[tantivy.Query]) -> tantivy.Query | None:
+    clauses = [(tantivy.Occur.Must, query) for query in queries]
+    if not clauses:
+        return None
+    return clauses[0][1] if len(clauses) == 1 else tantivy.Query.boolean_query(clauses)
+
+
+def _should(queries: Iterable[tantivy.Query]) -> tantivy.Query:
+    clauses = [(tantivy.Occur.Should, query) for query in queries]
+    if len(clauses) == 1:
+        return clauses[0][1]
+    return tantivy.Query.boolean_query(clauses) if clauses else tantivy.Query.empty_query()
+
+
+class _Compiler:
+    """Holds the schema and the analyzers that decide which tokens a value has in the index."""
+
+    def __init__(self, schema: tantivy.Schema, stemming: bool) -> None:
+        self.schema = schema
+        self.words_field = fields.MESSAGE_STEMMED if stemming else fields.MESSAGE
+        self.splitter = (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.lowercase()).build()
+        )
+        self.indexed = fields.text_analyzer()
+        self.stemmer = fields.stemmed_analyzer() if stemming else None
+
+    def compile(self, node: Node) -> _Part:
+        if isinstance(node, MatchAll):
+            return _exact(_all())
+        if isinstance(node, And):
+            parts = [self.compile(child) for child in node.children]
+            return _Part(_must(part.query for part in parts) or _all(), all(part.exact for part in parts))
+        if isinstance(node, Or):
+            parts = [self.compile(child) for child in node.children]
+            return _Part(_should(part.query for part in parts), all(part.exact for part in parts))
+        if isinstance(node, Not):
+            return self._negate(self.compile(node.child))
+        if isinstance(node, Exists):
+            return self._exists(node.field)
+        return self._compare(node)
+
+    def _negate(self, child: _Part) -> _Part:
+        """NOT can only be pushed into the index when the child is exact; else verify everything."""
+        if not child.exact:
+            return _loose(None)
+        clauses = [(tantivy.Occur.Must, _all()), (tantivy.Occur.MustNot, child.query)]
+        return _exact(tantivy.Query.boolean_query(clauses))
+
+    def _exists(self, field: str) -> _Part:
+        if field == TIMESTAMP:
+            return _exact(_all())
+        if field == MESSAGE:
+            return _loose(None)  # a message of punctuation only has no tokens
+        if field in KEYWORD_FIELDS:
+            return _exact(self._regex(field, "(?s).+"))
+        paths = _attribute_paths(field)
+        if paths is None:
+            return _loose(None)
+        return _exact(_should(tantivy.Query.exists_query(path, json_subpaths=True) for path in paths))
+
+    def _compare(self, node: Compare) -> _Part:
+        if node.field is None:
+            return self._free_text(node)
+        if node.field == TIMESTAMP:
+            return _timestamp(self.schema, node)
+        if node.field in KEYWORD_FIELDS:
+            return self._keyword(node.field, node)
+        if node.field == MESSAGE:
+            return self._message(node)
+        return self._attribute(node.field, node)
+
+    # -- keywords -------------------------------------------------------------------------------
+
+    def _keyword(self, field: str, node: Compare) -> _Part:
+        if node.op is Op.REGEX:
+            ignore_case = field == LEVEL or _IGNORE_CASE_FLAG.search(str(node.value)) is not None
+            flags = "(?is)" if ignore_case else "(?s)"
+            return _loose(
+                self._formula_query(
+                    _regex_formula(str(node.value)),
+                    lambda text: self._regex(field, f"{flags}.*{_rust_escape(text)}.*"),
+                )
+            )
+        value = _text(node.value)
+        if field == LEVEL:
+            value = value.lower()
+        if node.op in (Op.EQ, Op.MATCH, Op.PHRASE):
+            return _exact(self._term(field, value))
+        if node.op is Op.WILDCARD:
+            pieces, _, _ = glob_parts(value)
+            return _exact(self._regex(field, "(?s)" + ".*".join(_rust_escape(piece) for piece in pieces)))
+        if node.op is Op.CONTAINS:
+            return _exact(self._regex(field, f"(?s).*{_rust_escape(value)}.*"))
+        return _loose(None)
+
+    # -- message ---------------------------------------------------------------------------------
+
+    def _message(self, node: Compare) -> _Part:
+        if node.op is Op.MATCH:
+            return self._all_words(_text(node.value), self._message_term)
+        if node.op is Op.PHRASE:
+            return self._phrase(self.words_field, _text(node.value), self._stemmed)
+        if node.op is Op.EQ:
+            if not self._has_words(_text(node.value)):
+                return _loose(None)
+            return _loose(self._phrase(self.words_field, _text(node.value), self._stemmed).query)
+        return _loose(self._substring_narrowing(node, fields.MESSAGE, prefix=""))
+
+    def _substring_narrowing(self, node: Compare, field: str, *, prefix: str) -> tantivy.Query | None:
+        """Token conditions for a substring, a glob or a regex's literals; None narrows nothing."""
+        if node.op is Op.CONTAINS:
+            return self._conds_query(self._conds(_text(node.value), True, True), field, prefix)
+        if node.op is Op.WILDCARD:
+            return self._conds_query(self._glob_conds(_text(node.value)), field, prefix)
+        if node.op is Op.REGEX:
+            return self._formula_query(
+                _regex_formula(str(node.value)),
+                lambda text: self._conds_query(self._conds(text, True, True), field, prefix),
+            )
+        return None
+
+    # -- attributes ------------------------------------------------------------------------------
+
+    def _attribute(self, path: str, node: Compare) -> _Part:
+        paths = _attribute_paths(path)
+        if paths is None:
+            return _loose(None)
+        if node.op not in (Op.EQ, Op.MATCH, Op.PHRASE):
+            return _loose(self._exists(path).query)
+        branches = [branch for subpath in paths for branch in self._attribute_value(subpath, node)]
+        if not branches:
+            return _exact(tantivy.Query.empty_query())
+        return _Part(_should(part.query for part in branches), all(part.exact for part in branches))
+
+    def _attribute_value(self, subpath: str, node: Compare) -> list[_Part]:
+        """One branch per JSON type the value may be stored as at `subpath`: number, bool, date, text."""
+        value, text = node.value, _text(node.value)
+        exists = tantivy.Query.exists_query(subpath, json_subpaths=True)
+        if node.op is Op.EQ and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return [_loose(exists)]  # 400 also equals the strings "400.0", "0400", "4e2": only existence narrows
+        branches = self._typed_terms(subpath, value)
+        if date_value(value) is not None:
+            branches.append(_loose(exists))  # RFC 3339 strings are stored as dates, not words
+        if not self._has_words(text):
+            return branches + [_loose(exists)] if node.op is Op.EQ else branches
+        single_word = len(self.splitter.analyze(text)) == 1
+        if node.op is Op.MATCH:
+            words = self._all_words(text, lambda token: self._term(subpath, token))
+        else:
+            words = self._phrase(subpath, text, None)
+        # several words may be spread over array elements, and EQ is stricter than words
+        branches.append(_Part(words.query, words.exact and single_word and node.op is not Op.EQ))
+        return branches
+
+    def _typed_terms(self, subpath: str, value: Scalar) -> list[_Part]:
+        """Exact terms for the number or boolean a value spells (JSON leaves keep their type)."""
+        terms: list[_Part] = []
+        number = as_number(value)
+        if number is not None:
+            typed: set[int | float] = {float(number)}
+            if float(number).is_integer() and -(2**63) <= int(number) < 2**64:
+                typed.add(int(number))
+            terms.extend(_exact(self._term(subpath, item)) for item in typed)
+        if _text(value).lower() in ("true", "false"):
+            terms.append(_exact(self._term(subpath, _text(value).lower() == "true")))
+        return terms
+
+    # -- free text -------------------------------------------------------------------------------
+
+    def _free_text(self, node: Compare) -> _Part:
+        """The message, or attribute strings at any path (see evaluate.py for the exact rules)."""
+        if node.op is Op.MATCH:
+            return self._all_words(
+                _text(node.value),
+                lambda token: _should([self._message_term(token), self._any_attribute_word(token)]),
+            )
+        if node.op is Op.PHRASE:
+            message = self._phrase(self.words_field, _text(node.value), self._stemmed)
+            anywhere = self._all_words(_text(node.value), self._any_attribute_word)
+            return _loose(_should([message.query, anywhere.query]))
+        if node.op is Op.WILDCARD:
+            in_message = self._substring_narrowing(node, fields.MESSAGE, prefix="")
+            in_attributes = self._substring_narrowing(node, fields.ATTRIBUTES, prefix=".*" + _JSON_STRING_TERM)
+            if in_message is None or in_attributes is None:
+                return _loose(None)
+            return _loose(_should([in_message, in_attributes]))
+        return self._message(node)
+
+    def _any_attribute_word(self, token: str) -> tantivy.Query:
+        return self._regex(fields.ATTRIBUTES, f".*{_JSON_STRING_TERM}{_rust_escape(token)}")
+
+    # -- words and phrases -----------------------------------------------------------------------
+
+    def _all_words(self, text: str, term: Callable[[str], tantivy.Query]) -> _Part:
+        """Every word as a term; words too long to be indexed are left to verification."""
+        tokens = self.splitter.analyze(text)
+        if not tokens:
+            return _exact(tantivy.Query.empty_query())
+        kept = [token for token in tokens if self._is_indexed(token)]
+        return _Part(_must(term(token) for token in kept) or _all(), len(kept) == len(tokens))
+
+    def _phrase(self, field: str, text: str, stem: Callable[[str], str] | None) -> _Part:
+        """Consecutive words as a phrase query, keeping the positions of words too long to index."""
+        tokens = self.splitter.analyze(text)
+        if not tokens:
+            return _exact(tantivy.Query.empty_query())
+        kept = [
+            (position, stem(token) if stem else token)
+            for position, token in enumerate(tokens)
+            if self._is_indexed(token)
+        ]
+        exact = len(kept) == len(tokens)
+        if not kept:
+            return _loose(None)
+        if len(kept) == 1:
+            return _Part(self._term(field, kept[0][1]), exact)
+        words: list[str | tuple[int, str]] = list(kept)
+        return _Part(tantivy.Query.phrase_query(self.schema, field, words), exact)
+
+    def _message_term(self, token: str) -> tantivy.Query:
+        return self._term(self.words_field, self._stemmed(token))
+
+    def _stemmed(self, token: str) -> str:
+        if self.stemmer is None:
+            return token
+        stems: list[str] = self.stemmer.analyze(token)
+        return stems[0] if stems else token
+
+    def _is_indexed(self, token: str) -> bool:
+        return bool(self.indexed.analyze(token))
+
+    def _has_words(self, text: str) -> bool:
+        return any(self._is_indexed(token) for token in self.splitter.analyze(text))
+
+    # -- substrings --------------------------------------------------------------------------------
+
+    def _conds(self, literal: str, open_left: bool, open_right: bool) -> list[_Cond]:
+        """Conditions on the tokens a literal touches; only its edge words can be partial."""
+        tokens: list[str] = self.splitter.analyze(literal)
+        if not tokens:
+            return []
+        left_word = bool(self.splitter.analyze(literal[0]))
+        right_word = bool(self.splitter.analyze(literal[-1]))
+        last = len(tokens) - 1
+        return [
+            _Cond(token, open_left and index == 0 and left_word, open_right and index == last and right_word)
+            for index, token in enumerate(tokens)
+        ]
+
+    def _glob_conds(self, pattern: str) -> list[_Cond]:
+        pieces, open_start, open_end = glob_parts(pattern)
+        last = len(pieces) - 1
+        conds: list[_Cond] = []
+        for index, piece in enumerate(pieces):
+            if piece:
+                conds.extend(self._conds(piece, index > 0 or open_start, index < last or open_end))
+        return conds
+
+    def _conds_query(self, conds: list[_Cond], field: str, prefix: str) -> tantivy.Query | None:
+        """AND of one query per condition; conditions on unindexable tokens are dropped."""
+        queries: list[tantivy.Query] = []
+        for cond in conds:
+            if not self._is_indexed(cond.token):
+                continue
+            if not prefix and not cond.open_left and not cond.open_right:
+                queries.append(self._term(field, cond.token))
+                continue
+            left = ".*" if cond.open_left else ""
+            right = ".*" if cond.open_right else ""
+            queries.append(self._regex(field, f"{prefix}{left}{_rust_escape(cond.token)}{right}"))
+        return _must(queries)
+
+    def _formula_query(
+        self, formula: _Formula, literal: Callable[[str], tantivy.Query | None]
+    ) -> tantivy.Query | None:
+        if formula is None:
+            return None
+        if isinstance(formula, _Lit):
+            return literal(formula.text)
+        children = [self._formula_query(item, literal) for item in formula.items]
+        if isinstance(formula, _AllOf):
+            return _must(child for child in children if child is not None)
+        if any(child is None for child in children):
+            return None
+        return _should(child for child in children if child is not None)
+
+    # -- query constructors ------------------------------------------------------------------------
+
+    def _term(self, field: str, value: str | int | float | bool) -> tantivy.Query:
+        return tantivy.Query.term_query(self.schema, field, value)
+
+    def _regex(self, field: str, pattern: str) -> tantivy.Query:
+        return tantivy.Query.regex_query(self.schema, field, pattern)
+
+
+def _timestamp(schema: tantivy.Schema, node: Compare) -> _Part:
+    """Ranges on the i64 ns field; text operators on a timestamp are left to verification."""
+    if node.op in (Op.CONTAINS, Op.REGEX, Op.WILDCARD):
+        return _loose(None)
+    value = node.value
+    if isinstance(value, bool) or not isinstance(value, int):
+        value = parse_instant(value)
+    bounds: dict[Op, tuple[int | None, int | None, bool, bool]] = {
+        Op.GT: (value, None, False, True),
+        Op.GTE: (value, None, True, True),
+        Op.LT: (None, value, True, False),
+        Op.LTE: (None, value, True, True),
+    }
+    lower, upper, include_lower, include_upper = bounds.get(node.op, (value, value, True, True))
+    return _exact(
+        tantivy.Query.range_query(
+            schema, fields.TIMESTAMP, tantivy.FieldType.Integer, lower, upper, include_lower, include_upper
+        )
+    )
+
+
+def _attribute_paths(path: str) -> list[str] | None:
+    """Tantivy subpaths for every reading of a dotted name: nested keys and keys containing dots."""
+    segments = path.split(".")
+    if len(segments) > _MAX_PATH_SEGMENTS or not all(segments):
+        return None
+    readings: list[str] = []
+    for cuts in itertools.product((False, True), repeat=len(segments) - 1):
+        keys = [segments[0]]
+        for segment, cut in zip(segments[1:], cuts):
+            if cut:
+                keys.append(segment)
+            else:
+                keys[-1] += "." + segment
+        readings.append(".".join([fields.ATTRIBUTES, *(key.replace(".", "\\.") for key in keys)]))
+    return readings
+
+
+def _text(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+def _rust_escape(text: str) -> str:
+    """Escape for the regex syntax of Tantivy's term-dictionary automata (Rust regex)."""
+    return "".join("\\" + char if char in _RUST_META else char for char in text)
+
+
+# -- required literals of an RE2 pattern ------------------------------------------------------------
+
+
+class _Unsupported(Exception):
+    """Syntax the literal scanner does not follow; the regex then narrows by nothing."""
+
+
+class _Summary(NamedTuple):
+    """A regex fragment: the one string it matches if it is a plain literal, and what it requires."""
+
+    exact: str | None
+    formula: _Formula
+
+
+def _regex_formula(pattern: str) -> _Formula:
+    """Literals every match must contain (an OR for alternations); None when nothing is required."""
+    try:
+        formula = _RegexScanner(pattern).scan()
+    except (_Unsupported, IndexError):
+        return None
+    return formula if _literal_count(formula) <= _MAX_LITERALS else None
+
+
+def _literal_count(formula: _Formula) -> int:
+    if formula is None:
+        return 0
+    if isinstance(formula, _Lit):
+        return 1
+    return sum(_literal_count(item) for item in formula.items)
+
+
+def _all_of(items: list[_Formula]) -> _Formula:
+    kept = tuple(item for item in items if item is not None)
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else _AllOf(kept)
+
+
+def _any_of(items: list[_Formula]) -> _Formula:
+    if any(item is None for item in items):
+        return None
+    return items[0] if len(items) == 1 else _AnyOf(tuple(items))
+
+
+class _RegexScanner:
+    """A conservative reader of RE2 syntax (the pattern already compiled, so it is well formed)."""
+
+    _REPEAT = re.compile(r"\{(\d+)(,(\d*))?\}")
+    _GROUP_PREFIX = re.compile(r"\?(?:P?<\w+>|[a-zA-Z-]*:|([a-zA-Z-]*)\))")
+    _ZERO_WIDTH_ESCAPES = frozenset("bBAz")
+    _CLASS_ESCAPES = frozenset("dDwWsSpPC")
+    _CONTROL = {"a": "\a", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.pos = 0
+
+    def scan(self) -> _Formula:
+        summary = self._alternation()
+        if self.pos != len(self.pattern):
+            raise _Unsupported(self.pattern)
+        return summary.formula
+
+    def _peek(self) -> str:
+        return self.pattern[self.pos : self.pos + 1]
+
+    def _alternation(self) -> _Summary:
+        branches = [self._concat()]
+        while self._peek() == "|":
+            self.pos += 1
+            branches.append(self._concat())
+        if len(branches) == 1:
+            return branches[0]
+        return _Summary(None, _any_of([branch.formula for branch in branches]))
+
+    def _concat(self) -> _Summary:
+        run, exact, parts = "", "", []
+        plain = True
+        while self._peek() not in ("", "|", ")"):
+            piece = self._repeat()
+            if piece.exact is not None:
+                run += piece.exact
+                exact += piece.exact
+                continue
+            plain = False
+            parts.extend([_Lit(run) if run else None, piece.formula])
+            run = ""
+        parts.append(_Lit(run) if run else None)
+        return _Summary(exact if plain else None, _all_of(parts))
+
+    def _repeat(self) -> _Summary:
+        atom = self._atom()
+        while True:
+            char = self._peek()
+            if char in ("*", "?", "+"):
+                self.pos += 1
+                atom = _Summary(None, atom.formula if char == "+" else None)
+            elif char == "{" and (match := self._REPEAT.match(self.pattern, self.pos)):
+                self.pos = match.end()
+                low = int(match.group(1))
+                fixed = match.group(2) is None
+                exact = atom.exact * low if fixed and atom.exact is not None else None
+                atom = _Summary(exact, atom.formula if low >= 1 else None)
+            else:
+                return atom
+            if self._peek() == "?":
+                self.pos += 1
+
+    def _atom(self) -> _Summary:
+        char = self.pattern[self.pos]
+        if char == "(":
+            return self._group()
+        if char == "[":
+            self._skip_class()
+            return _Summary(None, None)
+        self.pos += 1
+        if char == ".":
+            return _Summary(None, None)
+        if char in "^$":
+            return _Summary("", None)
+        if char == "\\":
+            return self._escape()
+        return _Summary(char, _Lit(char))
+
+    def _group(self) -> _Summary:
+        self.pos += 1
+        if self._peek() == "?":
+            prefix = self._GROUP_PREFIX.match(self.pattern, self.pos)
+            if prefix is None:
+                raise _Unsupported(self.pattern)
+            self.pos = prefix.end()
+            if prefix.group(1) is not None:
+                return _Summary("", None)  # (?i) only sets flags and matches nothing
+        inner = self._alternation()
+        if self._peek() != ")":
+            raise _Unsupported(self.pattern)
+        self.pos += 1
+        return inner
+
+    def _escape(self) -> _Summary:
+        char = self.pattern[self.pos]
+        self.pos += 1
+        if char in self._ZERO_WIDTH_ESCAPES:
+            return _Summary("", None)
+        if char in self._CLASS_ESCAPES:
+            if char in "pP":
+                self._skip_braces_or_one()
+            return _Summary(None, None)
+        if char == "Q":
+            end = self.pattern.find("\\E", self.pos)
+            text = self.pattern[self.pos : end if end >= 0 else len(self.pattern)]
+            self.pos = end + 2 if end >= 0 else len(self.pattern)
+            return _Summary(text, _Lit(text) if text else None)
+        if char == "x":
+            return self._hex_escape()
+        if char in self._CONTROL:
+            return _Summary(self._CONTROL[char], _Lit(self._CONTROL[char]))
+        if char.isalnum():
+            raise _Unsupported(self.pattern)  # octal and other rarities
+        return _Summary(char, _Lit(char))
+
+    def _hex_escape(self) -> _Summary:
+        if self._peek() == "{":
+            end = self.pattern.index("}", self.pos)
+            digits = self.pattern[self.pos + 1 : end]
+            self.pos = end + 1
+        else:
+            digits = self.pattern[self.pos : self.pos + 2]
+            self.pos += 2
+        literal = chr(int(digits, 16))
+        return _Summary(literal, _Lit(literal))
+
+    def _skip_braces_or_one(self) -> None:
+        if self._peek() == "{":
+            self.pos = self.pattern.index("}", self.pos) + 1
+        else:
+            self.pos += 1
+
+    def _skip_class(self) -> None:
+        """Move past `[...]`, including `[:alpha:]` and escaped `]` inside it."""
+        self.pos += 1
+        if self._peek() == "^":
+            self.pos += 1
+        if self._peek() == "]":
+            self.pos += 1
+        while self._peek() != "]":
+            if self._peek() == "":
+                raise _Unsupported(self.pattern)
+            if self.pattern.startswith("[:", self.pos):
+                self.pos = self.pattern.index(":]", self.pos) + 2
+            elif self._peek() == "\\":
+                self.pos += 2
+                if self.pattern[self.pos - 1] in "pPx" and self._peek() == "{":
+                    self._skip_braces_or_one()
+            else:
+                self.pos += 1
+        self.pos += 1
