@@ -94,7 +94,7 @@ EVENTS = {
     )
     for doc_id, (message, level, service, host, tags, attributes, index) in CORPUS.items()
 }
-EVERYTHING = frozenset(EVENTS)
+EVERYTHING: set[int] = set(EVENTS)
 
 
 class Partition:
