@@ -119,7 +119,7 @@ class Partition:
         searcher = self.index.searcher()
         hits = searcher.search(compiled.query, limit=len(EVENTS) + 1).hits
         stamps = searcher.fast_field_values(schema.TIMESTAMP, [address for _, address in hits])
-        return {(stamp - BASE_NS) // SECOND for stamp in stamps}
+        return {(stamp - BASE_NS) // SECOND for stamp in stamps if isinstance(stamp, int)}
 
     def check(self, node: Node, expected: set[int], *, stem: Callable[[str], str] | None = None) -> Compiled:
         """Exact matches equal `expected`, candidates contain them, and exact compiles need no check."""
