@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import TypeAlias, Union
+from typing import TypeAlias
 
 import msgspec
 
@@ -88,7 +88,7 @@ class Or(msgspec.Struct, frozen=True, tag="or"):
     children: tuple[Node, ...]
 
 
-Node: TypeAlias = Union[MatchAll, Exists, Compare, Not, And, Or]
+Node: TypeAlias = MatchAll | Exists | Compare | Not | And | Or
 
 
 def canonical_field(name: str) -> str:

@@ -29,11 +29,10 @@ import dataclasses
 import itertools
 import re
 from collections.abc import Callable, Iterable
-from typing import NamedTuple, TypeAlias, Union
+from typing import NamedTuple, TypeAlias
 
 import tantivy
 
-from logtraced.errors import QueryError
 from logtraced.query.ast import (
     KEYWORD_FIELDS,
     LEVEL,
@@ -102,7 +101,7 @@ class _AnyOf(NamedTuple):
 
 
 # What a regex requires of any text it matches; None requires nothing.
-_Formula: TypeAlias = Union[_Lit, _AllOf, _AnyOf, None]
+_Formula: TypeAlias = _Lit | _AllOf | _AnyOf | None
 
 
 def _all() -> tantivy.Query:
@@ -389,9 +388,7 @@ class _Compiler:
             queries.append(self._regex(field, f"{prefix}{left}{_rust_escape(cond.token)}{right}"))
         return _must(queries)
 
-    def _formula_query(
-        self, formula: _Formula, literal: Callable[[str], tantivy.Query | None]
-    ) -> tantivy.Query | None:
+    def _formula_query(self, formula: _Formula, literal: Callable[[str], tantivy.Query | None]) -> tantivy.Query | None:
         if formula is None:
             return None
         if isinstance(formula, _Lit):
@@ -441,7 +438,7 @@ def _attribute_paths(path: str) -> list[str] | None:
     readings: list[str] = []
     for cuts in itertools.product((False, True), repeat=len(segments) - 1):
         keys = [segments[0]]
-        for segment, cut in zip(segments[1:], cuts):
+        for segment, cut in zip(segments[1:], cuts, strict=True):
             if cut:
                 keys.append(segment)
             else:

@@ -177,9 +177,7 @@ class _Builder:
         """Text semantics on the message, with stems when stemming is configured."""
         if node.op is Op.MATCH:
             wanted = set(self._message_words(_text(node.value) or ""))
-            return lambda value: (
-                bool(wanted) and isinstance(value, str) and wanted <= set(self._message_words(value))
-            )
+            return lambda value: bool(wanted) and isinstance(value, str) and wanted <= set(self._message_words(value))
         if node.op is Op.PHRASE:
             phrase = self._message_words(_text(node.value) or "")
             return lambda value: isinstance(value, str) and _has_phrase(self._message_words(value), phrase)
@@ -193,8 +191,8 @@ class _Builder:
         if node.op not in (Op.PHRASE, Op.WILDCARD):
             return lambda event, labels: message_test(event.message)
         text_test = _value_test(node.op, node.value)
-        return lambda event, labels: message_test(event.message) or any(
-            text_test(text) for text in _text_leaves(event.attributes)
+        return lambda event, labels: (
+            message_test(event.message) or any(text_test(text) for text in _text_leaves(event.attributes))
         )
 
     def _word_bag(self, query: str) -> Predicate:

@@ -219,7 +219,7 @@ class _Parser:
             chars.append(char)
             self.pos += 1
         raise QueryError(
-            f'Expected \'"\' at position {self.pos}, found end of input (string opened at position {start})',
+            f"Expected '\"' at position {self.pos}, found end of input (string opened at position {start})",
             code="invalid_query",
             position=self.pos,
         )

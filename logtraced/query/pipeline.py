@@ -149,7 +149,7 @@ def _decode(body: bytes | str) -> Any:
 
 def _stage(index: int, raw: Any) -> Stage:
     if not isinstance(raw, Mapping):
-        raise _error(f"stage {index}: a stage must be an object with a \"type\"")
+        raise _error(f'stage {index}: a stage must be an object with a "type"')
     kind = raw.get("type")
     if kind not in _STAGE_TYPES:
         raise _error(f"stage {index}: unknown stage type {kind!r}; expected filter, where or parse")

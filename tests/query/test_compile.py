@@ -264,7 +264,9 @@ class TestExactness:
     def test_exact(self, partition: Partition, query: str) -> None:
         assert not compile_query(parse_kql(query), partition.schema, stemming=False).needs_verification
 
-    @pytest.mark.parametrize("query", ["*timeout*", "db-primary-*", "http.status >= 400", "not *timeout*", '"connection refused"'])
+    @pytest.mark.parametrize(
+        "query", ["*timeout*", "db-primary-*", "http.status >= 400", "not *timeout*", '"connection refused"']
+    )
     def test_needs_verification(self, partition: Partition, query: str) -> None:
         assert compile_query(parse_kql(query), partition.schema, stemming=False).needs_verification
 

@@ -198,7 +198,7 @@ class TestRanges:
 
 ERRORS = [
     ("(a or b", 7, 'Expected ")" at position 7'),
-    ("a:", 2, "Expected \"(\" or a value at position 2"),
+    ("a:", 2, 'Expected "(" or a value at position 2'),
     ("a: ", 3, "at position 3"),
     ('"unterminated', 13, "at position 13"),
     ("a and (b", 8, 'Expected ")"'),
