@@ -1,0 +1,180 @@
+"""The one request-authentication path: credentials, scope, environment, organisation, rate limit, usage.
+
+Every authenticated route starts with `await authenticate(request, scope=..., kind=...)`.
+The checks run in a fixed order, and a request refused by one of them never reaches the
+next, so a refused request does not spend rate-limit budget:
+
+1. credentials: `Authorization: Bearer <credential>` (the LogTrace routes) or, for the
+   query_range routes, `X-LAST9-API-TOKEN: Bearer <credential>`, where the credential is an
+   API key or an access token minted from one -> 401;
+2. scope (`require_scope`) -> 403 `insufficient_scope`;
+3. environment: an `X-LogTrace-Environment` header or `env` query parameter naming another
+   environment than the key's -> 403 `cross_environment`;
+4. organisation, for routes with `{org}` in their path -> 403 `forbidden_organization`;
+5. the hourly rate limit of the key's tier for `kind` ("ingest" or "query") -> 429.
+
+The outcome is stored on the request, so two hooks installed by `api/app.py` finish the
+job without the handler's help: `add_rate_limit_headers` puts X-RateLimit-* on every
+response of a rate-limited route (errors included), and `usage_middleware` records one
+request per authenticated call in the usage table, with whatever events, bytes and
+overflow the handler reported through `AuthContext.count`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+
+from logtraced.api.context import get_state
+from logtraced.api.errors import Handler
+from logtraced.auth.principal import Principal, check_environment, require_scope
+from logtraced.auth.ratelimit import Decision, Kind, headers, rate_limited
+from logtraced.auth.tokens import TOKEN_PATTERN
+from logtraced.errors import ApiError
+
+AUTHORIZATION: Final = "Authorization"
+LAST9_TOKEN: Final = "X-LAST9-API-TOKEN"
+ENVIRONMENT_HEADER: Final = "X-LogTrace-Environment"
+ENVIRONMENT_PARAMETER: Final = "env"
+# Reported for a request whose client went away before a response existed (nginx's convention).
+CLIENT_CLOSED_STATUS: Final = 499
+
+
+@dataclass(slots=True)
+class AuthContext:
+    """An authenticated request: who called, the rate-limit decision, and what the handler accepted."""
+
+    principal: Principal
+    decision: Decision | None = None
+    events: int = 0
+    bytes: int = 0
+    overflow_events: int = 0
+
+    def count(self, *, events: int = 0, bytes: int = 0, overflow_events: int = 0) -> None:
+        """Report what this request carried, for the usage table (recorded once the response exists)."""
+        self.events += events
+        self.bytes += bytes
+        self.overflow_events += overflow_events
+
+    def rate_limit_headers(self) -> dict[str, str]:
+        """X-RateLimit-* (and Retry-After when refused) for this request; empty on routes without a limit."""
+        return headers(self.decision) if self.decision is not None else {}
+
+
+AUTH_CONTEXT: Final = web.RequestKey[AuthContext]("auth_context")
+
+
+async def authenticate(
+    request: web.Request,
+    *,
+    scope: str | None,
+    kind: Kind | None,
+    org: str | None = None,
+    header: str = AUTHORIZATION,
+) -> AuthContext:
+    """Authenticate and authorise `request`, or raise the ApiError to answer with.
+
+    `scope=None` accepts any valid key (health).  `kind=None` skips the rate limit (keys,
+    usage, health).  `org` is the `{org}` path segment of routes that have one.  `header`
+    is `AUTHORIZATION` for the LogTrace routes and `LAST9_TOKEN` for the query_range routes.
+    """
+    principal = _principal(request, header)
+    context = request[AUTH_CONTEXT] = AuthContext(principal)
+    if scope is not None:
+        require_scope(principal, scope)
+    check_environment(principal, requested_environment(request))
+    if org is not None and org != principal.org:
+        raise ApiError(
+            403,
+            "forbidden_organization",
+            f"this key belongs to organisation {principal.org} and cannot reach {org}",
+        )
+    if kind is not None:
+        context.decision = decision = get_state(request).auth.limiter.check(principal, kind)
+        if not decision.allowed:
+            raise rate_limited(decision, kind)
+    return context
+
+
+def requested_environment(request: web.Request) -> str | None:
+    """The environment a request names explicitly, if any; the header wins over the query parameter."""
+    return request.headers.get(ENVIRONMENT_HEADER) or request.query.get(ENVIRONMENT_PARAMETER) or None
+
+
+def _principal(request: web.Request, header: str) -> Principal:
+    """The caller behind the bearer credential of `header`, which may be an API key or an access token."""
+    credential = _bearer(request, header)
+    auth = get_state(request).auth
+    if TOKEN_PATTERN.fullmatch(credential):
+        try:
+            principal = auth.tokens.authenticate(credential)
+        except ApiError as exc:  # expired: the message stays "Authorization token is expired"
+            exc.headers.update(_challenge("invalid_token"))
+            raise
+    else:
+        record = auth.keys.authenticate(credential)
+        principal = Principal.from_key(record) if record is not None else None
+    if principal is None:
+        raise ApiError(
+            401,
+            "invalid_api_key",
+            "the credential is not a valid, active API key or access token",
+            headers=_challenge("invalid_token"),
+        )
+    return principal
+
+
+def _bearer(request: web.Request, header: str) -> str:
+    """The credential of a `Bearer` header; a missing header or another scheme is 401 `missing_credentials`."""
+    value = request.headers.get(header, "")
+    scheme, _, credential = value.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise ApiError(
+            401,
+            "missing_credentials",
+            f"send the credential as '{header}: Bearer <key>'",
+            headers=_challenge(None),
+        )
+    return credential
+
+
+def _challenge(error: str | None) -> dict[str, str]:
+    """The WWW-Authenticate header of a 401 (RFC 6750): a bare challenge, or one naming the error."""
+    value = 'Bearer realm="logtraced"'
+    if error is not None:
+        value += f', error="{error}"'
+    return {"WWW-Authenticate": value}
+
+
+async def add_rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: X-RateLimit-* on every response of a rate-limited request, errors included."""
+    context = request.get(AUTH_CONTEXT)
+    if context is None:
+        return
+    for name, value in context.rate_limit_headers().items():
+        response.headers.setdefault(name, value)
+
+
+@web.middleware
+async def usage_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record one request per authenticated call, whatever its outcome; outermost, so it sees the final status."""
+    status = CLIENT_CLOSED_STATUS
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        context = request.get(AUTH_CONTEXT)
+        if context is not None:
+            principal = context.principal
+            get_state(request).auth.usage.record(
+                principal.key_id,
+                principal.org,
+                events=context.events,
+                bytes=context.bytes,
+                rejected=status >= 400,
+                overflow_events=context.overflow_events,
+            )
