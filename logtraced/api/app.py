@@ -2,29 +2,66 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from logtraced.api import probes
-from logtraced.api.context import STATE_KEY
-from logtraced.api.errors import error_middleware
+from logtraced.api import authn, health, ingest, keys, probes, tokens, usage
+from logtraced.api.context import STATE_KEY, get_state
+from logtraced.api.errors import Handler, error_middleware
+from logtraced.errors import ApiError
 
 if TYPE_CHECKING:
     from logtraced.daemon import DaemonState
 
 # Route families register themselves here: each takes the app and the shared state.
 ROUTE_FAMILIES: list[Callable[[web.Application], None]] = [probes.register]
+ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.register, tokens.register]
 
 
 def build_app(state: DaemonState) -> web.Application:
     config = state.config
-    app = web.Application(middlewares=[error_middleware], client_max_size=config.http.max_body_bytes)
+    # Outermost first: usage sees the final status, errors become the envelope, then the body deadline.
+    app = web.Application(
+        middlewares=[authn.usage_middleware, error_middleware, body_deadline_middleware],
+        client_max_size=config.http.max_body_bytes,
+    )
+    app.on_response_prepare.append(authn.add_rate_limit_headers)
     app[STATE_KEY] = state
     for register in ROUTE_FAMILIES:
         register(app)
     return app
+
+
+@web.middleware
+async def body_deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request body must arrive within http.client_timeout_seconds of its headers, or the request gets 408.
+
+    The deadline fails the body stream itself, so a handler waiting on a stalled or trickling
+    sender wakes up at once and the loop never waits on it; reading is all it bounds.
+    """
+    if not request.body_exists:
+        return await handler(request)
+    timeout = get_state(request).config.http.client_timeout_seconds
+    stalled: list[bool] = []
+
+    def expire() -> None:
+        if not request.content.is_eof():
+            stalled.append(True)
+            # TimeoutError, because aiohttp's post-response drain treats it as "stop reading, close".
+            request.content.set_exception(TimeoutError())
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        return await handler(request)
+    except TimeoutError:
+        if stalled:
+            raise ApiError(408, "request_timeout", f"the request body did not arrive within {timeout:g} s") from None
+        raise
+    finally:
+        timer.cancel()
 
 
 class HttpServer:
@@ -36,15 +73,18 @@ class HttpServer:
 
     async def start(self) -> int:
         config = self.state.config.http
+        # keepalive_timeout also closes a connection that never completes its request headers.
         self.runner = web.AppRunner(
-            build_app(self.state), access_log=None, handler_cancellation=True, shutdown_timeout=2.0
+            build_app(self.state),
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=2.0,
+            keepalive_timeout=config.client_timeout_seconds,
         )
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.host, config.port, backlog=1024, reuse_address=True)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        port: int = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port: int = self.runner.addresses[0][1]
         return port
 
     async def stop(self) -> None:
