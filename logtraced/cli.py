@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from logtraced import __version__
 from logtraced.config import Config, load_config
 from logtraced.errors import LogtracedError
+
+if TYPE_CHECKING:
+    from logtraced.auth.keys import KeyStore
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -68,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="load and validate the configuration, print it as JSON")
     _add_config_flags(check)
     check.set_defaults(run=_check_config)
+    _add_keys_commands(commands)
     return parser
 
 
@@ -119,3 +124,100 @@ def _check_config(args: argparse.Namespace) -> int:
     config, _ = config_from_args(args)
     print(msgspec.json.format(msgspec.json.encode(config)).decode())
     return EXIT_OK
+
+
+def _add_keys_commands(commands: Any) -> None:
+    """`logtraced keys create|list|revoke`: the operator's way to manage API keys of any organisation."""
+    keys = commands.add_parser("keys", help="create, list and revoke API keys (works while the daemon runs)")
+    actions = keys.add_subparsers(title="actions", required=True)
+    create = actions.add_parser("create", help="mint a key; its secret is printed once, then its id")
+    create.add_argument("--org", dest="key_org", required=True, metavar="ORG", help="organisation slug")
+    create.add_argument(
+        "--environment", dest="key_environment", required=True, metavar="ENV", help="production, staging or development"
+    )
+    create.add_argument(
+        "--scope",
+        dest="key_scopes",
+        action="append",
+        required=True,
+        metavar="SCOPE",
+        help="write:logs, read:logs or admin (repeatable)",
+    )
+    create.add_argument(
+        "--tier", dest="key_tier", default=None, metavar="TIER", help="rate-limit tier (default: auth.default_tier)"
+    )
+    create.add_argument("--name", dest="key_name", default="", metavar="NAME", help="a label for listings")
+    create.set_defaults(run=_keys_create)
+    listing = actions.add_parser("list", help="list keys (never their secrets), revoked ones included")
+    listing.add_argument("--org", dest="key_org", default=None, metavar="ORG", help="only this organisation")
+    listing.set_defaults(run=_keys_list)
+    revoke = actions.add_parser("revoke", help="revoke a key and every access token minted from it")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(run=_keys_revoke)
+    for action in (create, listing, revoke):
+        _add_config_flags(action)
+        action.add_argument("--data-dir", dest="data_dir", default=None, help="sets data_dir")
+        action.add_argument("--json", dest="as_json", action="store_true", help="print JSON instead of text")
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    config, _ = config_from_args(args)
+    tier = args.key_tier or config.auth.default_tier
+    if tier not in config.auth.tiers:
+        raise LogtracedError(f"tier {tier!r} is not one of {', '.join(sorted(config.auth.tiers))} (auth.tiers)")
+    with _key_store(config) as keys:
+        record, secret = keys.create(args.key_org, args.key_environment, args.key_scopes, tier, args.key_name)
+    if args.as_json:
+        from logtraced.api.keys import key_json
+
+        _print_json({**key_json(record), "secret": secret})
+    else:
+        print(secret)
+        print(record.id)
+        print("Store the secret now: it is not kept and cannot be shown again.", file=sys.stderr)
+    return EXIT_OK
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from logtraced.api.keys import key_json
+
+    config, _ = config_from_args(args)
+    with _key_store(config) as keys:
+        rows = [key_json(record) for record in keys.list(args.key_org)]
+    if args.as_json:
+        _print_json(rows)
+        return EXIT_OK
+    columns = ("id", "display_prefix", "org", "environment", "scopes", "tier", "active", "created_at", "name")
+    table = [[" ".join(row[c]) if c == "scopes" else str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in table)) for i, c in enumerate(columns)]
+    for line in [list(columns), *table]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    config, _ = config_from_args(args)
+    with _key_store(config) as keys:
+        if not keys.revoke(args.key_id, None):
+            raise LogtracedError(f"no active key {args.key_id}")
+    if args.as_json:
+        _print_json({"id": args.key_id, "revoked": True})
+    else:
+        print(f"revoked {args.key_id}")
+    return EXIT_OK
+
+
+@contextmanager
+def _key_store(config: Config) -> Iterator[KeyStore]:
+    """The key store over the daemon's state database; safe while the daemon runs (SQLite WAL mode)."""
+    from logtraced.auth.db import Database
+    from logtraced.auth.keys import KeyStore
+
+    with Database.open(config.data_path) as db:
+        yield KeyStore(db)
+
+
+def _print_json(value: object) -> None:
+    import msgspec
+
+    print(msgspec.json.format(msgspec.json.encode(value)).decode())
