@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import re2
 
 from logtraced.errors import QueryError
 from logtraced.events import Event
-from logtraced.query import evaluate
 from logtraced.query.ast import And, Compare, Exists, MatchAll, Node, Not, Op, Or, Scalar, compare
 from logtraced.query.evaluate import build_matcher, compile_regex, words
 from logtraced.query.kql import parse_kql
@@ -297,13 +297,13 @@ class TestCompiledOnce:
 
     def test_compile_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
         calls: list[str] = []
-        real = evaluate.re2.compile
+        real = re2.compile
 
         def counting(pattern: str, *args: Any) -> Any:
             calls.append(pattern)
             return real(pattern, *args)
 
-        monkeypatch.setattr(evaluate.re2, "compile", counting)
+        monkeypatch.setattr(re2, "compile", counting)
         matcher = build_matcher(
             Or((cmp(Op.REGEX, "message", "x+y"), cmp(Op.WILDCARD, "message", "*z*"), cmp(Op.REGEX, "service", "q")))
         )
