@@ -18,9 +18,12 @@ Narrowing by field:
 - free text (no field): every word in the message or in any attribute string; attribute words are
   found with a regex over the JSON field's terms (`<path>\\x00s<word>`), so no path is needed.
 
-Limits, all in the direction of more verification, never of lost matches: tokens of 100+ bytes are
-not indexed, so literals that long narrow nothing; and a literal that is only part of a word can
-also hide inside such a long word, which the index cannot see.
+Limits.  Words of 100+ bytes are not indexed (schema.TEXT_MAX_TOKEN_CHARS), so query words that long
+narrow nothing and are left to verification.  The one way a match can be lost: a substring, glob
+piece or regex literal that is only part of a word is looked up among indexed words, so an
+occurrence inside a word of 100+ bytes (a base64 blob, say) is not a candidate.  Attribute values
+the index stores without words (strings of punctuation only) are found through `exists`, which
+relies on the attribute fast field keeping whole values (schema.fast_value_analyzer).
 """
 
 from __future__ import annotations
@@ -89,14 +92,20 @@ class _Cond(NamedTuple):
 
 
 class _Lit(NamedTuple):
+    """A literal string every match contains."""
+
     text: str
 
 
 class _AllOf(NamedTuple):
+    """Every item is required (a concatenation)."""
+
     items: tuple[_Formula, ...]
 
 
 class _AnyOf(NamedTuple):
+    """One of the items is required (an alternation)."""
+
     items: tuple[_Formula, ...]
 
 
@@ -366,6 +375,7 @@ class _Compiler:
         ]
 
     def _glob_conds(self, pattern: str) -> list[_Cond]:
+        """Conditions for each literal piece of a glob; a piece next to `*` is open on that side."""
         pieces, open_start, open_end = glob_parts(pattern)
         last = len(pieces) - 1
         conds: list[_Cond] = []

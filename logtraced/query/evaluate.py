@@ -20,8 +20,9 @@ predicate is called per candidate.  Semantics, per field:
 - Free text (field None): MATCH needs every word to appear in the message or in any attribute
   string (one bag of words); PHRASE and globs need the message or a single attribute string to
   match.  Attribute strings that are RFC 3339 instants are instants, not words, as in the index.
-- A missing field never satisfies a comparison, so `Not(...)` (`$neq`, `$notcontains`, ...)
-  matches it.
+- `field:*`: an event field exists when it is not "" (how events store "not sent"); an attribute
+  exists when it holds any non-null value.  A missing field never satisfies a comparison, so
+  `Not(...)` (`$neq`, `$notcontains`, ...) matches it.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ _ValueTest = Callable[[object], bool]
 
 _WORD = re.compile(r"[^\W_]+")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-_WORD_CLASS = r"[\pL\pN]"
 _NOT_WORD_CLASS = r"[^\pL\pN]"
 
 
@@ -293,6 +293,7 @@ def _match_value(value: object, wanted: Scalar, text_test: Callable[[str], bool]
 
 
 def _equal(value: object, wanted: Scalar) -> bool:
+    """`$eq`: same string, or same number when either side is a number, or same boolean."""
     if isinstance(value, bool) or isinstance(wanted, bool):
         return _text(value) == _text(wanted)
     if isinstance(value, (int, float)):
@@ -356,6 +357,7 @@ def _text(value: object) -> str | None:
 
 
 def _has_phrase(haystack: list[str], phrase: list[str]) -> bool:
+    """Whether `phrase` occurs as consecutive words; an empty phrase (no words) matches nothing."""
     if not phrase:
         return False
     width = len(phrase)

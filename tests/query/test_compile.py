@@ -13,7 +13,7 @@ import tantivy
 
 from logtraced.errors import QueryError
 from logtraced.events import Event
-from logtraced.query.ast import Node
+from logtraced.query.ast import Compare, Node, Op
 from logtraced.query.compile import Compiled, compile_query
 from logtraced.query.evaluate import build_matcher
 from logtraced.query.kql import parse_kql
@@ -328,11 +328,33 @@ class TestStemming:
         stemmed.check(parse_kql(query), expected, stem=self.stem)
 
 
+class TestTantivyAssumptions:
+    """Facts about tantivy-py and the schema that the narrowing relies on; a change here changes the compiler."""
+
+    def test_no_range_query_on_json_subpaths(self, partition: Partition) -> None:
+        with pytest.raises(ValueError, match="not defined in the schema"):
+            tantivy.Query.range_query(partition.schema, "attributes.duration_ms", tantivy.FieldType.Float, 1.0, None)
+
+    def test_rfc3339_strings_are_dates_not_words(self, partition: Partition) -> None:
+        query = tantivy.Query.regex_query(partition.schema, schema.ATTRIBUTES, "created\\x00s.*")
+        assert partition.candidates(Compiled(query, False)) == set()
+        exists = tantivy.Query.exists_query("attributes.created", json_subpaths=True)
+        assert partition.candidates(Compiled(exists, False)) == {3}
+
+    def test_exists_sees_values_without_words(self, partition: Partition) -> None:
+        exists = tantivy.Query.exists_query("attributes.k", json_subpaths=True)
+        assert partition.candidates(Compiled(exists, False)) == {9}
+
+    def test_numbers_match_typed_terms_only(self, partition: Partition) -> None:
+        as_int = tantivy.Query.term_query(partition.schema, "attributes.status_code", 400)
+        as_text = tantivy.Query.term_query(partition.schema, "attributes.status_code", "400")
+        assert partition.candidates(Compiled(as_int, False)) == {3}
+        assert partition.candidates(Compiled(as_text, False)) == {2}
+
+
 class TestErrors:
     """Values the index cannot represent are refused instead of silently matching nothing."""
 
     def test_bad_timestamp_value(self, partition: Partition) -> None:
-        from logtraced.query.ast import Compare, Op
-
         with pytest.raises(QueryError):
             compile_query(Compare(Op.GT, "timestamp", "yesterday"), partition.schema, stemming=False)
