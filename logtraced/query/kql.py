@@ -11,7 +11,7 @@ The structure follows Kibana's grammar (packages/kbn-es-query/src/kuery/grammar/
 
 so precedence is not > and > or, keywords are case-insensitive and need whitespace on both sides,
 and an unquoted value may contain spaces (`connection refused` is one value).  Two deliberate
-differences from Kibana: `not` ends an unquoted value only at the start of a word (Kibana rejects
+differences from Kibana: `not` ends an unquoted value only at the start of a word (its grammar rejects
 `cannot connect`), and `\\not`, `\\and`, `\\or` always mean the word (Kibana reads `\\n` first).
 Nested `field:{...}` queries and wildcard field names are rejected with a clear error.
 """
