@@ -49,6 +49,10 @@ class Op(enum.Enum):
 
 RANGE_OPS = frozenset({Op.GT, Op.GTE, Op.LT, Op.LTE})
 
+# Deepest nesting of groups a query may have: parsers refuse more, so the recursive walks in
+# compile.py and evaluate.py stay far from Python's recursion limit whatever users send.
+MAX_DEPTH = 64
+
 Scalar: TypeAlias = str | int | float | bool
 
 

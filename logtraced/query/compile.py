@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import NamedTuple, TypeAlias
@@ -228,7 +229,7 @@ class _Compiler:
         if node.op is Op.PHRASE:
             return self._phrase(self.words_field, _text(node.value), self._stemmed)
         if node.op is Op.EQ:
-            if not self._has_words(_text(node.value)):
+            if not self.splitter.analyze(_text(node.value)):
                 return _loose(None)
             return _loose(self._phrase(self.words_field, _text(node.value), self._stemmed).query)
         return _loose(self._substring_narrowing(node, fields.MESSAGE, prefix=""))
@@ -268,9 +269,10 @@ class _Compiler:
         branches = self._typed_terms(subpath, value)
         if date_value(value) is not None:
             branches.append(_loose(exists))  # RFC 3339 strings are stored as dates, not words
-        if not self._has_words(text):
+        tokens = self.splitter.analyze(text)
+        if not tokens:  # "--" has no words: it can only be equal, and the index stores no word of it
             return branches + [_loose(exists)] if node.op is Op.EQ else branches
-        single_word = len(self.splitter.analyze(text)) == 1
+        single_word = len(tokens) == 1
         if node.op is Op.MATCH:
             words = self._all_words(text, lambda token: self._term(subpath, token))
         else:
@@ -284,10 +286,7 @@ class _Compiler:
         terms: list[_Part] = []
         number = as_number(value)
         if number is not None:
-            typed: set[int | float] = {float(number)}
-            if float(number).is_integer() and -(2**63) <= int(number) < 2**64:
-                typed.add(int(number))
-            terms.extend(_exact(self._term(subpath, item)) for item in typed)
+            terms.extend(_exact(self._term(subpath, item)) for item in _json_numbers(number))
         if _text(value).lower() in ("true", "false"):
             terms.append(_exact(self._term(subpath, _text(value).lower() == "true")))
         return terms
@@ -355,9 +354,6 @@ class _Compiler:
 
     def _is_indexed(self, token: str) -> bool:
         return bool(self.indexed.analyze(token))
-
-    def _has_words(self, text: str) -> bool:
-        return any(self._is_indexed(token) for token in self.splitter.analyze(text))
 
     # -- substrings --------------------------------------------------------------------------------
 
@@ -455,6 +451,22 @@ def _attribute_paths(path: str) -> list[str] | None:
                 keys[-1] += "." + segment
         readings.append(".".join([fields.ATTRIBUTES, *(key.replace(".", "\\.") for key in keys)]))
     return readings
+
+
+def _json_numbers(number: int | float) -> set[int | float]:
+    """The typed values a JSON number equal to `number` can be indexed as (i64/u64, f64)."""
+    typed: set[int | float] = set()
+    if isinstance(number, int) and -(2**63) <= number < 2**64:
+        typed.add(number)
+    try:
+        as_float = float(number)
+    except OverflowError:
+        return typed
+    if math.isfinite(as_float):
+        typed.add(as_float)
+        if as_float.is_integer() and -(2**63) <= int(as_float) < 2**64:
+            typed.add(int(as_float))
+    return typed
 
 
 def _text(value: Scalar) -> str:

@@ -22,6 +22,7 @@ from typing import NamedTuple, NoReturn
 
 from logtraced.errors import QueryError
 from logtraced.query.ast import (
+    MAX_DEPTH,
     TIMESTAMP,
     Exists,
     MatchAll,
@@ -63,6 +64,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     def parse(self) -> Node:
         """The whole query: optional spaces around an optional OrQuery."""
@@ -96,11 +98,9 @@ class _Parser:
 
     def _sub_query(self) -> Node:
         if self._peek() == "(":
-            self.pos += 1
-            self._skip_spaces()
+            self._open_group()
             node = self._or_query()
-            self._skip_spaces()
-            self._expect(")")
+            self._close_group()
             return node
         return self._expression()
 
@@ -127,11 +127,9 @@ class _Parser:
 
     def _value_list(self, field: str | None) -> Node:
         if self._peek() == "(":
-            self.pos += 1
-            self._skip_spaces()
+            self._open_group()
             node = self._or_list(field)
-            self._skip_spaces()
-            self._expect(")")
+            self._close_group()
             return node
         return self._value(field, self._literal('"(" or a value'))
 
@@ -337,6 +335,18 @@ class _Parser:
 
     def _skip_spaces(self) -> None:
         self.pos = self._spaces_end(self.pos)
+
+    def _open_group(self) -> None:
+        if self.depth >= MAX_DEPTH:
+            raise self._error(f"parentheses nest deeper than {MAX_DEPTH} levels")
+        self.depth += 1
+        self.pos += 1
+        self._skip_spaces()
+
+    def _close_group(self) -> None:
+        self._skip_spaces()
+        self._expect(")")
+        self.depth -= 1
 
     # -- cursor helpers -------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import msgspec
 from logtraced.errors import QueryError
 from logtraced.query.ast import (
     KEYWORD_FIELDS,
+    MAX_DEPTH,
     MESSAGE,
     RANGE_OPS,
     TIMESTAMP,
@@ -160,21 +161,23 @@ def _stage(index: int, raw: Any) -> Stage:
         return _parse_stage(where, raw)
     if "query" not in raw:
         raise _error(f'{where}: missing "query"')
-    return Filter(_query(where, raw["query"]))
+    return Filter(_query(where, raw["query"], 0))
 
 
-def _query(where: str, raw: Any) -> Node:
+def _query(where: str, raw: Any, depth: int) -> Node:
     """One query object; several operators in it are ANDed."""
     if not isinstance(raw, Mapping) or not raw:
         raise _error(f"{where}: a query must be an object with one operator such as $eq or $and, got {raw!r}")
-    return and_(_operator(where, name, args) for name, args in raw.items())
+    if depth >= MAX_DEPTH:
+        raise _error(f"{where}: $and/$or/$not nest deeper than {MAX_DEPTH} levels")
+    return and_(_operator(where, name, args, depth) for name, args in raw.items())
 
 
-def _operator(where: str, name: str, args: Any) -> Node:
+def _operator(where: str, name: str, args: Any, depth: int) -> Node:
     if name in ("$and", "$or", "$not"):
         if not isinstance(args, list) or not args:
             raise _error(f"{where}: operator {name} takes a non-empty list of queries")
-        children = [_query(where, child) for child in args]
+        children = [_query(where, child, depth + 1) for child in args]
         if name == "$or":
             return or_(children)
         return and_(children) if name == "$and" else Not(and_(children))

@@ -77,7 +77,7 @@ CORPUS: dict[int, tuple[str, str, str, str, list[str], dict[str, Any], str]] = {
     7: ("GET /api/v1/users 200 OK", "info", "api-gateway", "h4", [], {"path": "/api/v1/users", "duration_ms": 15}, ""),
     8: ("Error: connection refused (ECONNREFUSED)", "error", "api-gateway", "h4", [], {}, ""),
     9: ("", "fatal", "", "h5", [], {"k": "--"}, "audit"),
-    10: (f"payload={LONG_WORD}", "info", "ingest", "h6", [], {}, ""),
+    10: (f"payload={LONG_WORD}", "info", "ingest", "h6", [], {"blob": LONG_WORD}, ""),
 }
 EVENTS = {
     doc_id: Event(
@@ -188,6 +188,10 @@ KQL_CASES: list[tuple[str, set[int]]] = [
     ("@timestamp < 1710496802", {0, 1}),
     ("host:*", EVERYTHING - {4}),
     ("2024", set()),
+    (LONG_WORD, {10}),
+    (f"blob:{LONG_WORD}", {10}),
+    (f'blob:"{LONG_WORD}"', {10}),
+    (f'message:"payload {LONG_WORD}"', {10}),
     ("nosuchword", set()),
 ]
 
@@ -211,6 +215,7 @@ PIPELINE_CASES: list[tuple[dict[str, Any], set[int]]] = [
     ({"$eq": ["body", "readtimeout in handler"]}, {4}),
     ({"$eq": ["flag", True]}, {4}),
     ({"$eq": ["k", "--"]}, {9}),
+    ({"$eq": ["blob", LONG_WORD]}, {10}),
     ({"$neq": ["level", "debug"]}, EVERYTHING - {4}),
     ({"$notcontains": ["body", "timeout"]}, EVERYTHING - {0, 3, 4}),
     ({"$notregex": ["body", "^$"]}, EVERYTHING - {9}),

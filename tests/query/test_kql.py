@@ -143,6 +143,13 @@ RANGES = [
 ]
 
 
+class TestDepth:
+    """Nesting up to the limit parses; the limit keeps later recursive walks bounded."""
+
+    def test_deepest_allowed(self) -> None:
+        assert parse_kql("(" * 64 + "a" + ")" * 64) == text("a")
+
+
 class TestFreeText:
     """Values without a field search text; spaces inside an unquoted value are part of it."""
 
@@ -222,6 +229,8 @@ ERRORS = [
     ("@timestamp > 2024-03-15T10:00:00Z", 13, "quote timestamps"),
     ("timestamp:2024*", 10, "wildcards are not supported on timestamp"),
     (">5", 0, "at position 0"),
+    ("(" * 65 + "a" + ")" * 65, 64, "parentheses nest deeper than 64 levels"),
+    ("f:" + "(" * 65 + "a" + ")" * 65, 66, "parentheses nest deeper than 64 levels"),
 ]
 
 

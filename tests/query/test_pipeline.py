@@ -75,6 +75,13 @@ class TestOperators:
     def test_operator(self, query: dict[str, Any], expected: Node) -> None:
         assert only_filter(query) == expected
 
+    def test_deepest_allowed(self) -> None:
+        node = only_filter(nested_not(63))
+        for _ in range(63):
+            assert isinstance(node, Not)
+            node = node.child
+        assert node == Compare(Op.EQ, "a", "b")
+
     def test_where_is_a_filter(self) -> None:
         stages = parse_pipeline(body(where({"$eq": ["a", "b"]}, "where"))).stages
         assert stages == (Filter(Compare(Op.EQ, "a", "b")),)
@@ -209,7 +216,15 @@ class TestMatcher:
         assert parse_pipeline(body(*stages)).matcher()(self.EVENT) == expected
 
 
+def nested_not(depth: int) -> dict[str, Any]:
+    query: dict[str, Any] = {"$eq": ["a", "b"]}
+    for _ in range(depth):
+        query = {"$not": [query]}
+    return query
+
+
 PIPELINE_ERRORS: list[tuple[Any, str, str]] = [
+    (body(where(nested_not(64))), "invalid_pipeline", "nest deeper than 64 levels"),
     (b"{not json", "invalid_pipeline", "not valid JSON"),
     ([], "invalid_pipeline", '"pipeline" list'),
     ({"stages": []}, "invalid_pipeline", '"pipeline" list'),
