@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -331,6 +332,73 @@ class TestStemming:
     )
     def test_word_forms(self, stemmed: Partition, query: str, expected: set[int]) -> None:
         stemmed.check(parse_kql(query), expected, stem=self.stem)
+
+
+LEAVES = [
+    "timeout",
+    "ошибка",
+    '"connection refused"',
+    "level:error",
+    "service:api*",
+    "*time*",
+    "time*",
+    "*fused",
+    "e*r",
+    "http.status:500",
+    "http.status >= 404",
+    "http.status:*",
+    "status_code:400",
+    "flag:true",
+    "labels:gamma",
+    "user_id:u*",
+    "created:*",
+    "message:Error*",
+    "duration_ms < 100",
+    "tags:prod",
+    '"request timeout"',
+]
+PIPELINE_LEAVES: list[dict[str, Any]] = [
+    {"$contains": ["body", "time"]},
+    {"$regex": ["body", "o.*o"]},
+    {"$regex": ["body", "^[A-Z]"]},
+    {"$regex": ["body", "e(r|x)+o"]},
+    {"$contains": ["body", ": "]},
+    {"$eq": ["status_code", 400]},
+    {"$neq": ["service", "api"]},
+    {"$regex": ["service", "(?i)API"]},
+    {"$contains": ["user_id", "42"]},
+    {"$gt": ["duration_ms", "10"]},
+]
+
+
+def random_kql(rng: random.Random, depth: int = 0) -> str:
+    roll = rng.random()
+    if depth > 2 or roll < 0.4:
+        return rng.choice(LEAVES)
+    if roll < 0.6:
+        return f"not ({random_kql(rng, depth + 1)})"
+    return f"({random_kql(rng, depth + 1)}){rng.choice([' and ', ' or '])}({random_kql(rng, depth + 1)})"
+
+
+def random_pipeline(rng: random.Random) -> Node:
+    leaves = [rng.choice(PIPELINE_LEAVES) for _ in range(rng.randint(1, 3))]
+    return pipeline({rng.choice(["$and", "$or", "$not"]): leaves})
+
+
+class TestRandomQueries:
+    """Seeded random combinations keep both promises: candidates are a superset, exact means exact."""
+
+    @pytest.mark.parametrize("seed", range(8))
+    def test_combinations(self, partition: Partition, seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(40):
+            node = parse_kql(random_kql(rng)) if rng.random() < 0.7 else random_pipeline(rng)
+            compiled = compile_query(node, partition.schema, stemming=False)
+            matcher = build_matcher(node)
+            exact = {doc_id for doc_id, event in EVENTS.items() if matcher(event, {})}
+            candidates = partition.candidates(compiled)
+            assert candidates >= exact, node
+            assert compiled.needs_verification or candidates == exact, node
 
 
 class TestTantivyAssumptions:
