@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from logtraced.api import authn, health, ingest, keys, probes, tokens, usage
+from logtraced.api import authn, health, ingest, keys, probes, query, query_range, tokens, usage
 from logtraced.api.context import STATE_KEY, get_state
 from logtraced.api.errors import Handler, error_middleware
 from logtraced.errors import ApiError
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 # Route families register themselves here: each takes the app and the shared state.
 ROUTE_FAMILIES: list[Callable[[web.Application], None]] = [probes.register]
 ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.register, tokens.register]
+ROUTE_FAMILIES += [query.register, query_range.register]
 
 
 def build_app(state: DaemonState) -> web.Application:

@@ -22,6 +22,7 @@ INDEX = "index"  # named index the event was routed to ("" = the default index)
 TAGS = "tags"  # raw, multi-valued: _jsonparsefailure, _truncated, shipper tags
 ATTRIBUTES = "attributes"  # JSON: every other field, nested as sent, numbers stay numbers
 WAL_SEQ = "wal_seq"  # i64 fast: sequence of the WAL batch this document came from
+TIE = "tie"  # i64 fast, filled by tantivy: orders documents with equal timestamps, stable across merges
 RAW_FIELDS = (LEVEL, SERVICE, HOST, ENV, ORG, INDEX)
 # Fields offered as stream labels (the labels API and query_range's `stream`), in this order.
 LABEL_FIELDS = (SERVICE, LEVEL, ENV, HOST, INDEX)
@@ -68,7 +69,17 @@ def build_schema(*, stemming: bool) -> tantivy.Schema:
         ATTRIBUTES, stored=True, fast=True, tokenizer_name=MESSAGE_TOKENIZER, expand_dots_enabled=True
     )
     builder.add_integer_field(WAL_SEQ, stored=False, indexed=True, fast=True)
+    builder.add_tie_breaker_field(TIE)
     return builder.build()
+
+
+def has_field(index_schema: tantivy.Schema, name: str) -> bool:
+    """tantivy-py offers no schema introspection; building a term query on an absent field raises."""
+    try:
+        tantivy.Query.term_query(index_schema, name, "")
+    except ValueError:
+        return False
+    return True
 
 
 def fast_value_analyzer() -> tantivy.TextAnalyzer:

@@ -1,0 +1,117 @@
+"""POST /v1/logs/query: the LogTrace KQL search, newest first, with an opaque search-after cursor."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+from logtraced.api.authn import authenticate
+from logtraced.api.search import clamp_limit, install_pool, run_query
+from logtraced.errors import ApiError
+from logtraced.events import event_to_json
+from logtraced.ingest.pipeline import Tenant
+from logtraced.query.execute import QueryRequest
+from logtraced.query.kql import parse_kql
+from logtraced.query.pipeline import Filter, Pipeline
+from logtraced.query.timerange import resolve_range
+
+ROUTE: Final = "/v1/logs/query"
+SCOPE: Final = "read:logs"
+DEFAULT_LOOKBACK_NS: Final = 24 * 3600 * 10**9
+CURSOR_VERSION: Final = 1
+
+
+class KqlRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The request body; `from`/`to` take `-15m`, `now`, ISO-8601 or epoch values."""
+
+    filter: str = ""
+    from_: str | int | float | None = msgspec.field(default=None, name="from")
+    to: str | int | float | None = None
+    limit: int | None = None
+    cursor: str | None = None
+
+
+class Cursor(msgspec.Struct, array_like=True):
+    """Where the next page starts, and the window and filter it belongs to (so it cannot be misused)."""
+
+    version: int
+    timestamp: int
+    tie: int
+    start_ns: int
+    end_ns: int
+    filter_digest: str
+
+
+async def query(request: web.Request) -> web.Response:
+    context = await authenticate(request, scope=SCOPE, kind="query")
+    body = _decode(await request.read())
+    limit = clamp_limit(request, body.limit)
+    node = parse_kql(body.filter)
+    digest = hashlib.sha256(body.filter.encode()).hexdigest()[:16]
+    if body.cursor:
+        cursor = _read_cursor(body.cursor, digest)
+        start_ns, end_ns, after = cursor.start_ns, cursor.end_ns, (cursor.timestamp, cursor.tie)
+    else:
+        window = resolve_range(body.from_, body.to, now_ns=time.time_ns(), default_lookback_ns=DEFAULT_LOOKBACK_NS)
+        start_ns, end_ns, after = window.start_ns, window.end_ns + 1, None  # `to` is inclusive here
+    principal = context.principal
+    result = await run_query(
+        request,
+        QueryRequest(
+            tenant=Tenant(principal.org, principal.environment),
+            start_ns=start_ns,
+            end_ns=end_ns,
+            pipeline=Pipeline((Filter(node),)),
+            limit=limit,
+            after=after,
+        ),
+    )
+    next_cursor = None
+    if result.more and result.rows:
+        last = result.rows[-1].key
+        next_cursor = _write_cursor(Cursor(CURSOR_VERSION, last[0], last[1], start_ns, end_ns, digest))
+    payload: dict[str, Any] = {
+        "logs": [event_to_json(row.event) for row in result.rows],
+        "count": len(result.rows),
+        "total": result.total,
+        "total_relation": "eq" if result.total_exact else "gte",
+        "took_ms": round(result.seconds * 1000, 3),
+        "next_cursor": next_cursor,
+        "from": start_ns,
+        "to": end_ns - 1,
+    }
+    return web.json_response(payload)
+
+
+def _decode(body: bytes) -> KqlRequest:
+    try:
+        return msgspec.json.decode(body or b"{}", type=KqlRequest)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "invalid_request", f"bad query request: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+
+
+def _write_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.msgpack.encode(cursor)).decode().rstrip("=")
+
+
+def _read_cursor(text: str, digest: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        cursor = msgspec.msgpack.decode(raw, type=Cursor)
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this server issued") from exc
+    if cursor.version != CURSOR_VERSION or cursor.filter_digest != digest:
+        raise ApiError(400, "invalid_cursor", "the cursor belongs to another filter; send the same filter to page")
+    return cursor
+
+
+def register(app: web.Application) -> None:
+    install_pool(app)
+    app.router.add_post(ROUTE, query)

@@ -1,0 +1,190 @@
+"""The logs query API: POST .../query_range/json with a JSON pipeline, and labels / label values discovery.
+
+Routes live under `/api/v4/organizations/{org}/logs/api/...`, authenticated with
+`X-LAST9-API-TOKEN: Bearer <token>` (an access token or an API key with read:logs; plain
+`Authorization: Bearer` also works).  Responses keep the document's shapes exactly:
+`{"status": "success", "data": ...}`, errors `{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aiohttp import web
+
+from logtraced.api.authn import AUTHORIZATION, LAST9_TOKEN, AuthContext, authenticate
+from logtraced.api.context import get_state
+from logtraced.api.search import clamp_limit, install_pool, run_blocking, run_query
+from logtraced.errors import ApiError, QueryError
+from logtraced.ingest.pipeline import Tenant
+from logtraced.query.execute import QueryRequest, QueryResult, Row
+from logtraced.query.pipeline import parse_pipeline
+from logtraced.query.timerange import parse_instant
+from logtraced.storage import schema
+from logtraced.storage.reader import label_names, label_values
+
+BASE: Final = "/api/v4/organizations/{org}/logs/api"
+SCOPE: Final = "read:logs"
+MAX_LABEL_VALUES: Final = 10_000
+PHYSICAL: Final = "physical_index:"
+REHYDRATION: Final = "rehydration_index:"
+STREAM_FIELDS: Final = schema.LABEL_FIELDS
+
+
+async def query_range(request: web.Request) -> web.Response:
+    context = await _authenticate(request)
+    state = get_state(request)
+    start_ns, end_ns = _window(request)
+    limit = clamp_limit(request, _int_parameter(request, "limit"))
+    newest_first = _direction(request)
+    offset = _int_parameter(request, "offset") or 0
+    _check_region(request, state.config.query.region)
+    index = await _index(request, context)
+    pipeline = parse_pipeline(await request.read())
+    principal = context.principal
+    result = await run_query(
+        request,
+        QueryRequest(
+            tenant=Tenant(principal.org, principal.environment),
+            start_ns=start_ns,
+            end_ns=end_ns,
+            pipeline=pipeline,
+            limit=limit,
+            newest_first=newest_first,
+            offset=offset,
+            index=index,
+        ),
+    )
+    return web.json_response({"status": "success", "data": _streams(result)})
+
+
+def _streams(result: QueryResult) -> dict[str, Any]:
+    """Rows grouped by label set, in first-seen order; each stream's values keep the query's order."""
+    streams: dict[tuple[tuple[str, str], ...], list[list[str]]] = {}
+    for row in result.rows:
+        labels = _stream_labels(row)
+        streams.setdefault(tuple(sorted(labels.items())), []).append([str(row.event.timestamp), row.event.message])
+    seconds = result.seconds
+    return {
+        "resultType": "streams",
+        "result": [{"stream": dict(key), "values": values} for key, values in streams.items()] or None,
+        "stats": {
+            "summary": {
+                "bytesProcessedPerSecond": int(result.bytes_examined / seconds) if seconds else 0,
+                "linesProcessedPerSecond": int(result.lines_examined / seconds) if seconds else 0,
+                "totalBytesProcessed": result.bytes_examined,
+                "totalLinesProcessed": result.lines_examined,
+                "execTime": round(seconds, 6),
+            }
+        },
+    }
+
+
+def _stream_labels(row: Row) -> dict[str, str]:
+    event = row.event
+    labels = {name: getattr(event, name) for name in STREAM_FIELDS if getattr(event, name)}
+    labels.update(row.labels)
+    return labels
+
+
+async def labels(request: web.Request) -> web.Response:
+    context = await _authenticate(request)
+    start_ns, end_ns = _window(request)
+    tenant = Tenant(context.principal.org, context.principal.environment)
+    names = await run_blocking(request, label_names, get_state(request).reader, tenant, start_ns, end_ns - 1)
+    return web.json_response({"status": "success", "data": names})
+
+
+async def values(request: web.Request) -> web.Response:
+    context = await _authenticate(request)
+    start_ns, end_ns = _window(request)
+    name = request.match_info["name"]
+    if not name or len(name) > 256:
+        raise ApiError(400, "invalid_label", "label names are 1 to 256 characters")
+    tenant = Tenant(context.principal.org, context.principal.environment)
+    reader = get_state(request).reader
+    found = await run_blocking(request, label_values, reader, tenant, start_ns, end_ns - 1, name, MAX_LABEL_VALUES)
+    return web.json_response({"status": "success", "data": found})
+
+
+async def _authenticate(request: web.Request) -> AuthContext:
+    """The document's header, X-LAST9-API-TOKEN; plain Authorization is accepted when it is absent."""
+    header = LAST9_TOKEN if LAST9_TOKEN in request.headers or AUTHORIZATION not in request.headers else AUTHORIZATION
+    return await authenticate(request, scope=SCOPE, kind="query", org=request.match_info["org"], header=header)
+
+
+def _window(request: web.Request) -> tuple[int, int]:
+    """`start` and `end` (required): Unix ns, or seconds, or RFC 3339; end is exclusive as in Loki."""
+    found = {}
+    for name in ("start", "end"):
+        raw = request.query.get(name)
+        if raw is None or not raw.strip():
+            raise ApiError(400, "missing_parameter", f"the query parameter {name} (Unix nanoseconds) is required")
+        try:
+            found[name] = parse_instant(raw)
+        except QueryError as exc:
+            raise ApiError(400, "invalid_parameter", f"{name}: {exc.message}") from exc
+    if found["start"] >= found["end"]:
+        raise ApiError(400, "invalid_parameter", "start must be before end")
+    return found["start"], found["end"]
+
+
+def _int_parameter(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ApiError(400, "invalid_parameter", f"{name} must not be negative, got {value}")
+    return value
+
+
+def _direction(request: web.Request) -> bool:
+    """True for backward (newest first, the default), False for forward."""
+    raw = request.query.get("direction", "backward").lower()
+    if raw not in ("backward", "forward"):
+        raise ApiError(400, "invalid_parameter", f"direction must be forward or backward, got {raw!r}")
+    return raw == "backward"
+
+
+def _check_region(request: web.Request, configured: str) -> None:
+    region = request.query.get("region")
+    if region and region != configured:
+        raise ApiError(400, "invalid_region", f"this node answers for region {configured!r}, not {region!r}")
+
+
+async def _index(request: web.Request, context: AuthContext) -> str | None:
+    """`index=physical_index:<name>` reads one routed index; an index no event was ever routed to is 404."""
+    raw = request.query.get("index")
+    if not raw:
+        return None
+    if raw.startswith(REHYDRATION):
+        raise ApiError(
+            404,
+            "index_not_found",
+            f"rehydration index {raw[len(REHYDRATION) :]!r} does not exist: this node has no archive to rehydrate from",
+        )
+    if not raw.startswith(PHYSICAL) or len(raw) == len(PHYSICAL):
+        raise ApiError(400, "invalid_parameter", "index must be physical_index:<name> or rehydration_index:<name>")
+    name = raw[len(PHYSICAL) :]
+    tenant = Tenant(context.principal.org, context.principal.environment)
+    known = await run_blocking(
+        request, label_values, get_state(request).reader, tenant, 0, 2**62, schema.INDEX, MAX_LABEL_VALUES
+    )
+    if name not in _as_list(known):
+        raise ApiError(404, "index_not_found", f"no physical index named {name!r} in this organisation")
+    return name
+
+
+def _as_list(value: object) -> list[str]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def register(app: web.Application) -> None:
+    install_pool(app)
+    app.router.add_post(BASE + "/v2/query_range/json", query_range)
+    app.router.add_get(BASE + "/v1/labels", labels)
+    app.router.add_get(BASE + "/v1/label/{name}/values", values)
