@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.api.conftest import Api, Key
@@ -71,3 +72,37 @@ class TestUsingTokens:
         assert api.cli("keys", "revoke", key.id).returncode == 0
         status, _, body = api.request("GET", "/v1/health", headers=with_token(token))
         assert (status, body["error"]["code"]) == (401, "invalid_api_key")
+
+
+def labels(api: Api, org: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+    """The query_range family's labels route, which reads X-LAST9-API-TOKEN."""
+    now = time.time_ns()
+    query = f"start={now - 3600 * 10**9}&end={now + 10**9}"
+    return api.request("GET", f"/api/v4/organizations/{org}/logs/api/v1/labels?{query}", headers=headers)
+
+
+class TestQueryRangeRoutes:
+    """The query_range routes take the token in X-LAST9-API-TOKEN and confine it to its organisation."""
+
+    def test_token_in_the_last9_header(self, api: Api, writer: Key) -> None:
+        token = mint(api, writer.secret)[1]["access_token"]
+        status, headers, body = labels(api, writer.org, with_token(token, "X-LAST9-API-TOKEN"))
+        assert (status, body["status"]) == (200, "success")
+        assert headers["X-RateLimit-Limit"] == "2000"
+
+    def test_expired_token_message(self, api: Api, writer: Key) -> None:
+        token = mint(api, writer.secret)[1]["access_token"]
+        api.clock.set(TTL_SECONDS + 5)
+        status, _, body = labels(api, writer.org, with_token(token, "X-LAST9-API-TOKEN"))
+        assert (status, body["error"]["message"]) == (401, "Authorization token is expired")
+
+    def test_another_organisation_is_forbidden(self, api: Api, writer: Key) -> None:
+        token = mint(api, writer.secret)[1]["access_token"]
+        status, _, body = labels(api, "someone-else", with_token(token, "X-LAST9-API-TOKEN"))
+        assert (status, body["error"]["code"]) == (403, "forbidden_organization")
+
+    def test_missing_token(self, api: Api, writer: Key) -> None:
+        status, headers, body = labels(api, writer.org, {})
+        assert (status, body["error"]["code"]) == (401, "missing_credentials")
+        assert "X-LAST9-API-TOKEN" in body["error"]["message"]
+        assert headers["WWW-Authenticate"].startswith("Bearer")
