@@ -8,16 +8,17 @@ Routes live under `/api/v4/organizations/{org}/logs/api/...`, authenticated with
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from aiohttp import web
 
 from logtraced.api.authn import AUTHORIZATION, LAST9_TOKEN, AuthContext, authenticate
 from logtraced.api.context import get_state
-from logtraced.api.search import clamp_limit, install_pool, run_blocking, run_query
+from logtraced.api.search import clamp_limit, install_pool, run_blocking, run_counts, run_query
 from logtraced.errors import ApiError, QueryError
 from logtraced.ingest.pipeline import Tenant
-from logtraced.query.execute import QueryRequest, QueryResult, Row
+from logtraced.query.execute import QueryRequest, QueryResult, Row, Series
 from logtraced.query.pipeline import parse_pipeline
 from logtraced.query.timerange import parse_instant
 from logtraced.storage import schema
@@ -29,6 +30,9 @@ MAX_LABEL_VALUES: Final = 10_000
 PHYSICAL: Final = "physical_index:"
 REHYDRATION: Final = "rehydration_index:"
 STREAM_FIELDS: Final = schema.LABEL_FIELDS
+MAX_STEPS: Final = 11_000
+_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_DURATION_UNITS: Final = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
 
 
 async def query_range(request: web.Request) -> web.Response:
@@ -42,20 +46,59 @@ async def query_range(request: web.Request) -> web.Response:
     index = await _index(request, context)
     pipeline = parse_pipeline(await request.read())
     principal = context.principal
-    result = await run_query(
-        request,
-        QueryRequest(
-            tenant=Tenant(principal.org, principal.environment),
-            start_ns=start_ns,
-            end_ns=end_ns,
-            pipeline=pipeline,
-            limit=limit,
-            newest_first=newest_first,
-            offset=offset,
-            index=index,
-        ),
+    query = QueryRequest(
+        tenant=Tenant(principal.org, principal.environment),
+        start_ns=start_ns,
+        end_ns=end_ns,
+        pipeline=pipeline,
+        limit=limit,
+        newest_first=newest_first,
+        offset=offset,
+        index=index,
     )
+    aggregate = pipeline.aggregate
+    if aggregate is not None:
+        step_ns = _step(request, start_ns, end_ns)
+        series, result = await run_counts(request, query, step_ns, aggregate.by)
+        return web.json_response({"status": "success", "data": _matrix(series, result, step_ns, aggregate.function)})
+    result = await run_query(request, query)
     return web.json_response({"status": "success", "data": _streams(result)})
+
+
+def _matrix(series: list[Series], result: QueryResult, step_ns: int, function: str) -> dict[str, Any]:
+    """Loki's matrix shape: one entry per label set, values `[seconds, "value"]` in time order."""
+    step_seconds = step_ns / 1e9
+    entries = []
+    for item in series:
+        points = []
+        for bucket in sorted(item.counts):
+            count = item.counts[bucket]
+            value = count / step_seconds if function == "rate" else count
+            points.append([bucket / 1e9, _number_text(value)])
+        entries.append({"metric": item.labels, "values": points})
+    return {"resultType": "matrix", "result": entries or None, "stats": _stats(result)}
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _step(request: web.Request, start_ns: int, end_ns: int) -> int:
+    """`step` as a duration (`30s`, `5m`, `1h`) or seconds; absent: Loki's default of range/250, at least 1 s."""
+    raw = request.query.get("step", "").strip()
+    if not raw:
+        return max((end_ns - start_ns) // 250 // 10**9, 1) * 10**9
+    match = _DURATION.fullmatch(raw)
+    if match is None:
+        raise ApiError(400, "invalid_parameter", f"step must be a duration such as 30s, 5m, 1h or seconds, got {raw!r}")
+    step_ns = int(float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"])
+    if step_ns <= 0:
+        raise ApiError(400, "invalid_parameter", "step must be positive")
+    if (end_ns - start_ns) // step_ns > MAX_STEPS:
+        raise ApiError(
+            400, "invalid_parameter", f"start..end / step gives more than {MAX_STEPS} points; use a larger step"
+        )
+    return step_ns
 
 
 def _streams(result: QueryResult) -> dict[str, Any]:
@@ -64,19 +107,24 @@ def _streams(result: QueryResult) -> dict[str, Any]:
     for row in result.rows:
         labels = _stream_labels(row)
         streams.setdefault(tuple(sorted(labels.items())), []).append([str(row.event.timestamp), row.event.message])
-    seconds = result.seconds
     return {
         "resultType": "streams",
         "result": [{"stream": dict(key), "values": values} for key, values in streams.items()] or None,
-        "stats": {
-            "summary": {
-                "bytesProcessedPerSecond": int(result.bytes_examined / seconds) if seconds else 0,
-                "linesProcessedPerSecond": int(result.lines_examined / seconds) if seconds else 0,
-                "totalBytesProcessed": result.bytes_examined,
-                "totalLinesProcessed": result.lines_examined,
-                "execTime": round(seconds, 6),
-            }
-        },
+        "stats": _stats(result),
+    }
+
+
+def _stats(result: QueryResult) -> dict[str, Any]:
+    """Figures of this query: lines are documents read from the index, bytes their message bytes."""
+    seconds = result.seconds
+    return {
+        "summary": {
+            "bytesProcessedPerSecond": int(result.bytes_examined / seconds) if seconds else 0,
+            "linesProcessedPerSecond": int(result.lines_examined / seconds) if seconds else 0,
+            "totalBytesProcessed": result.bytes_examined,
+            "totalLinesProcessed": result.lines_examined,
+            "execTime": round(seconds, 6),
+        }
     }
 
 

@@ -8,49 +8,57 @@ instead of holding a thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
 from logtraced.api.context import get_state
 from logtraced.errors import ApiError, QueryError
-from logtraced.query.execute import QueryRequest, QueryResult, execute
+from logtraced.query.execute import QueryRequest, QueryResult, Series, count_per_step, execute
 
 QUERY_THREADS: Final = 2
 POOL_KEY: Final = web.AppKey("query_pool", ThreadPoolExecutor)
+T = TypeVar("T")
 
 
 async def run_query(request: web.Request, query: QueryRequest) -> QueryResult:
     """Execute on the pool; past `query.timeout_seconds` the answer is 504 `query_timeout`."""
     state = get_state(request)
-    budget = state.config.query.timeout_seconds
-    bounded = QueryRequest(
-        tenant=query.tenant,
-        start_ns=query.start_ns,
-        end_ns=query.end_ns,
-        pipeline=query.pipeline,
-        limit=query.limit,
-        newest_first=query.newest_first,
-        offset=query.offset,
-        after=query.after,
-        index=query.index,
-        deadline=time.monotonic() + budget,
-    )
+    return await _within_budget(request, execute, state.reader, _bounded(request, query))
+
+
+async def run_counts(
+    request: web.Request, query: QueryRequest, step_ns: int, by: tuple[str, ...]
+) -> tuple[list[Series], QueryResult]:
+    """Count matches per step on the pool, under the same time budget as a search."""
+    state = get_state(request)
+    return await _within_budget(request, count_per_step, state.reader, _bounded(request, query), step_ns, by)
+
+
+def _bounded(request: web.Request, query: QueryRequest) -> QueryRequest:
+    budget = get_state(request).config.query.timeout_seconds
+    return dataclasses.replace(query, deadline=time.monotonic() + budget)
+
+
+async def _within_budget(request: web.Request, function: Callable[..., T], *args: Any) -> T:
+    budget = get_state(request).config.query.timeout_seconds
     loop = asyncio.get_running_loop()
     try:
-        return await loop.run_in_executor(request.app[POOL_KEY], execute, state.reader, bounded)
+        return await loop.run_in_executor(request.app[POOL_KEY], function, *args)
     except QueryError as exc:
         if exc.code == "query_timeout":
             raise ApiError(504, "query_timeout", f"the query took longer than {budget:g} s and was cancelled") from exc
         raise
 
 
-async def run_blocking(request: web.Request, function: object, *args: object) -> object:
+async def run_blocking(request: web.Request, function: Callable[..., T], *args: Any) -> T:
     """Run a read-only storage call (labels, label values) on the query pool."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(request.app[POOL_KEY], function, *args)  # type: ignore[arg-type]
+    return await loop.run_in_executor(request.app[POOL_KEY], function, *args)
 
 
 def install_pool(app: web.Application) -> None:

@@ -50,7 +50,8 @@ _COMPARISONS: dict[str, tuple[Op, bool]] = {
     "$lt": (Op.LT, False),
     "$lte": (Op.LTE, False),
 }
-_STAGE_TYPES = ("filter", "where", "parse")
+_STAGE_TYPES = ("filter", "where", "parse", "aggregate")
+AGGREGATE_FUNCTIONS = ("count", "rate")
 
 
 class ParserKind(enum.Enum):
@@ -93,7 +94,18 @@ class Parse:
         return _select(groups, self.labels, nested=False)
 
 
-Stage: TypeAlias = Filter | Parse
+@dataclasses.dataclass(frozen=True)
+class Aggregate:
+    """A final `aggregate` stage: matching events counted per `step` (and per `by` labels), as a matrix.
+
+    `count` is the number of events in each step, `rate` that number per second.
+    """
+
+    function: str
+    by: tuple[str, ...] = ()
+
+
+Stage: TypeAlias = Filter | Parse | Aggregate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,11 +115,17 @@ class Pipeline:
     stages: tuple[Stage, ...]
 
     @property
+    def aggregate(self) -> Aggregate | None:
+        """The final aggregation, when the pipeline ends in one."""
+        last = self.stages[-1] if self.stages else None
+        return last if isinstance(last, Aggregate) else None
+
+    @property
     def prefilter(self) -> Node:
         """The AND of the filters before the first parse: what the index may narrow by."""
         nodes: list[Node] = []
         for stage in self.stages:
-            if isinstance(stage, Parse):
+            if not isinstance(stage, Filter):
                 break
             nodes.append(stage.node)
         return and_(nodes)
@@ -117,6 +135,7 @@ class Pipeline:
         steps = [
             (stage, build_matcher(stage.node, stem=stem) if isinstance(stage, Filter) else None)
             for stage in self.stages
+            if not isinstance(stage, Aggregate)
         ]
 
         def run(event: EventLike) -> dict[str, str] | None:
@@ -140,7 +159,11 @@ def parse_pipeline(body: bytes | str | Mapping[str, Any]) -> Pipeline:
     stages = decoded["pipeline"]
     if not isinstance(stages, list):
         raise _error('"pipeline" must be a list of stages')
-    return Pipeline(tuple(_stage(index, stage) for index, stage in enumerate(stages)))
+    parsed = tuple(_stage(index, stage) for index, stage in enumerate(stages))
+    for index, stage in enumerate(parsed[:-1]):
+        if isinstance(stage, Aggregate):
+            raise _error(f"stage {index} (aggregate): an aggregate stage must be the last stage")
+    return Pipeline(parsed)
 
 
 def _decode(body: bytes | str) -> Any:
@@ -155,10 +178,12 @@ def _stage(index: int, raw: Any) -> Stage:
         raise _error(f'stage {index}: a stage must be an object with a "type"')
     kind = raw.get("type")
     if kind not in _STAGE_TYPES:
-        raise _error(f"stage {index}: unknown stage type {kind!r}; expected filter, where or parse")
+        raise _error(f"stage {index}: unknown stage type {kind!r}; expected filter, where, parse or aggregate")
     where = f"stage {index} ({kind})"
     if kind == "parse":
         return _parse_stage(where, raw)
+    if kind == "aggregate":
+        return _aggregate_stage(where, raw)
     if "query" not in raw:
         raise _error(f'{where}: missing "query"')
     return Filter(_query(where, raw["query"], 0))
@@ -229,6 +254,16 @@ def _parse_stage(where: str, raw: Mapping[str, Any]) -> Parse:
     if not regex.groupindex:
         raise _error(f"{where}: pattern {pattern!r} has no named groups (?P<name>...)")
     return Parse(parser, canonical_field(source), labels, pattern, regex)
+
+
+def _aggregate_stage(where: str, raw: Mapping[str, Any]) -> Aggregate:
+    function = raw.get("function", "count")
+    if function not in AGGREGATE_FUNCTIONS:
+        raise _error(f"{where}: unknown function {function!r}; expected one of {', '.join(AGGREGATE_FUNCTIONS)}")
+    by = raw.get("by", [])
+    if not isinstance(by, list) or not all(isinstance(name, str) and name for name in by):
+        raise _error(f'{where}: "by" must be a list of label names, got {by!r}')
+    return Aggregate(function, tuple(by))
 
 
 def _labels(where: str, raw: Any) -> tuple[tuple[str, str], ...]:
