@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""HTTP ingest throughput, end to end until searchable, against TCP ingest of the same events in the same run.
+
+Generates N seeded ~300-byte events, sends them to a real daemon as `POST /v1/logs/ingest`
+batches of 5 000 with an enterprise key from several concurrent aiohttp clients, waits until
+the index counts every event, and reports events/s end to end, the acknowledged send rate,
+p50/p99 request latency and the daemon's peak RSS (daemon + indexer).  The baseline sends the
+same events as json_lines over TCP to a fresh daemon: the cost of the HTTP path (auth, JSON
+batch decoding, validation, fsync before the answer) is the difference.
+
+    python bench/ingest_http.py --events 1000000 --clients 4 [--gzip] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp  # noqa: E402
+
+from logtraced.auth.db import Database  # noqa: E402
+from logtraced.auth.keys import KeyStore  # noqa: E402
+from logtraced.ingest.pipeline import Tenant  # noqa: E402
+from logtraced.storage.partitions import PartitionLayout  # noqa: E402
+from logtraced.storage.reader import IndexReader, count_events  # noqa: E402
+from tests.harness import DaemonProcess  # noqa: E402
+
+BATCH_EVENTS = 5000
+ORG = "bench"
+TENANT = Tenant(ORG, "production")
+SERVICES = ["payment-gateway", "api-gateway", "user-service", "notification-service", "auth", "search"]
+LEVELS = ["INFO"] * 7 + ["WARN", "ERROR", "DEBUG"]
+WORDS = "connection timeout upstream request completed failed retry user order cache miss hit database".split()
+
+
+def generate(count: int, seed: int) -> list[dict[str, Any]]:
+    """LogTrace-style events of about 300 bytes, spread over the last hour."""
+    rng = random.Random(seed)
+    now = time.time()
+    events = []
+    for i in range(count):
+        ts = now - rng.random() * 3600
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
+        words = " ".join(rng.choice(WORDS) for _ in range(6))
+        events.append(
+            {
+                "timestamp": stamp,
+                "message": f"{words} id={i} took {rng.randint(1, 5000)}ms",
+                "level": rng.choice(LEVELS),
+                "service": rng.choice(SERVICES),
+                "host": f"web-{rng.randint(1, 40):02d}",
+                "http": {"status": rng.choice([200, 200, 200, 404, 500]), "method": "GET"},
+                "trace_id": f"{rng.getrandbits(64):016x}",
+            }
+        )
+    return events
+
+
+def http_bodies(events: list[dict[str, Any]], compress: bool) -> list[bytes]:
+    """`{"logs": [...]}` bodies of BATCH_EVENTS events, encoded (and gzipped) before the clock starts."""
+    bodies = []
+    for start in range(0, len(events), BATCH_EVENTS):
+        body = json.dumps({"logs": events[start : start + BATCH_EVENTS]}, separators=(",", ":")).encode()
+        bodies.append(gzip.compress(body, 1) if compress else body)
+    return bodies
+
+
+def mint_enterprise_key(data: Path) -> str:
+    """A key with overflow, so backpressure never refuses the benchmark's batches."""
+    with Database.open(data) as db:
+        _, secret = KeyStore(db).create(ORG, "production", ["write:logs"], "enterprise", "bench")
+    return secret
+
+
+class RssSampler:
+    """Peak resident memory of the daemon and its indexer, sampled every 0.2 s in a thread."""
+
+    def __init__(self, daemon: DaemonProcess) -> None:
+        from tests.harness import _children
+
+        assert daemon.process is not None
+        self.pids = [daemon.process.pid, *_children(daemon.process.pid)]
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def current(self) -> int:
+        total = 0
+        for pid in self.pids:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, self.current())
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return max(self.peak, self.current())
+
+
+async def send_http(port: int, secret: str, bodies: list[bytes], clients: int, compress: bool) -> list[float]:
+    """Every body POSTed by `clients` workers sharing one queue; returns each request's latency in seconds."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+    latencies: list[float] = []
+    url = f"http://127.0.0.1:{port}/v1/logs/ingest"
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            while True:
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    if response.status == 202:
+                        latencies.append(time.perf_counter() - started)
+                        break
+                    if response.status not in (429, 503):
+                        raise RuntimeError(f"ingest answered {response.status}: {await response.text()}")
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=clients)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(clients)))
+    return latencies
+
+
+def send_tcp(port: int, events: list[dict[str, Any]], connections: int) -> None:
+    """The baseline: the same events as json_lines, split over `connections` sockets."""
+    lines = [json.dumps(event, separators=(",", ":")).encode() + b"\n" for event in events]
+    shares = [b"".join(lines[i::connections]) for i in range(connections)]
+
+    def send(payload: bytes) -> None:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(payload)
+
+    senders = [threading.Thread(target=send, args=(share,)) for share in shares]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+
+
+def wait_searchable(data: Path, tenant: Tenant, count: int) -> None:
+    reader = IndexReader(PartitionLayout(data))
+    while True:
+        reader.on_commit()
+        if count_events(reader, tenant, 0, 2**62) >= count:
+            return
+        time.sleep(0.05)
+
+
+def timed_run(
+    data: Path, extra: list[str], send: Callable[[DaemonProcess], Any], tenant: Tenant, count: int
+) -> dict[str, Any]:
+    """Start a daemon, send with `send`, wait until searchable; seconds and peak RSS of that run."""
+    daemon = DaemonProcess(data, *extra).start()
+    try:
+        sampler = RssSampler(daemon)
+        started = time.perf_counter()
+        sent = send(daemon)
+        acked = time.perf_counter() - started
+        wait_searchable(data, tenant, count)
+        elapsed = time.perf_counter() - started
+        return {"sent": sent, "ack_seconds": acked, "searchable_seconds": elapsed, "peak_rss": sampler.stop()}
+    finally:
+        daemon.kill()
+
+
+def http_run(events: list[dict[str, Any]], bodies: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as directory:
+        data = Path(directory) / "data"
+        secret = mint_enterprise_key(data)
+
+        def send(daemon: DaemonProcess) -> list[float]:
+            return asyncio.run(send_http(daemon.http_port, secret, bodies, args.clients, args.gzip))
+
+        run = timed_run(data, args.daemon_arg, send, TENANT, len(events))
+    latencies = sorted(run["sent"])
+    return {
+        "events_per_second": len(events) / run["searchable_seconds"],
+        "acked_events_per_second": len(events) / run["ack_seconds"],
+        "searchable_seconds": run["searchable_seconds"],
+        "latency_p50_ms": statistics.median(latencies) * 1000,
+        "latency_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "requests": len(latencies),
+        "peak_rss_mib": run["peak_rss"] / 2**20,
+    }
+
+
+def tcp_run(events: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as directory:
+        data = Path(directory) / "data"
+        run = timed_run(
+            data,
+            args.daemon_arg,
+            lambda daemon: send_tcp(daemon.tcp_port, events, args.clients),
+            Tenant("default", "production"),
+            len(events),
+        )
+    return {"events_per_second": len(events) / run["searchable_seconds"], "peak_rss_mib": run["peak_rss"] / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (and TCP connections)")
+    parser.add_argument("--gzip", action="store_true", help="send gzip-compressed bodies")
+    parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the TCP baseline run")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--daemon-arg", action="append", default=[], help="extra `serve` argument, repeatable")
+    args = parser.parse_args()
+    events = generate(args.events, args.seed)
+    bodies = http_bodies(events, args.gzip)
+    result: dict[str, Any] = {
+        "events": args.events,
+        "clients": args.clients,
+        "batch_events": BATCH_EVENTS,
+        "gzip": args.gzip,
+        "average_body_bytes": sum(map(len, bodies)) / len(bodies),
+        "http": http_run(events, bodies, args),
+    }
+    if args.baseline:
+        result["tcp_baseline"] = tcp_run(events, args)
+        result["http_to_tcp_ratio"] = result["http"]["events_per_second"] / result["tcp_baseline"]["events_per_second"]
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    http = result["http"]
+    print(
+        f"events={args.events} clients={args.clients} batch={BATCH_EVENTS} gzip={args.gzip}\n"
+        f"HTTP end-to-end until searchable: {http['events_per_second']:,.0f} ev/s "
+        f"(acknowledged: {http['acked_events_per_second']:,.0f} ev/s)\n"
+        f"request latency: p50 {http['latency_p50_ms']:.0f} ms, p99 {http['latency_p99_ms']:.0f} ms "
+        f"over {http['requests']} requests\n"
+        f"peak daemon RSS: {http['peak_rss_mib']:.0f} MiB"
+    )
+    if args.baseline:
+        tcp = result["tcp_baseline"]
+        print(
+            f"TCP json_lines baseline: {tcp['events_per_second']:,.0f} ev/s, peak RSS {tcp['peak_rss_mib']:.0f} MiB "
+            f"(HTTP = {result['http_to_tcp_ratio']:.2f} of TCP)"
+        )
+
+
+if __name__ == "__main__":
+    main()
