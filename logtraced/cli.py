@@ -57,10 +57,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"logtraced {__version__}")
     commands = parser.add_subparsers(title="commands")
     serve = commands.add_parser("serve", help="run the daemon in the foreground")
-    _add_config_flags(serve)
+    _add_serve_flags(serve)
+    serve.set_defaults(run=_serve)
+    check = commands.add_parser(
+        "check-config", help="load and validate the configuration (same flags as serve), print it as JSON"
+    )
+    _add_serve_flags(check)
+    check.set_defaults(run=_check_config)
+    _add_keys_commands(commands)
+    _add_query_command(commands)
+    return parser
+
+
+def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    _add_config_flags(parser)
     for flag, (key, kind) in SERVE_FLAGS.items():
-        serve.add_argument(flag, dest=key, type=kind, default=None, help=f"sets {key}")
-    serve.add_argument(
+        parser.add_argument(flag, dest=key, type=kind, default=None, help=f"sets {key}")
+    parser.add_argument(
         "--set",
         dest="assignments",
         action="append",
@@ -68,12 +81,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="set any config key, e.g. --set index.commit_interval_ms=500",
     )
-    serve.set_defaults(run=_serve)
-    check = commands.add_parser("check-config", help="load and validate the configuration, print it as JSON")
-    _add_config_flags(check)
-    check.set_defaults(run=_check_config)
-    _add_keys_commands(commands)
-    return parser
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -204,6 +211,52 @@ def _keys_revoke(args: argparse.Namespace) -> int:
         _print_json({"id": args.key_id, "revoked": True})
     else:
         print(f"revoked {args.key_id}")
+    return EXIT_OK
+
+
+def _add_query_command(commands: Any) -> None:
+    """`logtraced query KQL`: search the data directory directly, newest first, one JSON event per line."""
+    search = commands.add_parser("query", help="search stored events with KQL (reads the indexes directly)")
+    search.add_argument("filter", nargs="?", default="", help="KQL, e.g. 'service:api and level:error'")
+    search.add_argument("--from", dest="since", default="-1h", help="start: -15m, -24h, ISO-8601, epoch (default -1h)")
+    search.add_argument("--to", dest="until", default="now", help="end, inclusive (default now)")
+    search.add_argument("--limit", "-n", type=int, default=20, help="newest N events (default 20)")
+    search.add_argument("--org", dest="query_org", default="default", help="organisation (default: default)")
+    search.add_argument(
+        "--environment", dest="query_environment", default="production", help="environment (default: production)"
+    )
+    _add_config_flags(search)
+    search.add_argument("--data-dir", dest="data_dir", default=None, help="sets data_dir")
+    search.set_defaults(run=_query)
+
+
+def _query(args: argparse.Namespace) -> int:
+    import time
+
+    import msgspec
+
+    from logtraced.events import event_to_json
+    from logtraced.ingest.pipeline import Tenant
+    from logtraced.query.execute import QueryRequest, execute
+    from logtraced.query.kql import parse_kql
+    from logtraced.query.pipeline import Filter, Pipeline
+    from logtraced.query.timerange import resolve_range
+    from logtraced.storage.partitions import PartitionLayout
+    from logtraced.storage.reader import IndexReader
+
+    config, _ = config_from_args(args)
+    window = resolve_range(args.since, args.until, now_ns=time.time_ns(), default_lookback_ns=3600 * 10**9)
+    request = QueryRequest(
+        tenant=Tenant(args.query_org, args.query_environment),
+        start_ns=window.start_ns,
+        end_ns=window.end_ns + 1,
+        pipeline=Pipeline((Filter(parse_kql(args.filter)),)),
+        limit=max(args.limit, 1),
+    )
+    result = execute(IndexReader(PartitionLayout(config.data_path)), request)
+    encode = msgspec.json.encode
+    for row in result.rows:
+        sys.stdout.write(encode(event_to_json(row.event)).decode() + "\n")
     return EXIT_OK
 
 

@@ -1,0 +1,61 @@
+"""Tests of the command line: exit codes, config checking and the direct `query` read path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from tests.conftest import Store
+from tests.harness import DaemonProcess
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "logtraced", *args], capture_output=True, text=True, timeout=60)
+
+
+class TestExitCodes:
+    """Errors become exit codes and one clear line; nothing prints a traceback."""
+
+    def test_bad_config_value_exits_1_naming_the_key(self, tmp_path: Path) -> None:
+        result = _cli("check-config", "--set", "tcp.port=99999")
+        assert result.returncode == 1
+        assert "tcp.port" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_unknown_config_file_exits_1(self, tmp_path: Path) -> None:
+        result = _cli("serve", "--config", str(tmp_path / "missing.toml"))
+        assert result.returncode == 1
+        assert "cannot read config file" in result.stderr
+
+    def test_no_command_prints_help_and_exits_2(self) -> None:
+        result = _cli()
+        assert result.returncode == 2
+        assert "serve" in result.stdout
+
+    def test_check_config_prints_the_merged_configuration(self) -> None:
+        result = _cli("check-config", "--set", "index.retention_days=7")
+        assert result.returncode == 0
+        assert json.loads(result.stdout)["index"]["retention_days"] == 7
+
+
+class TestQueryCommand:
+    """`logtraced query` finds what the daemon stored, newest first, as JSON lines."""
+
+    def test_query_reads_the_index(self, daemon: DaemonProcess, store: Store) -> None:
+        marker = uuid.uuid4().hex[:10]
+        lines = [{"message": f"{marker} {i}", "level": "ERROR" if i % 2 else "INFO"} for i in range(6)]
+        daemon.send_tcp(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+        store.wait_for(6, field="message", term=marker)
+        result = _cli("query", f"{marker} and level:error", "--data-dir", str(daemon.data_dir), "--from=-1h", "-n", "2")
+        assert result.returncode == 0, result.stderr
+        found = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(found) == 2
+        assert all(event["level"] == "error" and marker in event["message"] for event in found)
+
+    def test_syntax_error_names_the_position(self, tmp_path: Path) -> None:
+        result = _cli("query", "level:(", "--data-dir", str(tmp_path))
+        assert result.returncode == 1
+        assert "position 7" in result.stderr
