@@ -295,6 +295,19 @@ class TestSlowClients:
         assert b'"request_timeout"' in answer
         assert CLIENT_TIMEOUT_SECONDS - 0.5 <= waited <= CLIENT_TIMEOUT_SECONDS + 5
 
+    def test_trickled_headers_are_cut_off(self, api: Api) -> None:
+        """A sender that never finishes its request headers is disconnected after the client timeout."""
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", api.daemon.http_port)) as sock:
+            sock.sendall(b"POST /v1/logs/ingest HTTP/1.1\r\nHost: x\r\n")
+            try:
+                while time.monotonic() - started < CLIENT_TIMEOUT_SECONDS + 10:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                    time.sleep(0.2)
+            except OSError:
+                pass
+        assert time.monotonic() - started <= CLIENT_TIMEOUT_SECONDS + 5
+
     def test_silent_connection_is_closed(self, api: Api) -> None:
         with socket.create_connection(("127.0.0.1", api.daemon.http_port)) as sock:
             sock.settimeout(CLIENT_TIMEOUT_SECONDS + 10)
