@@ -73,7 +73,9 @@ def execute(reader: IndexReader, request: QueryRequest) -> QueryResult:
     """The page of rows the request asks for, with the figures the APIs report."""
     started = time.perf_counter()
     result = QueryResult()
-    for position, row in enumerate(_matches(reader, request, result)):
+    plans = _plans(reader, request)
+    _count(plans, result)
+    for position, row in enumerate(_matches(plans, request, result)):
         if position < request.offset:
             continue
         if len(result.rows) == request.limit:
@@ -87,11 +89,23 @@ def execute(reader: IndexReader, request: QueryRequest) -> QueryResult:
     return result
 
 
-def _matches(reader: IndexReader, request: QueryRequest, result: QueryResult) -> Iterator[Row]:
-    """Matching rows in order across partitions (days are disjoint, so concatenation is ordered)."""
+@dataclass(frozen=True)
+class _Plan:
+    """One partition's confined query, and whether its hits must be verified one by one."""
+
+    index: tantivy.Index
+    searcher: tantivy.Searcher
+    query: tantivy.Query
+    verify: bool
+    stemming: bool
+
+
+def _plans(reader: IndexReader, request: QueryRequest) -> list[_Plan]:
+    """The partitions the window overlaps, in scan order (days are disjoint, so concatenation is ordered)."""
     prefilter = request.pipeline.prefilter
     has_parse = any(isinstance(stage, Parse) for stage in request.pipeline.stages)
     end_inclusive = request.end_ns - 1
+    plans: list[_Plan] = []
     partitions = reader.partitions(request.tenant, request.start_ns, end_inclusive, newest_first=request.newest_first)
     for partition in partitions:
         index = reader.index(partition)
@@ -101,20 +115,32 @@ def _matches(reader: IndexReader, request: QueryRequest, result: QueryResult) ->
         compiled = compile_query(prefilter, index.schema, stemming=stemming)
         user_query = _with_index(index, compiled.query, request.index)
         query = reader.confine(index, request.tenant, request.start_ns, end_inclusive, user_query)
-        searcher = index.searcher()
-        verify = compiled.needs_verification or has_parse
-        if not verify:
-            result.total += searcher.search(query, 1, count=True).count or 0
-        else:
-            result.total_exact = False
-        matcher = request.pipeline.matcher(stem=_stemmer(stemming))
-        for key, address in _ordered(searcher, index, query, request):
+        plans.append(_Plan(index, index.searcher(), query, compiled.needs_verification or has_parse, stemming))
+    return plans
+
+
+def _count(plans: list[_Plan], result: QueryResult) -> None:
+    """The exact total over every partition, counted by the index, when no partition needs verification.
+
+    Counting up front matters: the scan stops as soon as the page is full, often before the older
+    partitions are reached, and the total must still cover them.
+    """
+    if any(plan.verify for plan in plans):
+        result.total_exact = False
+        return
+    result.total = sum(plan.searcher.search(plan.query, 1, count=True).count or 0 for plan in plans)
+
+
+def _matches(plans: list[_Plan], request: QueryRequest, result: QueryResult) -> Iterator[Row]:
+    """Matching rows in order across partitions, verified where the index alone cannot decide."""
+    for plan in plans:
+        matcher = request.pipeline.matcher(stem=_stemmer(plan.stemming))
+        for key, address in _ordered(plan.searcher, plan.index, plan.query, request):
             _check_deadline(request)
-            document = searcher.doc(address).to_dict()
-            event = event_from_document(document)
+            event = event_from_document(plan.searcher.doc(address).to_dict())
             result.lines_examined += 1
             result.bytes_examined += len(event.message)
-            labels = matcher(event) if verify else {}
+            labels = matcher(event) if plan.verify else {}
             if labels is None:
                 continue
             yield Row(event, labels, key)
