@@ -152,6 +152,8 @@ def _problems(state: DaemonState, storage: Storage, signals: Signals) -> tuple[l
         unhealthy.append("the indexer process is not running; events are not becoming searchable")
     if indexer.failure:
         unhealthy.append(f"the indexer reported a failure: {indexer.failure}")
+    if state.pipeline.wal.failure:
+        unhealthy.append(f"the write-ahead log failed ({state.pipeline.wal.failure}); restart after fixing the disk")
     if not storage.writable:
         unhealthy.append(f"the data directory {storage.data_dir} is not writable")
     elif storage.free_bytes < STORAGE_RESERVE_BYTES:

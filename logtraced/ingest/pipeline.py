@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from logtraced.config import Config, RoutingRule
+from logtraced.errors import StorageError
 from logtraced.events import Event, encode_documents
+from logtraced.log import get_logger
 from logtraced.storage.partitions import NS_PER_DAY, Partition, day_of
 from logtraced.storage.wal import WalWriter
 
@@ -128,12 +130,14 @@ class IngestPipeline:
                 groups[day] = [event]
             else:
                 group.append(event)
-        seq = self.wal.written_seq
-        for day, group in groups.items():
+        first = self.wal.next_seq
+        records = []
+        for offset, (day, group) in enumerate(groups.items()):
             key = Partition(tenant.org, day_of(day * NS_PER_DAY)).key
-            documents = encode_documents(group, self.wal.next_seq)
-            seq = self.wal.append(key, documents)
-            self.backlog.add(seq, len(group), sum(map(len, documents)))
+            records.append((key, encode_documents(group, first + offset)))
+        seq = self.wal.append_all(records)
+        for offset, (key, documents) in enumerate(records):
+            self.backlog.add(first + offset, len(documents), sum(map(len, documents)))
         self.counters.events_accepted += len(events)
         self.counters.bytes_accepted += raw_bytes
         self.counters.records_written += len(groups)
@@ -147,6 +151,8 @@ class IngestPipeline:
         """Wait until record `seq` is fsynced: the moment an HTTP batch may be acknowledged."""
         if seq <= self.durable_seq:
             return
+        if self.wal.failure:
+            raise StorageError(self.wal.failure)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(_Waiter(seq, future))
         await future
@@ -159,7 +165,11 @@ class IngestPipeline:
             started = loop.time()
             self._dirty.clear()
             seq = self.wal.written_seq
-            await loop.run_in_executor(None, self.wal.sync)
+            try:
+                await loop.run_in_executor(None, self.wal.sync)
+            except StorageError as exc:
+                self._fail_waiters(exc)
+                return
             self._mark_durable(seq)
             remaining = window - (loop.time() - started)
             if remaining > 0:
@@ -173,11 +183,25 @@ class IngestPipeline:
                 waiter.future.set_result(None)
         self.notify_durable(self.durable_seq)
 
+    def _fail_waiters(self, error: StorageError) -> None:
+        """Nothing written since the last good fsync may be acknowledged; tell every waiting request."""
+        get_logger("pipeline").error("wal_fsync_failed", error=str(error))
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.future.done():
+                waiter.future.set_exception(error)
+
     async def flush(self) -> int:
         """Fsync everything written so far (shutdown); returns the last durable sequence."""
         seq = self.wal.written_seq
+        if self.wal.failure:
+            return self.durable_seq
         if self.config.wal.fsync != "never":
-            await asyncio.get_running_loop().run_in_executor(None, self.wal.sync)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self.wal.sync)
+            except StorageError as exc:
+                self._fail_waiters(exc)
+                return self.durable_seq
         self._mark_durable(seq)
         return seq
 

@@ -98,6 +98,7 @@ class WalWriter:
         self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         self._size = size
         self.written_seq = self.next_seq - 1
+        self.failure = ""
         _fsync_directory(directory)
 
     def _recover(self) -> tuple[int, Path, int]:
@@ -118,20 +119,45 @@ class WalWriter:
 
     def append(self, key: str, documents: list[bytes]) -> int:
         """Write one record and return its sequence number (not yet durable)."""
+        return self.append_all([(key, documents)])
+
+    def append_all(self, records: list[tuple[str, list[bytes]]]) -> int:
+        """Write records numbered next_seq, next_seq+1, ... in one write; return the last number.
+
+        All or nothing: if the write fails part-way (disk full, I/O error), the file is cut back
+        to where it was, so a later append can never land behind a torn record.
+        """
+        if self.failure:
+            raise StorageError(f"the write-ahead log is unusable until restart: {self.failure}")
         if self._size >= self.segment_bytes:
             self._rotate()
-        seq = self.next_seq
-        record = encode_record(seq, key, documents)
-        if len(record) >= MAX_PAYLOAD:
-            raise StorageError(f"WAL record of {len(record)} bytes is too large")
-        _write_all(self._fd, record)
-        self._size += len(record)
-        self.next_seq = seq + 1
-        self.written_seq = seq
-        return seq
+        first = self.next_seq
+        data = b"".join(encode_record(first + i, key, documents) for i, (key, documents) in enumerate(records))
+        if len(data) >= MAX_PAYLOAD:
+            raise StorageError(f"a WAL write of {len(data)} bytes is too large")
+        try:
+            _write_all(self._fd, data)
+        except OSError as exc:
+            self._cut_back()
+            raise StorageError(f"cannot write the write-ahead log: {exc.strerror or exc}") from exc
+        self._size += len(data)
+        self.next_seq = first + len(records)
+        self.written_seq = self.next_seq - 1
+        return self.written_seq
+
+    def _cut_back(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError as exc:
+            self.failure = f"could not remove a partial write: {exc.strerror or exc}"
 
     def sync(self) -> None:
-        os.fsync(self._fd)
+        """fsync; after a failed fsync the page cache state is unknown, so the log refuses further writes."""
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self.failure = f"fsync failed: {exc.strerror or exc}"
+            raise StorageError(self.failure) from exc
 
     def _rotate(self) -> None:
         os.fsync(self._fd)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
+
+from logtraced.errors import StorageError
 
 from logtraced.storage.wal import WalTailer, WalWriter, delete_segments_through, list_segments, read_records
 
@@ -99,3 +104,42 @@ class TestSegmentDeletion:
         writer = WalWriter(tmp_path, 100)
         assert writer.append("k", [b"{}"]) == 7
         writer.close()
+
+
+class TestWriteFailures:
+    """A failed write leaves no torn record behind; a failed fsync stops all further writes."""
+
+    def test_failed_write_is_cut_back_and_later_appends_survive_reopen(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The disk fills half-way through a write (fault injected at the os.write call)."""
+        writer = WalWriter(tmp_path, 1 << 20)
+        _append(writer, 2)
+        real_write = os.write
+        calls = {"n": 0}
+
+        def half_write(fd: int, data: bytes | memoryview) -> int:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                real_write(fd, bytes(data)[: len(data) // 2])
+                raise OSError(28, "No space left on device")
+            return real_write(fd, data)
+
+        monkeypatch.setattr(os, "write", half_write)
+        with pytest.raises(StorageError, match="No space left"):
+            writer.append_all([("k", [b'{"a":1}']), ("j", [b'{"b":2}'])])
+        monkeypatch.undo()
+        assert writer.append("k", [b"{}"]) == 3
+        writer.close()
+        (_, path), = list_segments(tmp_path)
+        assert [record.seq for _, record in read_records(path.read_bytes())] == [1, 2, 3]
+
+    def test_batch_of_records_is_one_write(self, tmp_path: Path) -> None:
+        writer = WalWriter(tmp_path, 1 << 20)
+        assert writer.append_all([("a/2024-01-01", [b"{}"]), ("a/2024-01-02", [b"{}", b"{}"])]) == 2
+        writer.close()
+        (_, path), = list_segments(tmp_path)
+        assert [(r.seq, r.key, r.count) for _, r in read_records(path.read_bytes())] == [
+            (1, "a/2024-01-01", 1),
+            (2, "a/2024-01-02", 2),
+        ]
