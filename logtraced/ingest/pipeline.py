@@ -136,7 +136,7 @@ class IngestPipeline:
             key = Partition(tenant.org, day_of(day * NS_PER_DAY)).key
             records.append((key, encode_documents(group, first + offset)))
         seq = self.wal.append_all(records)
-        for offset, (key, documents) in enumerate(records):
+        for offset, (_, documents) in enumerate(records):
             self.backlog.add(first + offset, len(documents), sum(map(len, documents)))
         self.counters.events_accepted += len(events)
         self.counters.bytes_accepted += raw_bytes

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from logtraced.errors import StorageError
-
 from logtraced.storage.wal import WalTailer, WalWriter, delete_segments_through, list_segments, read_records
 
 
