@@ -1,0 +1,561 @@
+"""The canonical Event and the normalisation of shipper field spellings onto it.
+
+Logstash, Fluent Bit, Beats and plain applications each name the same facts differently
+(`@timestamp` or `date`, `level` or `log.level`, `host` as a string or an object).  This
+module maps all of them onto one `Event`, and turns an Event into the document the index
+stores and back.  It is sans-IO and runs once per received event, so the decoders and
+encoders are built once at import and the decoded dict itself becomes `attributes`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Final, Union
+
+import msgspec
+
+from logtraced.storage import schema
+
+TAG_JSON_PARSE_FAILURE: Final = "_jsonparsefailure"  # Logstash's own tag, so queries carry over
+TAG_TRUNCATED: Final = "_truncated"
+TAG_NOT_OBJECT: Final = "_notobject"
+
+# tantivy's JSON parser (serde_json) refuses documents nested deeper than 128 levels; a frame
+# nested deeper than this is stored as raw text so that its document can always be indexed.
+MAX_NESTING: Final = 100
+_CONTAINERS: Final = frozenset((dict, list))
+
+
+class Event(msgspec.Struct, gc=False):
+    """One log event in canonical form; gc=False because events never form reference cycles."""
+
+    timestamp: int  # nanoseconds since the Unix epoch, UTC
+    message: str
+    level: str = ""  # trace/debug/info/warn/error/fatal, or an unknown spelling lowercased
+    service: str = ""
+    host: str = ""
+    env: str = ""  # tenancy and routing: set by the ingest pipeline, never by normalise()
+    org: str = ""
+    index: str = ""
+    tags: list[str] = []
+    attributes: dict[str, Any] = {}
+
+
+# Document layout for IndexWriter.add_json, named by the schema so a rename there follows here.
+_IndexDocument = msgspec.defstruct(
+    "_IndexDocument",
+    [
+        (schema.TIMESTAMP, int),
+        (schema.MESSAGE, str),
+        (schema.LEVEL, str),
+        (schema.SERVICE, str),
+        (schema.HOST, str),
+        (schema.ENV, str),
+        (schema.ORG, str),
+        (schema.INDEX, str),
+        (schema.TAGS, list[str]),
+        (schema.ATTRIBUTES, dict[str, Any]),
+        (schema.WAL_SEQ, int),
+    ],
+    gc=False,
+)
+
+
+def _json_type(depth: int) -> Any:
+    """The type of any JSON value nested at most `depth` levels deep."""
+    value_type: Any = Union[str, int, float, bool, None]
+    for _ in range(depth):
+        value_type = dict[str, value_type] | list[value_type] | str | int | float | bool | None
+    return value_type
+
+
+_DECODER: Final = msgspec.json.Decoder()
+# Decodes as fast as the untyped decoder and refuses deeper nesting in C, so the common
+# shallow frame needs no depth check of its own.  (msgspec builds the type in time
+# exponential in the depth, so this cannot be MAX_NESTING itself.)
+_SHALLOW_DEPTH: Final = 8
+_SHALLOW_DECODER: Final = msgspec.json.Decoder(_json_type(_SHALLOW_DEPTH))
+_ENCODER: Final = msgspec.json.Encoder()
+_DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+_ABSENT: Final = object()
+_is_str: Final = str.__instancecheck__
+_TIMESTAMP_KEYS: Final = ("@timestamp", "timestamp", "time", "date", "ts")
+_MESSAGE_KEYS: Final = ("message", "msg", "log", "body")
+
+# Where a canonical field may be, in order of preference: (key, whether a plain value there
+# counts, keys to look for when the value there is an object).  A plain `log` is a message.
+_Candidates = tuple[tuple[str, bool, tuple[str, ...]], ...]
+_LEVEL_KEYS: Final[_Candidates] = (
+    ("level", True, ()),
+    ("log.level", True, ()),
+    ("log", False, ("level",)),
+    ("severity", True, ()),
+    ("levelname", True, ()),
+)
+_SERVICE_KEYS: Final[_Candidates] = (
+    ("service", True, ("name",)),
+    ("service.name", True, ()),
+    ("app", True, ()),
+    ("application", True, ()),
+)
+_HOST_KEYS: Final[_Candidates] = (
+    ("host", True, ("name", "hostname")),
+    ("host.name", True, ()),
+    ("hostname", True, ()),
+)
+
+_LEVEL_NAMES: Final = {
+    "trace": "trace",
+    "debug": "debug",
+    "info": "info",
+    "information": "info",
+    "informational": "info",
+    "notice": "info",
+    "warn": "warn",
+    "warning": "warn",
+    "error": "error",
+    "err": "error",
+    "fatal": "fatal",
+    "critical": "fatal",
+    "crit": "fatal",
+    "emerg": "fatal",
+    "emergency": "fatal",
+    "alert": "fatal",
+    "panic": "fatal",
+}
+# Syslog severities 0-7 and bunyan/pino levels 10-60.
+_LEVEL_NUMBERS: Final = {
+    0: "fatal",
+    1: "fatal",
+    2: "fatal",
+    3: "error",
+    4: "warn",
+    5: "info",
+    6: "info",
+    7: "debug",
+    10: "trace",
+    20: "debug",
+    30: "info",
+    40: "warn",
+    50: "error",
+    60: "fatal",
+}
+# Shippers send levels as lower, UPPER or Title case: one dict lookup covers all three.
+_LEVEL_SPELLINGS: Final = {
+    spelling: level
+    for name, level in _LEVEL_NAMES.items()
+    for spelling in (name, name.upper(), name.title())
+}
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH_NAIVE: Final = datetime(1970, 1, 1)
+_NS_PER_S: Final = 1_000_000_000
+_I64_MIN: Final = -(2**63)
+_I64_MAX: Final = 2**63 - 1
+
+# Epoch numbers carry no unit, so it is read from the magnitude of the integer part:
+# below 1e11 seconds (up to year 5138), below 1e14 milliseconds, below 1e17 microseconds,
+# otherwise nanoseconds.  Millisecond values before March 1973 are therefore read as seconds.
+# Each entry: (exclusive upper bound, nanoseconds per unit, fraction digits down to 1 ns).
+_EPOCH_UNITS: Final = (
+    (10**11, 1_000_000_000, 9),
+    (10**14, 1_000_000, 6),
+    (10**17, 1_000, 3),
+)
+# Nanoseconds per unit of the last digit of an n-digit fraction of a second.
+_FRACTION_SCALE: Final[tuple[int, ...]] = tuple(10 ** (9 - digits) for digits in range(10))
+_DECIMAL: Final = re.compile(r"(-?)(\d+)(?:\.(\d*))?", re.ASCII)
+_SUBMICRO_DIGITS: Final = re.compile(r"\d{1,3}", re.ASCII)
+
+
+def canonical_level(value: object) -> str:
+    """The canonical level for a shipper's level value, or "" when the value is not a level.
+
+    Unknown spellings are kept (lowercased) rather than dropped: a custom level is still
+    a useful filter, and an unknown word must not turn into a wrong known one.
+    """
+    if type(value) is str:
+        known = _LEVEL_SPELLINGS.get(value)
+        if known is not None:
+            return known
+        word = value.strip().lower()
+        if word.isdecimal() and word.isascii():
+            return _LEVEL_NUMBERS.get(int(word), word)
+        return _LEVEL_NAMES.get(word, word)
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is int:
+        return _LEVEL_NUMBERS.get(value, str(value))
+    return ""
+
+
+def parse_timestamp(value: object, received_ns: int) -> int | None:
+    """Nanoseconds since the epoch for a shipper's timestamp value; None if not understood.
+
+    Understood: ISO-8601/RFC 3339 strings with any offset (no offset means UTC, as in Fluent
+    Bit's java_sql_timestamp), fractions kept to the nanosecond; epoch numbers (int, float or
+    numeric string) with the unit read from their magnitude (see `_EPOCH_UNITS`).  Results
+    outside the signed 64-bit nanosecond range (years 1677-2262) are not understood either.
+    `received_ns` is part of the signature so callers need not care which formats are
+    relative; every format understood today is absolute and does not use it.
+    """
+    if type(value) is str:
+        # Hot path: `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, what Logstash, Beats and Fluent Bit's
+        # iso8601 send, read without building a datetime.
+        if value[-1:] == "Z" and len(value) >= 20:
+            second = _utc_second(value[:19])
+            if second is not None:
+                if len(value) == 20:
+                    return second
+                digits = value[20:-1]
+                if value[19] in ".," and len(digits) <= 9 and digits.isascii() and digits.isdigit():
+                    return second + int(digits) * _FRACTION_SCALE[len(digits)]
+        ns = _parse_decimal(value) if value[4:5] != "-" else None  # "YYYY-" is no number
+        if ns is None:
+            ns = _parse_iso(value)
+    elif type(value) is int:
+        ns = _epoch_int(value)
+    elif type(value) is float:
+        ns = _epoch_float(value)
+    else:
+        return None
+    if ns is None or not _I64_MIN <= ns <= _I64_MAX:
+        return None
+    return ns
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_second(prefix: str) -> int | None:
+    """Nanoseconds of a `YYYY-MM-DDTHH:MM:SS` prefix read as UTC, else None.
+
+    Cached because a stream's events share their second: this is the hot path's saving.
+    Seconds whose fraction could leave the 64-bit range are None, so callers need no check.
+    """
+    if prefix[4:5] != "-" or prefix[13:14] != ":" or prefix[16:17] != ":" or prefix[10:11] != "T":
+        return None
+    try:
+        parsed = datetime.fromisoformat(prefix)
+    except ValueError:
+        return None
+    delta = parsed - _EPOCH_NAIVE
+    ns = (delta.days * 86_400 + delta.seconds) * _NS_PER_S
+    return ns if _I64_MIN <= ns <= _I64_MAX - _NS_PER_S else None
+
+
+def _parse_iso(text: str) -> int | None:
+    """Any ISO-8601 via `datetime.fromisoformat`, plus the sub-microsecond digits it drops."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        # RFC 3339 allows lowercase "t" and "z"; fromisoformat does not.
+        upper = text.upper()
+        if upper == text:
+            return None
+        try:
+            parsed = datetime.fromisoformat(upper)
+        except ValueError:
+            return None
+    delta = parsed - (_EPOCH_NAIVE if parsed.tzinfo is None else _EPOCH)
+    ns = ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
+    point = text.rfind(".")
+    if point < 0:
+        point = text.rfind(",")
+    if point > 0 and text[point + 7 : point + 8].isdigit():
+        # fromisoformat keeps microseconds only; digits 7-9 of the fraction are added here.
+        match = _SUBMICRO_DIGITS.match(text, point + 7)
+        if match is not None:
+            ns += int(match.group().ljust(3, "0"))
+    return ns
+
+
+def _parse_decimal(text: str) -> int | None:
+    """An epoch number written as a string, exactly: digits are scaled, never rounded via float."""
+    match = _DECIMAL.fullmatch(text)
+    if match is None:
+        return None
+    sign, whole, fraction = match.groups()
+    integer = int(whole)
+    per_unit, digits = _epoch_unit(integer)
+    ns = integer * per_unit + (int(fraction[:digits].ljust(digits, "0")) if fraction and digits else 0)
+    return -ns if sign else ns
+
+
+def _epoch_unit(magnitude: int) -> tuple[int, int]:
+    """(nanoseconds per unit, fraction digits kept) for an epoch number of this size."""
+    magnitude = abs(magnitude)
+    for bound, per_unit, digits in _EPOCH_UNITS:
+        if magnitude < bound:
+            return per_unit, digits
+    return 1, 0
+
+
+def _epoch_int(value: int) -> int:
+    per_unit, _ = _epoch_unit(value)
+    return value * per_unit
+
+
+def _epoch_float(value: float) -> int | None:
+    """Floats are rounded to the microsecond, the most a double holds for current dates."""
+    if not math.isfinite(value):
+        return None
+    per_unit, _ = _epoch_unit(int(value))
+    if per_unit == 1:
+        return round(value / 1000) * 1000
+    return round(value * (per_unit // 1000)) * 1000
+
+
+def normalise(record: dict[str, Any], received_ns: int) -> Event:
+    """Map one decoded JSON object onto an Event; `record` is consumed and becomes `attributes`.
+
+    Fields used for the canonical ones are removed; everything else stays verbatim, nested
+    as sent.  A timestamp that cannot be parsed stays under its key and the event gets
+    `received_ns`, so nothing the shipper sent is lost.
+    """
+    timestamp = _take_timestamp(record, received_ns)
+    level = _take_level(record)
+    message = _take_message(record)
+    service = _take_name(record, _SERVICE_KEYS)
+    host = _take_name(record, _HOST_KEYS)
+    tags = record.get("tags")
+    if type(tags) is list and all(map(_is_str, tags)):
+        del record["tags"]
+    else:
+        tags = []
+    return Event(
+        received_ns if timestamp is None else timestamp,
+        message,
+        level,
+        service,
+        host,
+        "",
+        "",
+        "",
+        tags,
+        record,
+    )
+
+
+def _take_timestamp(record: dict[str, Any], received_ns: int) -> int | None:
+    """The first timestamp key whose value parses; unparseable ones stay in the record."""
+    for key in _TIMESTAMP_KEYS:
+        value = record.get(key, _ABSENT)
+        if value is not _ABSENT:
+            ns = parse_timestamp(value, received_ns)
+            if ns is not None:
+                del record[key]
+                return ns
+    return None
+
+
+def _take_message(record: dict[str, Any]) -> str:
+    """The first message key present; an object under `log` is ECS metadata, not a message."""
+    for key in _MESSAGE_KEYS:
+        value = record.get(key, _ABSENT)
+        if value is _ABSENT or (key == "log" and type(value) is dict):
+            continue
+        del record[key]
+        return value if type(value) is str else _ENCODER.encode(value).decode()
+    return ""
+
+
+def _take_level(record: dict[str, Any]) -> str:
+    """Pop the first level candidate that is a level; an object it leaves empty goes too.
+
+    A value that is not a level stays where it is, so the shipper's data is kept.
+    """
+    for key, plain, inner_keys in _LEVEL_KEYS:
+        value = record.get(key, _ABSENT)
+        if value is _ABSENT:
+            continue
+        if type(value) is dict:
+            for inner in inner_keys:
+                level = canonical_level(value.get(inner))
+                if level:
+                    del value[inner]
+                    if not value:
+                        del record[key]
+                    return level
+        elif plain:
+            level = canonical_level(value)
+            if level:
+                del record[key]
+                return level
+    return ""
+
+
+def _take_name(record: dict[str, Any], candidates: _Candidates) -> str:
+    """Pop the first candidate that is a non-empty string, as `_take_level` does for levels."""
+    for key, plain, inner_keys in candidates:
+        value = record.get(key, _ABSENT)
+        if type(value) is str:
+            if plain and value:
+                del record[key]
+                return value
+        elif type(value) is dict:
+            for inner in inner_keys:
+                name = value.get(inner)
+                if type(name) is str and name:
+                    del value[inner]
+                    if not value:
+                        del record[key]
+                    return name
+    return ""
+
+
+def events_from_frame(frame: bytes, received_ns: int, *, truncated: bool = False) -> list[Event]:
+    """The events in one frame, as Logstash's json codec would make them; never raises.
+
+    An object is one event, an array one event per element.  Anything that is not JSON, or
+    is nested too deep to index, is kept whole as the message of a `_jsonparsefailure` event.
+    """
+    try:
+        value = _decode(frame)
+    except _DECODE_ERRORS:
+        if not frame or frame.isspace():
+            return []
+        return [_unparsed(frame, received_ns, truncated)]
+    if type(value) is dict:
+        events = [normalise(value, received_ns)]
+    elif type(value) is list:
+        events = [
+            normalise(item, received_ns) if type(item) is dict else _not_object(item, received_ns)
+            for item in value
+        ]
+    else:
+        events = [_not_object(value, received_ns)]
+    if truncated:
+        for event in events:
+            event.tags.append(TAG_TRUNCATED)
+    return events
+
+
+def _decode(frame: bytes) -> Any:
+    """The JSON value in `frame`; a DecodeError too when it nests deeper than MAX_NESTING."""
+    try:
+        return _SHALLOW_DECODER.decode(frame)
+    except msgspec.ValidationError:
+        # Deeper than the shallow type (or a number out of range, which fails again here).
+        value = _DECODER.decode(frame)
+        if _too_deep(value):
+            raise msgspec.DecodeError(f"JSON nested deeper than {MAX_NESTING} levels") from None
+        return value
+
+
+def _unparsed(frame: bytes, received_ns: int, truncated: bool) -> Event:
+    tags = [TAG_JSON_PARSE_FAILURE, TAG_TRUNCATED] if truncated else [TAG_JSON_PARSE_FAILURE]
+    return Event(received_ns, frame.decode("utf-8", "replace"), tags=tags)
+
+
+def _not_object(value: object, received_ns: int) -> Event:
+    return Event(received_ns, _ENCODER.encode(value).decode(), tags=[TAG_NOT_OBJECT])
+
+
+def _too_deep(value: object) -> bool:
+    """Whether `value` nests deeper than MAX_NESTING, found level by level without recursion."""
+    level: list[object] = [value]
+    for _ in range(MAX_NESTING):
+        children: list[object] = []
+        for item in level:
+            if type(item) is dict:
+                children.extend(child for child in item.values() if type(child) in _CONTAINERS)
+            elif type(item) is list:
+                children.extend(child for child in item if type(child) in _CONTAINERS)
+        if not children:
+            return False
+        level = children
+    return True
+
+
+def encode_document(event: Event, wal_seq: int) -> bytes:
+    """The JSON document `IndexWriter.add_json` takes for this event."""
+    return encode_documents((event,), wal_seq)[0]
+
+
+def encode_documents(events: Sequence[Event], wal_seq: int) -> list[bytes]:
+    """`encode_document` for a whole batch, with the per-call overhead paid once."""
+    encode = _ENCODER.encode
+    document = _IndexDocument
+    return [
+        encode(
+            document(
+                e.timestamp, e.message, e.level, e.service, e.host, e.env, e.org, e.index, e.tags,
+                e.attributes, wal_seq,
+            )
+        )
+        for e in events
+    ]
+
+
+def event_from_document(doc: dict[str, list[Any]]) -> Event:
+    """The Event a stored document came from (`Document.to_dict()`: every value is a list).
+
+    tantivy leaves out empty multi-valued fields and turns any attribute string that reads
+    as an RFC 3339 date into a datetime; such values come back as UTC strings ending in Z.
+    """
+
+    def first(name: str, default: Any) -> Any:
+        values = doc.get(name)
+        return values[0] if values else default
+
+    return Event(
+        timestamp=first(schema.TIMESTAMP, 0),
+        message=first(schema.MESSAGE, ""),
+        level=first(schema.LEVEL, ""),
+        service=first(schema.SERVICE, ""),
+        host=first(schema.HOST, ""),
+        env=first(schema.ENV, ""),
+        org=first(schema.ORG, ""),
+        index=first(schema.INDEX, ""),
+        tags=list(doc.get(schema.TAGS, ())),
+        attributes=_restore_dates(first(schema.ATTRIBUTES, {})),
+    )
+
+
+def _restore_dates(value: Any) -> Any:
+    """Undo tantivy's date detection inside a stored JSON value (depth is bounded by the index)."""
+    if type(value) is dict:
+        return {key: _restore_dates(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_restore_dates(item) for item in value]
+    if isinstance(value, datetime):
+        return _rfc3339(value)
+    return value
+
+
+def _rfc3339(moment: datetime) -> str:
+    """UTC, with the shortest of 0, 3 or 6 fraction digits that is exact."""
+    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    micros = moment.microsecond
+    if micros == 0:
+        fraction = ""
+    elif micros % 1000 == 0:
+        fraction = f".{micros // 1000:03d}"
+    else:
+        fraction = f".{micros:06d}"
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{fraction}Z"
+
+
+def event_to_json(event: Event) -> dict[str, Any]:
+    """The public shape of an event in query results; `index` only when the event was routed."""
+    seconds, nanos = divmod(event.timestamp, _NS_PER_S)
+    moment = _EPOCH + timedelta(seconds=seconds)
+    shape: dict[str, Any] = {
+        "timestamp": f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{nanos:09d}Z",
+        "timestamp_ns": event.timestamp,
+        "message": event.message,
+        "level": event.level,
+        "service": event.service,
+        "host": event.host,
+        "env": event.env,
+        "org": event.org,
+    }
+    if event.index:
+        shape["index"] = event.index
+    shape["tags"] = event.tags
+    shape["attributes"] = event.attributes
+    return shape
