@@ -27,12 +27,12 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     """Base of every section: unknown keys are an error, values cannot change after start."""
 
 
-class LogConfig(_Section):
+class LogConfig(_Section, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class TcpConfig(_Section):
+class TcpConfig(_Section, frozen=True):
     enabled: bool = True
     host: str = "0.0.0.0"
     port: int = 5000
@@ -45,7 +45,7 @@ class TcpConfig(_Section):
     tls_key_file: str = ""
 
 
-class UdpConfig(_Section):
+class UdpConfig(_Section, frozen=True):
     enabled: bool = True
     host: str = "0.0.0.0"
     port: int = 5000
@@ -54,7 +54,7 @@ class UdpConfig(_Section):
     receive_buffer_bytes: int = 8 * 1024 * 1024
 
 
-class HttpConfig(_Section):
+class HttpConfig(_Section, frozen=True):
     enabled: bool = True
     host: str = "0.0.0.0"
     port: int = 8080
@@ -63,13 +63,13 @@ class HttpConfig(_Section):
     client_timeout_seconds: float = 30.0
 
 
-class WalConfig(_Section):
+class WalConfig(_Section, frozen=True):
     fsync: Literal["group", "always", "never"] = "group"
     group_commit_ms: int = 50
     segment_bytes: int = 64 * 1024 * 1024
 
 
-class IndexConfig(_Section):
+class IndexConfig(_Section, frozen=True):
     commit_interval_ms: int = 1000
     writer_heap_bytes: int = 128 * 1024 * 1024
     writer_threads: int = 1
@@ -78,19 +78,19 @@ class IndexConfig(_Section):
     retention_check_seconds: float = 60.0
 
 
-class IngestConfig(_Section):
+class IngestConfig(_Section, frozen=True):
     queue_max_events: int = 500_000
     queue_max_bytes: int = 256 * 1024 * 1024
 
 
-class QueryConfig(_Section):
+class QueryConfig(_Section, frozen=True):
     timeout_seconds: float = 30.0
     default_limit: int = 100
     max_limit: int = 10_000
     region: str = "local"
 
 
-class TierConfig(_Section):
+class TierConfig(_Section, frozen=True):
     ingest_per_hour: int
     query_per_hour: int
     overflow: bool = False
@@ -103,13 +103,13 @@ def _default_tiers() -> dict[str, TierConfig]:
     }
 
 
-class AuthConfig(_Section):
+class AuthConfig(_Section, frozen=True):
     token_ttl_seconds: int = 86_400
     default_tier: str = "standard"
     tiers: dict[str, TierConfig] = msgspec.field(default_factory=_default_tiers)
 
 
-class RoutingRule(_Section):
+class RoutingRule(_Section, frozen=True):
     """Route events whose attribute `field` equals `equals` into the named index `index`."""
 
     field: str
@@ -117,7 +117,7 @@ class RoutingRule(_Section):
     index: str
 
 
-class Config(_Section):
+class Config(_Section, frozen=True):
     data_dir: str = "./logtraced-data"
     log: LogConfig = LogConfig()
     tcp: TcpConfig = TcpConfig()

@@ -136,9 +136,14 @@ def count_events(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int
     """How many events of a tenant fall in [start_ns, end_ns] (counted by the index, no documents read)."""
     total = 0
     for _, index, searcher in reader.searchers(tenant, start_ns, end_ns):
-        query = reader.confine(index, tenant, start_ns, end_ns, None)
-        total += searcher.search(query, 1, count=True).count or 0
+        total += hit_count(searcher, reader.confine(index, tenant, start_ns, end_ns, None))
     return total
+
+
+def hit_count(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
+    """How many documents match, counted by the index (tantivy's type stubs omit `SearchResult.count`)."""
+    result: Any = searcher.search(query, 1, count=True)
+    return int(result.count or 0)
 
 
 def aggregate(
