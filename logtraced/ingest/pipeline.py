@@ -14,10 +14,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from logtraced.config import Config, RoutingRule
 from logtraced.errors import StorageError
 from logtraced.events import Event, encode_documents
 from logtraced.log import get_logger
+from logtraced.storage import schema
 from logtraced.storage.partitions import NS_PER_DAY, Partition, day_of
 from logtraced.storage.wal import WalWriter
 
@@ -104,6 +107,7 @@ class IngestPipeline:
         self.durable_seq = wal.written_seq
         self.committed_seq = 0
         self._routing: Sequence[RoutingRule] = config.routing
+        self._stemming = config.index.stemming
         self._waiters: deque[_Waiter] = deque()
         self._dirty = asyncio.Event()
         self._resume_callbacks: list[Callable[[], None]] = []
@@ -134,7 +138,10 @@ class IngestPipeline:
         records = []
         for offset, (day, group) in enumerate(groups.items()):
             key = Partition(tenant.org, day_of(day * NS_PER_DAY)).key
-            records.append((key, encode_documents(group, first + offset)))
+            documents = encode_documents(group, first + offset)
+            if self._stemming:
+                documents = _with_stemmed_message(group, documents)
+            records.append((key, documents))
         seq = self.wal.append_all(records)
         for offset, (_, documents) in enumerate(records):
             self.backlog.add(first + offset, len(documents), sum(map(len, documents)))
@@ -243,6 +250,22 @@ class IngestPipeline:
         first_time, first_count = samples[0]
         elapsed = now - first_time
         return (self.counters.events_accepted - first_count) / elapsed if elapsed > 0 else 0.0
+
+
+_encode_text = msgspec.json.Encoder().encode
+_STEMMED_MEMBER = b',"' + schema.MESSAGE_STEMMED.encode() + b'":'
+
+
+def _with_stemmed_message(events: list[Event], documents: list[bytes]) -> list[bytes]:
+    """Add the copy of the message that the stemmed field analyses (only when index.stemming is on).
+
+    A document is a JSON object, so the member goes in before its closing brace; partitions made
+    without the stemmed field ignore it.
+    """
+    return [
+        document[:-1] + _STEMMED_MEMBER + _encode_text(event.message) + b"}"
+        for event, document in zip(events, documents, strict=True)
+    ]
 
 
 def _route(event: Event, rules: Sequence[RoutingRule]) -> None:
