@@ -18,6 +18,7 @@ from logtraced.api.context import get_state
 from logtraced.api.search import clamp_limit, install_pool, run_blocking, run_counts, run_query
 from logtraced.errors import ApiError, QueryError
 from logtraced.ingest.pipeline import Tenant
+from logtraced.query.ast import EVENT_FIELDS
 from logtraced.query.execute import QueryRequest, QueryResult, Row, Series
 from logtraced.query.pipeline import parse_pipeline
 from logtraced.query.timerange import parse_instant
@@ -30,6 +31,7 @@ MAX_LABEL_VALUES: Final = 10_000
 PHYSICAL: Final = "physical_index:"
 REHYDRATION: Final = "rehydration_index:"
 STREAM_FIELDS: Final = schema.LABEL_FIELDS
+EXTRACTED_SUFFIX: Final = "_extracted"
 MAX_STEPS: Final = 11_000
 _DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _DURATION_UNITS: Final = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
@@ -129,9 +131,16 @@ def _stats(result: QueryResult) -> dict[str, Any]:
 
 
 def _stream_labels(row: Row) -> dict[str, str]:
+    """The event's own labels, then the parsed ones.
+
+    A parsed label named like an event field (`env`, `org`, `service`, ...) is shown as
+    `<name>_extracted`, as Loki does: the pipeline tests such names against the event itself, and a
+    log line must not be able to present itself as another environment, organisation or service.
+    """
     event = row.event
     labels = {name: getattr(event, name) for name in STREAM_FIELDS if getattr(event, name)}
-    labels.update(row.labels)
+    for name, value in row.labels.items():
+        labels[f"{name}{EXTRACTED_SUFFIX}" if name in EVENT_FIELDS else name] = value
     return labels
 
 

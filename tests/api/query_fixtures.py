@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -154,7 +154,7 @@ class QueryApi:
         return self._call("GET", LABELS.format(org=org or key.org), key, params)
 
     def values(self, key: Key, name: str, *, org: str | None = None, **params: Any) -> tuple[int, Any]:
-        return self._call("GET", VALUES.format(org=org or key.org, name=name), key, params)
+        return self._call("GET", VALUES.format(org=org or key.org, name=quote(name, safe="")), key, params)
 
     def _call(
         self,
