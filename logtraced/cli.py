@@ -91,9 +91,18 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> tuple[Config, str | None]:
     """Flags win over the environment, which wins over the file, which wins over the defaults."""
+    path = config_path(args)
+    return load_config(path, overrides=flag_overrides(args)), path
+
+
+def config_path(args: argparse.Namespace) -> str | None:
     import os
 
-    path = args.config or os.environ.get("LOGTRACED_CONFIG")
+    return args.config or os.environ.get("LOGTRACED_CONFIG")
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys set by flags; SIGHUP re-applies them over the re-read file."""
     overrides: dict[str, Any] = {key: getattr(args, key, None) for key, _ in SERVE_FLAGS.values()}
     if getattr(args, "tcp.org", None) is not None:
         overrides["udp.org"] = getattr(args, "tcp.org")
@@ -104,7 +113,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[Config, str | None]:
         if not sep:
             raise LogtracedError(f"--set expects KEY=VALUE, got {assignment!r}")
         overrides[key.strip()] = _parse_value(value)
-    return load_config(path, overrides=overrides), path
+    return overrides
 
 
 def _parse_value(text: str) -> Any:
@@ -121,7 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
     from logtraced.daemon import run
 
     config, path = config_from_args(args)
-    run(config, path)
+    run(config, path, flag_overrides(args))
     return EXIT_OK
 
 

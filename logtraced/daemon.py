@@ -13,12 +13,15 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from logtraced.auth.services import AuthServices
+import msgspec
+
+from logtraced.auth.services import AuthServices, tiers_from_config
 from logtraced.config import Config, load_config
 from logtraced.errors import ConfigError
 from logtraced.ingest.pipeline import IngestPipeline
@@ -30,6 +33,8 @@ from logtraced.storage.partitions import PartitionLayout
 from logtraced.storage.reader import IndexReader
 from logtraced.storage.wal import WalWriter
 
+# Config sections that SIGHUP applies to the running daemon; everything else needs a restart.
+RELOADABLE = ("log", "query", "auth")
 SHUTDOWN_BUDGET_SECONDS = 10.0
 INDEXER_DRAIN_SECONDS = 7.0
 INDEXER_RESTART_DELAY_SECONDS = 1.0
@@ -68,7 +73,7 @@ class DaemonState:
     ports: Ports = field(default_factory=Ports)
     indexer: IndexerStatus = field(default_factory=IndexerStatus)
     ready: bool = False
-    extensions: dict[str, Any] = field(default_factory=dict)
+    config_overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 class IndexerLink:
@@ -160,7 +165,13 @@ class IndexerLink:
             self._on_readable()
 
 
-async def serve(config: Config, config_path: str | None = None, *, ready: asyncio.Event | None = None) -> DaemonState:
+async def serve(
+    config: Config,
+    config_path: str | None = None,
+    config_overrides: Mapping[str, Any] | None = None,
+    *,
+    ready: asyncio.Event | None = None,
+) -> DaemonState:
     """Run until SIGTERM/SIGINT; returns the final state (tests read counters from it)."""
     log = get_logger("daemon")
     data_dir = config.data_path
@@ -170,6 +181,7 @@ async def serve(config: Config, config_path: str | None = None, *, ready: asynci
     pipeline = IngestPipeline(config, wal, link.send_durable)
     auth = AuthServices.open(config)
     state = DaemonState(config, config_path, pipeline, IndexReader(PartitionLayout(data_dir)), auth)
+    state.config_overrides = dict(config_overrides or {})
     link.state = state
     link.durable_seq = wal.written_seq
     link.start()
@@ -243,18 +255,27 @@ def _install_signals(state: DaemonState, stop: asyncio.Event) -> None:
 
 
 def _reload(state: DaemonState) -> None:
-    """SIGHUP: re-read the config file and apply what can change while running (log level and format)."""
+    """SIGHUP: re-read the file (environment and flags still win) and apply the sections that can change live.
+
+    `log`, `query` and the rate-limit tiers of `auth` apply at once; a change anywhere else is
+    reported as needing a restart and not applied, so the running daemon stays consistent.
+    """
     log = get_logger("daemon")
     try:
-        fresh = load_config(state.config_path)
+        fresh = load_config(state.config_path, overrides=state.config_overrides)
     except ConfigError as exc:
         log.error("reload_failed", error=str(exc))
         return
+    changed = [name for name in RELOADABLE if getattr(fresh, name) != getattr(state.config, name)]
+    pending = [
+        field.name
+        for field in msgspec.structs.fields(Config)
+        if field.name not in RELOADABLE and getattr(fresh, field.name) != getattr(state.config, field.name)
+    ]
     configure_logging(fresh.log)
-    changed = [name for name in ("log",) if getattr(fresh, name) != getattr(state.config, name)]
-    for hook in state.extensions.get("reload_hooks", []):
-        hook(fresh)
-    log.info("config_reloaded", applied=changed, restart_needed_for="listeners, wal, index, ingest")
+    state.auth.limiter.replace_tiers(tiers_from_config(fresh))
+    state.config = msgspec.structs.replace(state.config, **{name: getattr(fresh, name) for name in RELOADABLE})
+    log.info("config_reloaded", applied=changed, needs_restart=pending)
 
 
 def _notify_systemd(message: str) -> None:
@@ -268,7 +289,7 @@ def _notify_systemd(message: str) -> None:
         sock.sendto(message.encode(), address)
 
 
-def run(config: Config, config_path: str | None = None) -> None:
+def run(config: Config, config_path: str | None = None, config_overrides: Mapping[str, Any] | None = None) -> None:
     """Blocking entry point used by `logtraced serve`."""
     import sys
 
@@ -276,4 +297,4 @@ def run(config: Config, config_path: str | None = None) -> None:
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     configure_logging(config.log)
-    uvloop.run(serve(config, config_path))
+    uvloop.run(serve(config, config_path, config_overrides))

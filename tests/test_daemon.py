@@ -117,3 +117,52 @@ class TestRetention:
             assert [e.timestamp for e in events] == [recent]
         finally:
             daemon.kill()
+
+
+class TestReload:
+    """SIGHUP re-reads the file, applies query/log/tier settings live and keeps flags on top."""
+
+    def test_sighup_applies_query_settings(self, tmp_path: Path) -> None:
+        import signal
+        import subprocess
+        import sys
+
+        data = tmp_path / "data"
+        config = tmp_path / "logtraced.toml"
+        config.write_text("[query]\nmax_limit = 10\n")
+        daemon = DaemonProcess(data, "--config", str(config)).start()
+        try:
+            created = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "logtraced",
+                    "keys",
+                    "create",
+                    "--data-dir",
+                    str(data),
+                    "--org",
+                    "default",
+                    "--environment",
+                    "production",
+                    "--scope",
+                    "read:logs",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            )
+            headers = {"Authorization": f"Bearer {created.stdout.split()[0]}"}
+            status, _, body = daemon.request("POST", "/v1/logs/query", {"limit": 50}, headers)
+            assert (status, body["error"]["code"]) == (400, "invalid_limit")
+            config.write_text("[query]\nmax_limit = 100\n[tcp]\nport = 1\n[index]\nretention_days = 9\n")
+            assert daemon.process is not None
+            daemon.process.send_signal(signal.SIGHUP)
+            (reloaded,) = wait_until(lambda: daemon.events_named("config_reloaded"))
+            assert reloaded["applied"] == ["query"]
+            assert reloaded["needs_restart"] == ["index"]  # tcp.port comes from a flag, which still wins
+            status, _, body = daemon.request("POST", "/v1/logs/query", {"limit": 50}, headers)
+            assert status == 200, body
+        finally:
+            daemon.kill()

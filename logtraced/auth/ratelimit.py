@@ -79,6 +79,10 @@ class RateLimiter:
         self._dirty: set[tuple[str, Kind]] = set()
         self._last_flush = clock()
 
+    def replace_tiers(self, tiers: Mapping[str, Tier]) -> None:
+        """New budgets from a reloaded config; counts in the current window are kept."""
+        self._tiers = dict(tiers)
+
     def check(self, principal: Principal, kind: Kind) -> Decision:
         """Decide on one request and, when allowed, count it."""
         tier = self._tier(principal)

@@ -48,6 +48,13 @@ def clock_from_environment(environ: Mapping[str, str] = os.environ) -> Clock:
     return OffsetClock(Path(path)) if path else time.time
 
 
+def tiers_from_config(config: Config) -> dict[str, Tier]:
+    return {
+        name: Tier(name, tier.ingest_per_hour, tier.query_per_hour, tier.overflow)
+        for name, tier in config.auth.tiers.items()
+    }
+
+
 @dataclass
 class AuthServices:
     """Keys, tokens, rate limits and usage over one SQLite connection owned by the event loop."""
@@ -67,10 +74,7 @@ class AuthServices:
         config.data_path.mkdir(parents=True, exist_ok=True)
         db = Database.open(config.data_path)
         keys = KeyStore(db, clock)
-        tiers = {
-            name: Tier(name, tier.ingest_per_hour, tier.query_per_hour, tier.overflow)
-            for name, tier in config.auth.tiers.items()
-        }
+        tiers = tiers_from_config(config)
         return cls(
             db=db,
             keys=keys,
