@@ -24,7 +24,7 @@ from logtraced.ingest.pipeline import Tenant
 from logtraced.query.compile import compile_query
 from logtraced.query.pipeline import Parse, Pipeline
 from logtraced.storage import schema
-from logtraced.storage.reader import IndexReader
+from logtraced.storage.reader import IndexReader, hit_count
 
 FIRST_CHUNK = 256
 MAX_CHUNK = 8192
@@ -128,7 +128,7 @@ def _count(plans: list[_Plan], result: QueryResult) -> None:
     if any(plan.verify for plan in plans):
         result.total_exact = False
         return
-    result.total = sum(plan.searcher.search(plan.query, 1, count=True).count or 0 for plan in plans)
+    result.total = sum(hit_count(plan.searcher, plan.query) for plan in plans)
 
 
 def _matches(plans: list[_Plan], request: QueryRequest, result: QueryResult) -> Iterator[Row]:
@@ -210,8 +210,7 @@ def _all_at(
     """Every hit with exactly this timestamp: a page boundary must not split equal timestamps arbitrarily."""
     exact = _range(index, schema.TIMESTAMP, timestamp, timestamp)
     both = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, exact)])
-    count = searcher.search(both, 1, count=True).count or 0
-    hits = searcher.search(both, max(count, 1), count=False).hits
+    hits = searcher.search(both, max(hit_count(searcher, both), 1), count=False).hits
     return [((timestamp, key[1]), address) for key, address in _keyed(searcher, [(timestamp, a) for _, a in hits])]
 
 
@@ -252,7 +251,7 @@ def count_per_step(
     started = time.perf_counter()
     result = QueryResult()
     series: dict[tuple[str, ...], Series] = {}
-    for row in _matches(reader, request, result):
+    for row in _matches(_plans(reader, request), request, result):
         values = tuple(_label_value(row, name) for name in by)
         entry = series.get(values)
         if entry is None:

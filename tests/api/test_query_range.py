@@ -255,6 +255,24 @@ class TestParseStages:
         assert body["data"]["resultType"] == "streams"
 
 
+class TestAggregate:
+    """A final aggregate stage answers a matrix of counts per step, grouped by labels."""
+
+    def test_count_by_level(self, qapi: QueryApi, shop: Window) -> None:
+        pipeline = [flt({"$neq": ["service", "nobody"]}), {"type": "aggregate", "function": "count", "by": ["level"]}]
+        status, body = qapi.query_range(shop.key, pipeline, **shop.params(step="5s"))
+        assert status == 200, body
+        assert body["data"]["resultType"] == "matrix"
+        first, second = shop.start / NS + 10, shop.start / NS + 15
+        counts = {entry["metric"]["level"]: entry["values"] for entry in body["data"]["result"]}
+        assert counts == {
+            "info": [[first, "2"], [second, "2"]],
+            "error": [[first, "1"], [second, "2"]],
+            "debug": [[first, "1"]],
+            "warn": [[first, "1"], [second, "1"]],
+        }
+
+
 # -- order and paging ---------------------------------------------------------------------------------
 
 DISTINCT = 250
@@ -405,6 +423,38 @@ class TestDays:
         assert len(reader.partitions(tenant, window.start, window.end)) >= 2
         (only,) = reader.partitions(tenant, midnight + HOUR_NS, midnight + 2 * HOUR_NS)
         assert only.day == day_of(midnight)
+
+
+class TestPhysicalIndex:
+    """`index=physical_index:<name>` reads the events routed to that index; a name never routed to is 404."""
+
+    @pytest.fixture(scope="class")
+    def routed(self, qapi: QueryApi) -> Window:
+        key = qapi.key()
+        base = recent_base() - 2 * HOUR_NS
+        events = [log(base + i * NS, f"routed {i}", index="Pt_orders") for i in range(3)]
+        events += [log(base + (10 + i) * NS, f"default {i}") for i in range(3)]
+        qapi.ingest_and_wait(key, events)
+        return Window(key, base, base + 20 * NS)
+
+    def test_reads_only_the_index(self, qapi: QueryApi, routed: Window) -> None:
+        status, body = qapi.query_range(routed.key, [], **routed.params(index="physical_index:Pt_orders"))
+        assert status == 200
+        assert stream_lines(body) == ["routed 2", "routed 1", "routed 0"]
+        assert {stream["stream"]["index"] for stream in body["data"]["result"]} == {"Pt_orders"}
+
+    def test_known_index_empty_in_the_window(self, qapi: QueryApi, routed: Window) -> None:
+        params = {"start": routed.start + 10 * NS, "end": routed.end, "index": "physical_index:Pt_orders"}
+        status, body = qapi.query_range(routed.key, [], **params)
+        assert (status, body["data"]["result"]) == (200, None)
+        earlier = {"start": routed.start - DAY_NS, "end": routed.start - HOUR_NS, "index": "physical_index:Pt_orders"}
+        status, body = qapi.query_range(routed.key, [], **earlier)
+        assert (status, body["data"]["result"]) == (200, None)
+
+    @pytest.mark.parametrize("name", ["Pt_order", "pt_orders", "Pt_orders ", "*"])
+    def test_unknown_names(self, qapi: QueryApi, routed: Window, name: str) -> None:
+        status, body = qapi.query_range(routed.key, [], **routed.params(index=f"physical_index:{name}"))
+        assert_error(status, body, 404, "index_not_found")
 
 
 # -- errors -------------------------------------------------------------------------------------------
