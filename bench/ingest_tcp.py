@@ -159,6 +159,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; medians are reported")
+    parser.add_argument(
+        "--ceiling-events", type=int, default=1_000_000, help="events used for the in-process ceiling (a prefix)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--daemon-arg", action="append", default=[], help="extra `serve` argument, repeatable")
@@ -167,7 +170,7 @@ def main() -> None:
     heap, threads = 128 * 1024 * 1024, 1
     ceilings, runs = [], []
     for _ in range(args.repeat):
-        ceilings.append(ceiling(lines, heap, threads))
+        ceilings.append(ceiling(lines[: args.ceiling_events], heap, threads))
         with tempfile.TemporaryDirectory() as directory:
             runs.append(end_to_end(lines, args.connections, Path(directory) / "data", args.daemon_arg))
     ceiling_rate = statistics.median(ceilings)
