@@ -24,6 +24,8 @@ ROUTE: Final = "/v1/logs/query"
 SCOPE: Final = "read:logs"
 DEFAULT_LOOKBACK_NS: Final = 24 * 3600 * 10**9
 CURSOR_VERSION: Final = 1
+_I64_MIN: Final = -(2**63)
+_I64_MAX: Final = 2**63 - 1
 
 
 class KqlRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,6 +47,20 @@ class Cursor(msgspec.Struct, array_like=True):
     start_ns: int
     end_ns: int
     filter_digest: str
+
+    def is_consistent(self) -> bool:
+        """What every cursor this server issues satisfies; a client may edit one, so it is checked like input.
+
+        The index holds i64 nanoseconds, a window ends at most one past the last of them, the row
+        the cursor names lies in its window, and the next page starts one step past its timestamp
+        and tie-breaker, which therefore cannot be the i64 extremes.
+        """
+        return (
+            self.version == CURSOR_VERSION
+            and _I64_MIN <= self.start_ns <= self.timestamp < self.end_ns <= _I64_MAX + 1
+            and _I64_MIN < self.timestamp
+            and _I64_MIN < self.tie < _I64_MAX
+        )
 
 
 async def query(request: web.Request) -> web.Response:
@@ -107,7 +123,9 @@ def _read_cursor(text: str, digest: str) -> Cursor:
         cursor = msgspec.msgpack.decode(raw, type=Cursor)
     except (ValueError, msgspec.DecodeError) as exc:
         raise ApiError(400, "invalid_cursor", "the cursor is not one this server issued") from exc
-    if cursor.version != CURSOR_VERSION or cursor.filter_digest != digest:
+    if not cursor.is_consistent():
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this server issued")
+    if cursor.filter_digest != digest:
         raise ApiError(400, "invalid_cursor", "the cursor belongs to another filter; send the same filter to page")
     return cursor
 

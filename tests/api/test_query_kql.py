@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import pytest
 
 from logtraced.storage.partitions import day_of
@@ -264,6 +267,27 @@ class TestErrors:
         for cursor in ("garbage!!", "AAAA", "x", "ÿÿ"):
             status, found = qapi.kql(shop.key, {"cursor": cursor})
             assert_error(status, found, 400, "invalid_cursor")
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            pytest.param((1, 10**18, 0, 0, 2**64 - 1), id="end-beyond-i64"),
+            pytest.param((1, 2**64 - 1, 2**64 - 1, 0, 2**63), id="timestamp-beyond-i64"),
+            pytest.param((1, -(2**63), -(2**63), -(2**63), 2**63 - 1), id="lowest-i64"),
+            pytest.param((1, 10**18, 0, 10**18 + 1, 2 * 10**18), id="timestamp-before-window"),
+            pytest.param((1, 10**18, 0, 0, 10**18), id="timestamp-at-window-end"),
+            pytest.param((2, 10**18, 0, 0, 2 * 10**18), id="other-version"),
+            pytest.param((1, 10**18, 0, 0), id="missing-digest"),
+            pytest.param((1, "x", 0, 0, 2 * 10**18), id="text-timestamp"),
+        ],
+    )
+    def test_edited_cursors(self, qapi: QueryApi, shop: Shop, fields: tuple[Any, ...]) -> None:
+        """A client can edit a cursor: out-of-range or inconsistent numbers are refused, never a 500."""
+        digest = hashlib.sha256(b"").hexdigest()[:16]
+        raw = msgspec.msgpack.encode([*fields, digest] if len(fields) == 5 else list(fields))
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        status, found = qapi.kql(shop.key, {"cursor": cursor})
+        assert_error(status, found, 400, "invalid_cursor")
 
     def test_cursor_of_another_filter(self, qapi: QueryApi, shop: Shop) -> None:
         cursor = search(qapi, shop, {"filter": "service:payment-gateway", "limit": 1})["next_cursor"]

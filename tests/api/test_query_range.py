@@ -610,3 +610,11 @@ class TestTimeBudget:
         assert "0.05" in assert_error(got, body, 504, "query_timeout")
         got, body = qapi.query_range(window.key, [flt({"$contains": ["body", "worker 3"]})], **window.params(limit=5))
         assert got == 200 and len(stream_lines(body)) == 5
+
+    def test_kql_route_has_the_same_budget(self, slow: tuple[QueryApi, Window]) -> None:
+        """`not message:*` must look at every event (the index has no term for "no words") and matches none."""
+        qapi, window = slow
+        got, body = qapi.kql(window.key, {"filter": "not message:*", "from": window.start, "to": window.end})
+        assert_error(got, body, 504, "query_timeout")
+        got, body = qapi.kql(window.key, {"filter": "worker", "from": window.start, "to": window.end, "limit": 3})
+        assert (got, body["count"], body["total"]) == (200, 3, 20_000)
