@@ -7,7 +7,9 @@ restriction is added in one place whatever the query says.
 Order is by timestamp, then by tantivy's tie-breaker field, so paging is stable: a cursor is the
 (timestamp, tie) of the last row, and the next page is everything strictly after it.  Rows at a
 page's boundary timestamp are read in full before the page is cut, so equal timestamps never
-make a row appear twice or go missing.
+make a row appear twice or go missing.  This rests on (timestamp, tie) being unique: tantivy keeps
+tie values distinct within a segment but only almost always across segments, so two events with
+the same nanosecond and a colliding tie could still be cut apart by a cursor.
 """
 
 from __future__ import annotations
