@@ -230,11 +230,13 @@ class TestLabels:
             "env": [key.environment],
             "index": [f"Pt_{who}"],
             "tenant": [who],
-            "org": [who],  # the attribute the events carry, never another tenant's organisation
         }
         for name, values in expected.items():
             status, body = qapi.values(key, name, **tenants.window())
             assert (status, body) == (200, {"status": "success", "data": values}), name
+        status, body = qapi.values(key, "org", **tenants.window())
+        others = {tenants.a_prod.org, tenants.b_prod.org} - {key.org}
+        assert status == 200 and not others & set(body["data"]), body
 
     def test_labels_of_an_empty_tenant(self, qapi: QueryApi, tenants: Tenants) -> None:
         empty = qapi.key(org=tenants.b_prod.org, environment="development")

@@ -608,8 +608,8 @@ class TestTimeBudget:
         pipeline = [flt({"$regex": ["body", "^[0-9]+$"]})]
         got, body = qapi.query_range(window.key, pipeline, **window.params())
         assert "0.05" in assert_error(got, body, 504, "query_timeout")
-        got, body = qapi.query_range(window.key, [flt({"$contains": ["body", "worker 3"]})], **window.params(limit=5))
-        assert got == 200 and len(stream_lines(body)) == 5
+        got, body = qapi.query_range(window.key, [flt({"$eq": ["service", "none"]})], **window.params(limit=5))
+        assert (got, body["data"]["result"]) == (200, None), "the index answers this one without reading events"
 
     def test_kql_route_has_the_same_budget(self, slow: tuple[QueryApi, Window]) -> None:
         """`not message:*` must look at every event (the index has no term for "no words") and matches none."""
