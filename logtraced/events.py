@@ -13,8 +13,8 @@ import functools
 import math
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
-from typing import Any, Final, Union
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 import msgspec
 
@@ -67,7 +67,7 @@ _IndexDocument = msgspec.defstruct(
 
 def _json_type(depth: int) -> Any:
     """The type of any JSON value nested at most `depth` levels deep."""
-    value_type: Any = Union[str, int, float, bool, None]
+    value_type: Any = str | int | float | bool | None
     for _ in range(depth):
         value_type = dict[str, value_type] | list[value_type] | str | int | float | bool | None
     return value_type
@@ -147,12 +147,10 @@ _LEVEL_NUMBERS: Final = {
 }
 # Shippers send levels as lower, UPPER or Title case: one dict lookup covers all three.
 _LEVEL_SPELLINGS: Final = {
-    spelling: level
-    for name, level in _LEVEL_NAMES.items()
-    for spelling in (name, name.upper(), name.title())
+    spelling: level for name, level in _LEVEL_NAMES.items() for spelling in (name, name.upper(), name.title())
 }
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
 _NS_PER_S: Final = 1_000_000_000
 _I64_MIN: Final = -(2**63)
@@ -423,8 +421,7 @@ def events_from_frame(frame: bytes, received_ns: int, *, truncated: bool = False
         events = [normalise(value, received_ns)]
     elif type(value) is list:
         events = [
-            normalise(item, received_ns) if type(item) is dict else _not_object(item, received_ns)
-            for item in value
+            normalise(item, received_ns) if type(item) is dict else _not_object(item, received_ns) for item in value
         ]
     else:
         events = [_not_object(value, received_ns)]
@@ -483,8 +480,17 @@ def encode_documents(events: Sequence[Event], wal_seq: int) -> list[bytes]:
     return [
         encode(
             document(
-                e.timestamp, e.message, e.level, e.service, e.host, e.env, e.org, e.index, e.tags,
-                e.attributes, wal_seq,
+                e.timestamp,
+                e.message,
+                e.level,
+                e.service,
+                e.host,
+                e.env,
+                e.org,
+                e.index,
+                e.tags,
+                e.attributes,
+                wal_seq,
             )
         )
         for e in events
@@ -529,7 +535,7 @@ def _restore_dates(value: Any) -> Any:
 
 def _rfc3339(moment: datetime) -> str:
     """UTC, with the shortest of 0, 3 or 6 fraction digits that is exact."""
-    moment = moment.astimezone(timezone.utc) if moment.tzinfo else moment
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment
     micros = moment.microsecond
     if micros == 0:
         fraction = ""

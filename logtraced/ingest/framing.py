@@ -23,33 +23,26 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
+import msgspec
+
 _OPENERS: Final = frozenset(b"{[")
+_QUOTE: Final = ord('"')
+_BACKSLASH: Final = ord("\\")
 _WHITESPACE: Final = re.compile(rb"[ \t\r]*")  # JSON whitespace other than the newline
-_STRUCTURE: Final = re.compile(rb'["{}\[\]]')  # what matters outside a JSON string
-_STRING_STOP: Final = re.compile(rb'["\\]')  # what matters inside one
-
-# A complete object or array nested at most this deep, matched by the C regex engine in one
-# call.  Possessive quantifiers keep it linear; deeper values use the incremental scanner.
-_FAST_DEPTH: Final = 8
-_STRING_PATTERN: Final = rb'"(?:[^"\\]++|\\.)*+"'
-_PLAIN_PATTERN: Final = rb'[^"{}\[\]]++'
-
-
-def _value_pattern(depth: int) -> bytes:
-    inner = rb"(?:" + _PLAIN_PATTERN + rb"|" + _STRING_PATTERN + rb")*+"
-    for _ in range(depth - 1):
-        alternatives = (_PLAIN_PATTERN, _STRING_PATTERN, rb"[{\[]" + inner + rb"[}\]]")
-        inner = rb"(?:" + rb"|".join(alternatives) + rb")*+"
-    return rb"[{\[]" + inner + rb"[}\]]"
-
-
-_COMPLETE_VALUE: Final = re.compile(_value_pattern(_FAST_DEPTH), re.DOTALL)
+# Outside strings: everything up to the next bracket, or to the quote of a string that does
+# not end before the data does.  Inside such a string: up to the next quote or backslash.
+_TO_BRACKET: Final = re.compile(rb'(?:[^"{}\[\]]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
+_STRING_STOP: Final = re.compile(rb'["\\]')
 
 # A closing brace, optional whitespace, an opening bracket: maybe two values on one line.
 # A line that starts with `{`, ends with `}`, is not too long and has no such place is one
 # frame whatever it holds, which is what makes the fast path safe.  (Its first value is an
 # object, so only a `}` can end it.)
 _SPLIT_HINT: Final = re.compile(rb"\}[ \t\r]*[{\[]")
+
+# Skips over one JSON value in C without building it: a candidate piece that it accepts is
+# a complete value, so its brackets close exactly at its end and need no scan in Python.
+_VALIDATOR: Final = msgspec.json.Decoder(msgspec.Raw)
 
 # Where the current frame is.  LEAD: before it (skipping whitespace); VALUE: inside a JSON
 # value; AFTER: a complete value was seen, waiting to learn whether another value or text
@@ -58,11 +51,6 @@ _LEAD: Final = 0
 _VALUE: Final = 1
 _AFTER: Final = 2
 _TEXT: Final = 3
-
-
-def _skip_whitespace(data: bytes, pos: int, end: int) -> int:
-    match = _WHITESPACE.match(data, pos, end)
-    return match.end() if match else pos
 
 
 class Frame(NamedTuple):
@@ -86,7 +74,7 @@ class StreamFramer:
         self._reset()
 
     def _reset(self) -> None:
-        """Forget the current frame: the next byte starts a new line."""
+        """Forget the current frame: the next byte starts a new one."""
         self._phase = _LEAD
         self._kept = bytearray()  # the current frame's first max+1 bytes
         self._length = 0  # the current frame's length so far
@@ -100,49 +88,49 @@ class StreamFramer:
         """The frames completed by `chunk`."""
         frames: list[Frame] = []
         if b"\n" not in chunk:
-            self._advance(chunk, 0, len(chunk), False, frames)
+            self._advance(chunk, False, frames)
             return frames
         lines = chunk.split(b"\n")
         partial = lines.pop()
         if self._phase != _LEAD:
-            first = lines[0]
-            self._advance(first, 0, len(first), True, frames)
+            self._advance(lines[0], True, frames)
             lines[0] = b""
         self._complete_lines(chunk, lines, frames)
-        self._advance(partial, 0, len(partial), False, frames)
+        self._advance(partial, False, frames)
         return frames
 
     def close(self) -> list[Frame]:
         """The sender closed the stream: a last line without a newline is still a frame."""
         frames: list[Frame] = []
-        self._advance(b"", 0, 0, True, frames)
+        self._advance(b"", True, frames)
         return frames
 
     def _complete_lines(self, chunk: bytes, lines: list[bytes], frames: list[Frame]) -> None:
         """Whole lines, each starting fresh: the hot path for newline-delimited JSON."""
         if not lines:
             return
+        if b"\r" in chunk:
+            # A CR after the closing brace would only be dropped later: drop it now so the
+            # line can take the fast path (anything else with a CR is left to _advance).
+            lines = [line[:-1] if line[-2:] == b"}\r" else line for line in lines]
         careful = max(map(len, lines)) > self._max or _SPLIT_HINT.search(chunk) is not None
         append = frames.append
         new_frame = tuple.__new__  # Frame(...) runs a Python-level __new__; this is the C one
         for line in lines:
-            if (
-                line[:1] == b"{"
-                and line[-1:] == b"}"
-                and not (careful and self._needs_scan(line))
-            ):
+            if line[:1] == b"{" and line[-1:] == b"}" and not (careful and self._needs_scan(line)):
                 append(new_frame(Frame, (line, False)))
             elif line:
-                self._advance(line, 0, len(line), True, frames)
+                self._advance(line, True, frames)
 
     def _needs_scan(self, line: bytes) -> bool:
         return len(line) > self._max or _SPLIT_HINT.search(line) is not None
 
-    def _advance(self, data: bytes, pos: int, end: int, final: bool, frames: list[Frame]) -> None:
-        """Run the frame state machine over data[pos:end], a piece of one line.
+    def _advance(self, data: bytes, final: bool, frames: list[Frame]) -> None:
+        """Run the frame state machine over `data`, a piece of one line.
 
-        `final` says the line ends at `end` (a newline or the end of the stream follows).
+        `final` says the line ends with it (a newline or the end of the stream follows).
         """
+        pos, end = 0, len(data)
         while True:
             phase = self._phase
             if phase == _LEAD:
@@ -150,7 +138,7 @@ class StreamFramer:
                 if pos == end:
                     break
                 if data[pos] in _OPENERS:
-                    pos = self._start_value(data, pos, end)
+                    pos = self._start_value(data, pos, end, frames)
                 else:
                     self._phase = _TEXT
             elif phase == _VALUE:
@@ -168,7 +156,7 @@ class StreamFramer:
                     break
                 if data[after] in _OPENERS:
                     self._emit_value(frames)
-                    pos = self._start_value(data, after, end)
+                    pos = self._start_value(data, after, end, frames)
                 else:
                     self._phase = _TEXT
             else:
@@ -181,21 +169,33 @@ class StreamFramer:
         if final:
             self._finish_line(frames)
 
-    def _start_value(self, data: bytes, pos: int, end: int) -> int:
-        """Begin a frame at an opening bracket; a shallow complete value is taken in one match."""
-        self._reset()
-        match = _COMPLETE_VALUE.match(data, pos, end)
-        if match is None:
-            self._phase = _VALUE
-            return pos
-        stop = match.end()
-        self._keep(data, pos, stop)
-        self._value_length = self._length
-        self._phase = _AFTER
-        return stop
+    def _start_value(self, data: bytes, pos: int, end: int, frames: list[Frame]) -> int:
+        """Begin a frame at an opening bracket and return where the state machine resumes.
+
+        Values complete within `data` are found in C; those followed by another value are
+        emitted at once (the `{..}{..}` run), the last one waits to see what follows.
+        """
+        while True:
+            self._reset()
+            stop = _complete_value_end(data, pos, end)
+            if stop < 0:
+                self._phase = _VALUE
+                return pos
+            after = _skip_whitespace(data, stop, end)
+            if after == end or data[after] not in _OPENERS or stop - pos > self._max:
+                self._keep(data, pos, stop)
+                self._value_length = self._length
+                self._phase = _AFTER
+                return stop
+            frames.append(Frame(data[pos:stop], False))
+            pos = after
 
     def _scan_value(self, data: bytes, pos: int, end: int) -> int:
-        """Index just past the bracket that closes the current value, or -1 if not in data[pos:end]."""
+        """Index just past the bracket that closes the current value, or -1 if not in data[pos:end].
+
+        The state (depth, inside a string, after a backslash) carries over between calls, so
+        a value split across chunks is scanned once.
+        """
         depth, in_string, escaped = self._depth, self._in_string, self._escaped
         found = -1
         while pos < end:
@@ -207,17 +207,18 @@ class StreamFramer:
                 if match is None:
                     break
                 pos = match.end()
-                if data[pos - 1] == 0x5C:  # backslash: the next byte is escaped
+                if data[pos - 1] == _BACKSLASH:
                     escaped = True
                 else:
                     in_string = False
             else:
-                match = _STRUCTURE.search(data, pos, end)
-                if match is None:
+                skipped = _TO_BRACKET.match(data, pos, end)
+                pos = skipped.end() if skipped else pos
+                if pos == end:
                     break
-                pos = match.end()
-                byte = data[pos - 1]
-                if byte == 0x22:  # quote
+                byte = data[pos]
+                pos += 1
+                if byte == _QUOTE:
                     in_string = True
                 elif byte in _OPENERS:
                     depth += 1
@@ -275,6 +276,33 @@ class StreamFramer:
                 del kept[-1:]
             frames.append(Frame(bytes(kept), False))
         self._reset()
+
+
+def _complete_value_end(data: bytes, pos: int, end: int) -> int:
+    """End of the JSON value opening at data[pos] if it is valid and complete before `end`, else -1.
+
+    Two candidate ends are tried: the first `}` followed by another value (back-to-back
+    objects) and the last closing bracket.  Anything else (invalid JSON, a value cut by the
+    chunk) is left to the scanner.
+    """
+    hint = _SPLIT_HINT.search(data, pos, end)
+    last = max(data.rfind(b"}", pos, end), data.rfind(b"]", pos, end)) + 1
+    candidates = (hint.start() + 1, last) if hint and hint.start() + 1 < last else (last,)
+    view = memoryview(data)
+    for stop in candidates:
+        if stop <= pos:
+            break
+        try:
+            _VALIDATOR.decode(view[pos:stop])
+        except (msgspec.DecodeError, RecursionError):
+            continue
+        return stop
+    return -1
+
+
+def _skip_whitespace(data: bytes, pos: int, end: int) -> int:
+    match = _WHITESPACE.match(data, pos, end)
+    return match.end() if match else pos
 
 
 def split_datagram(datagram: bytes) -> list[Frame]:
