@@ -36,6 +36,8 @@ from logtraced.storage.wal import WalWriter
 # Config sections that SIGHUP applies to the running daemon; everything else needs a restart.
 RELOADABLE = ("log", "query", "auth")
 SHUTDOWN_BUDGET_SECONDS = 10.0
+# Descriptors kept for index files, the WAL, the HTTP port and SQLite beyond one per TCP connection.
+FILE_DESCRIPTOR_RESERVE = 1024
 INDEXER_DRAIN_SECONDS = 7.0
 INDEXER_RESTART_DELAY_SECONDS = 1.0
 # A small switch interval keeps threads that hand back the GIL (fsync, queries) from waiting long on the loop.
@@ -297,4 +299,18 @@ def run(config: Config, config_path: str | None = None, config_overrides: Mappin
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     configure_logging(config.log)
+    _raise_open_file_limit(config.tcp.max_connections)
     uvloop.run(serve(config, config_path, config_overrides))
+
+
+def _raise_open_file_limit(connections: int) -> None:
+    """Thousands of senders need thousands of descriptors: lift the soft limit toward the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + FILE_DESCRIPTOR_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        get_logger("daemon").warning("open_file_limit_low", hard_limit=hard, max_connections=connections)
