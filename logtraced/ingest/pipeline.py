@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -276,6 +277,25 @@ def _route(event: Event, rules: Sequence[RoutingRule]) -> None:
         event.index = attributes.pop("index")
         return
     for rule in rules:
-        if str(attributes.get(rule.field, "")) == rule.equals:
+        if rule.equals in _attribute_texts(attributes, rule.field):
             event.index = rule.index
             return
+
+
+def _attribute_texts(attributes: dict[str, Any], path: str) -> list[str]:
+    """The values at a dotted path, read as nested objects and as literal dotted keys (as queries read them)."""
+    found: list[str] = []
+    pending: list[tuple[Any, str]] = [(attributes, path)]
+    while pending:
+        node, rest = pending.pop()
+        if not isinstance(node, dict):
+            continue
+        if rest in node and node[rest] is not None:
+            found.append(str(node[rest]))
+        head, dot, tail = rest.partition(".")
+        while dot:
+            if head in node:
+                pending.append((node[head], tail))
+            more, dot, tail = tail.partition(".")
+            head = f"{head}.{more}" if dot or more else head
+    return found

@@ -155,8 +155,8 @@ def aggregate(
 
 
 def label_field(name: str) -> str:
-    """Canonical labels are their own fields; any other label name is a path into the attributes."""
-    return name if name in schema.LABEL_FIELDS else f"{schema.ATTRIBUTES}.{name}"
+    """Event fields kept raw (labels, `org`, `tags`) are their own fields; any other name is an attribute path."""
+    return name if name in schema.RAW_FIELDS or name == schema.TAGS else f"{schema.ATTRIBUTES}.{name}"
 
 
 def label_names(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int) -> list[str]:
