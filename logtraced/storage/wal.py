@@ -29,6 +29,7 @@ _HEADER = struct.Struct("<4sIIQIH")
 HEADER_SIZE = _HEADER.size
 SEGMENT_SUFFIX = ".wal"
 MAX_PAYLOAD = 1 << 31
+READ_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +177,9 @@ class WalTailer:
     """Reads records in order across segments, never past the sequence number the writer made durable.
 
     The writer may be mid-append while we read: an incomplete record stays in `_pending`
-    until the rest arrives, and a complete one beyond the durable mark is held back.
+    until the rest arrives, and a complete one beyond the durable mark is held back.  The file
+    is read in chunks and records are taken from the buffer by offset, so a reader far behind
+    neither holds a whole segment in memory nor copies the buffer once per record.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -184,6 +187,7 @@ class WalTailer:
         self._segment_first = -1
         self._handle: BinaryIO | None = None
         self._pending = b""
+        self._offset = 0
         self._held: WalRecord | None = None
         self.last_seq = 0
 
@@ -210,8 +214,8 @@ class WalTailer:
         while True:
             if self._handle is None and not self._open_following_segment():
                 return None
-            for end, record in read_records(self._pending):
-                self._pending = self._pending[end:]
+            for end, record in read_records(self._pending, self._offset):
+                self._offset = end
                 return record
             if not self._read_more():
                 return None
@@ -219,9 +223,10 @@ class WalTailer:
     def _read_more(self) -> bool:
         """Pull appended bytes from the current segment, or move to the next one once it exists."""
         assert self._handle is not None
-        more = self._handle.read()
+        more = self._handle.read(READ_CHUNK_BYTES)
         if more:
-            self._pending += more
+            self._pending = self._pending[self._offset :] + more
+            self._offset = 0
             return True
         if not any(first > self._segment_first for first, _ in list_segments(self.directory)):
             return False
@@ -236,7 +241,7 @@ class WalTailer:
                     self._handle = path.open("rb")
                 except FileNotFoundError:
                     continue
-                self._segment_first, self._pending = first, b""
+                self._segment_first, self._pending, self._offset = first, b"", 0
                 return True
         return False
 
