@@ -171,8 +171,6 @@ async def serve(
     config: Config,
     config_path: str | None = None,
     config_overrides: Mapping[str, Any] | None = None,
-    *,
-    ready: asyncio.Event | None = None,
 ) -> DaemonState:
     """Run until SIGTERM/SIGINT; returns the final state (tests read counters from it)."""
     log = get_logger("daemon")
@@ -201,8 +199,6 @@ async def serve(
         data_dir=str(data_dir),
     )
     _notify_systemd("READY=1")
-    if ready is not None:
-        ready.set()
     await stop.wait()
     started = time.monotonic()
     log.info("daemon_stopping")

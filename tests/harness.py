@@ -102,6 +102,17 @@ class DaemonProcess:
         self.process.wait(10)
         self._reader.join(10)
 
+    def indexer_pid(self) -> int | None:
+        """The indexer child (multiprocessing's resource tracker is a child too)."""
+        assert self.process is not None
+        for pid in _children(self.process.pid):
+            try:
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        return None
+
     def events_named(self, name: str) -> list[dict[str, Any]]:
         return [line for line in self.lines if line.get("event") == name]
 

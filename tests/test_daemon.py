@@ -166,3 +166,29 @@ class TestReload:
             assert status == 200, body
         finally:
             daemon.kill()
+
+
+class TestIndexerRestart:
+    """If the indexer process dies, the daemon restarts it and nothing written is lost or doubled."""
+
+    def test_killed_indexer_is_restarted(self, tmp_path: Path) -> None:
+        import os
+        import signal
+
+        data = tmp_path / "data"
+        run = uuid.uuid4().hex[:10]
+        daemon = DaemonProcess(data, "--set", "index.commit_interval_ms=200").start()
+        try:
+            daemon.send_tcp(_lines(run, 0, 1000))
+            Store(data).wait_for(1000, field="message", term=run)
+            indexer_pid = daemon.indexer_pid()
+            assert indexer_pid is not None
+            os.kill(indexer_pid, signal.SIGKILL)
+            wait_until(lambda: daemon.events_named("indexer_exited"))
+            daemon.send_tcp(_lines(run, 1000, 1000))
+            events = Store(data).wait_for(2000, timeout=60, field="message", term=run)
+            numbers = [event.attributes["i"] for event in events]
+            assert sorted(numbers) == list(range(2000))
+            assert daemon.indexer_pid() not in (None, indexer_pid)
+        finally:
+            daemon.kill()
