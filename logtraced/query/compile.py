@@ -15,8 +15,8 @@ Narrowing by field:
   edge is a prefix/suffix/infix regex over the term dictionary (verified).
 - attributes (dotted paths, every split into nested and dotted keys): typed terms for numbers and
   booleans, terms/phrases for string words, `exists` for everything else (verified).
-- free text (no field): every word in the message or in any attribute string; attribute words are
-  found with a regex over the JSON field's terms (`<path>\\x00s<word>`), so no path is needed.
+- free text (no field): the message, exactly as `message:...` (the default search field; a regex
+  over every attribute term was measured at seconds per query on 10M events).
 
 Limits.  Words of 100+ bytes are not indexed (schema.TEXT_MAX_TOKEN_CHARS), so query words that long
 narrow nothing and are left to verification.  The one way a match can be lost: a substring, glob
@@ -59,7 +59,6 @@ from logtraced.storage import schema as fields
 _MAX_PATH_SEGMENTS = 6  # a path of n segments has 2**(n-1) nested/dotted readings
 _MAX_LITERALS = 32  # beyond this many required literals a regex narrows by nothing
 _RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
-_JSON_STRING_TERM = "\\x00s"  # end of JSON path, then the type code of a string term
 _IGNORE_CASE_FLAG = re.compile(r"\(\?[a-zA-Z-]*i[a-zA-Z-]*[:)]")
 
 
@@ -294,26 +293,8 @@ class _Compiler:
     # -- free text -------------------------------------------------------------------------------
 
     def _free_text(self, node: Compare) -> _Part:
-        """The message, or attribute strings at any path (see evaluate.py for the exact rules)."""
-        if node.op is Op.MATCH:
-            return self._all_words(
-                _text(node.value),
-                lambda token: _should([self._message_term(token), self._any_attribute_word(token)]),
-            )
-        if node.op is Op.PHRASE:
-            message = self._phrase(self.words_field, _text(node.value), self._stemmed)
-            anywhere = self._all_words(_text(node.value), self._any_attribute_word)
-            return _loose(_should([message.query, anywhere.query]))
-        if node.op is Op.WILDCARD:
-            in_message = self._substring_narrowing(node, fields.MESSAGE, prefix="")
-            in_attributes = self._substring_narrowing(node, fields.ATTRIBUTES, prefix=".*" + _JSON_STRING_TERM)
-            if in_message is None or in_attributes is None:
-                return _loose(None)
-            return _loose(_should([in_message, in_attributes]))
+        """Free text searches the message, the default search field (attributes are reached by name)."""
         return self._message(node)
-
-    def _any_attribute_word(self, token: str) -> tantivy.Query:
-        return self._regex(fields.ATTRIBUTES, f".*{_JSON_STRING_TERM}{_rust_escape(token)}")
 
     # -- words and phrases -----------------------------------------------------------------------
 

@@ -17,9 +17,8 @@ predicate is called per candidate.  Semantics, per field:
 - A dotted field is a path into attributes, trying every split into nested keys and literal dotted
   keys (`http.status` reads `{"http": {"status": 1}}` and `{"http.status": 1}`); arrays match if
   any element does.  Names that are not event fields are looked up in parsed labels first.
-- Free text (field None): MATCH needs every word to appear in the message or in any attribute
-  string (one bag of words); PHRASE and globs need the message or a single attribute string to
-  match.  Attribute strings that are RFC 3339 instants are instants, not words, as in the index.
+- Free text (field None) means the message, the default search field (as Quickwit's
+  `default_search_fields` and Loki's line filters): `timeout` is `message:timeout`.
 - `field:*`: an event field exists when it is not "" (how events store "not sent"); an attribute
   exists when it holds any non-null value.  A missing field never satisfies a comparison, so
   `Not(...)` (`$neq`, `$notcontains`, ...) matches it.
@@ -28,7 +27,7 @@ predicate is called per candidate.  Semantics, per field:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -184,32 +183,9 @@ class _Builder:
         return _value_test(node.op, node.value)
 
     def _free_text(self, node: Compare) -> Predicate:
-        """Message plus attribute strings; MATCH pools their words, other operators take any one."""
-        if node.op is Op.MATCH:
-            return self._word_bag(_text(node.value) or "")
+        """Free text is the message, the default search field; attributes are reached by name."""
         message_test = self._message_test(node)
-        if node.op not in (Op.PHRASE, Op.WILDCARD):
-            return lambda event, labels: message_test(event.message)
-        text_test = _value_test(node.op, node.value)
-        return lambda event, labels: (
-            message_test(event.message) or any(text_test(text) for text in _text_leaves(event.attributes))
-        )
-
-    def _word_bag(self, query: str) -> Predicate:
-        plain = words(query)
-        stemmed = [self.stem(word) for word in plain] if self.stem is not None else plain
-
-        def test(event: EventLike, labels: Labels) -> bool:
-            if not plain:
-                return False
-            in_message = set(self._message_words(event.message))
-            missing = [index for index, word in enumerate(stemmed) if word not in in_message]
-            if not missing:
-                return True
-            in_attributes = {word for text in _text_leaves(event.attributes) for word in words(text)}
-            return all(plain[index] in in_attributes for index in missing)
-
-        return test
+        return lambda event, labels: message_test(event.message)
 
 
 def _timestamp_test(node: Compare) -> _ValueTest:
@@ -436,16 +412,3 @@ def _present_leaf(value: object) -> bool:
     if isinstance(value, list):
         return any(_present_leaf(item) for item in value)
     return value is not None
-
-
-def _text_leaves(node: object) -> Iterator[str]:
-    """Attribute strings that free text searches: every string leaf except RFC 3339 instants."""
-    if isinstance(node, str):
-        if rfc3339_ns(node) is None:
-            yield node
-    elif isinstance(node, Mapping):
-        for item in node.values():
-            yield from _text_leaves(item)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _text_leaves(item)
