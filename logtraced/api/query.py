@@ -85,6 +85,7 @@ async def query(request: web.Request) -> web.Response:
             pipeline=Pipeline((Filter(node),)),
             limit=limit,
             after=after,
+            count_total=True,
         ),
     )
     next_cursor = None

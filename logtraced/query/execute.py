@@ -15,7 +15,7 @@ the same nanosecond and a colliding tie could still be cut apart by a cursor.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import tantivy
@@ -51,6 +51,7 @@ class QueryRequest:
     after: SortKey | None = None
     index: str | None = None
     deadline: float = float("inf")  # time.monotonic() past which the query is abandoned
+    count_total: bool = False  # count every match up front (the KQL API reports totals; it costs a pass)
 
 
 @dataclass
@@ -75,8 +76,12 @@ def execute(reader: IndexReader, request: QueryRequest) -> QueryResult:
     """The page of rows the request asks for, with the figures the APIs report."""
     started = time.perf_counter()
     result = QueryResult()
-    plans = _plans(reader, request)
-    _count(plans, result)
+    plans: Iterable[_Plan] = _plans(reader, request)
+    if request.count_total:
+        plans = list(plans)
+        _count(plans, result)
+    else:
+        result.total_exact = False
     for position, row in enumerate(_matches(plans, request, result)):
         if position < request.offset:
             continue
@@ -102,12 +107,15 @@ class _Plan:
     stemming: bool
 
 
-def _plans(reader: IndexReader, request: QueryRequest) -> list[_Plan]:
-    """The partitions the window overlaps, in scan order (days are disjoint, so concatenation is ordered)."""
+def _plans(reader: IndexReader, request: QueryRequest) -> Iterator[_Plan]:
+    """The partitions the window overlaps, in scan order (days are disjoint, so concatenation is ordered).
+
+    Planned lazily: a newest-first page usually fills from the newest day, and older days are then
+    never opened or compiled.
+    """
     prefilter = request.pipeline.prefilter
     has_parse = any(isinstance(stage, Parse) for stage in request.pipeline.stages)
     end_inclusive = request.end_ns - 1
-    plans: list[_Plan] = []
     partitions = reader.partitions(request.tenant, request.start_ns, end_inclusive, newest_first=request.newest_first)
     for partition in partitions:
         index = reader.index(partition)
@@ -117,8 +125,7 @@ def _plans(reader: IndexReader, request: QueryRequest) -> list[_Plan]:
         compiled = compile_query(prefilter, index.schema, stemming=stemming)
         user_query = _with_index(index, compiled.query, request.index)
         query = reader.confine(index, request.tenant, request.start_ns, end_inclusive, user_query)
-        plans.append(_Plan(index, index.searcher(), query, compiled.needs_verification or has_parse, stemming))
-    return plans
+        yield _Plan(index, index.searcher(), query, compiled.needs_verification or has_parse, stemming)
 
 
 def _count(plans: list[_Plan], result: QueryResult) -> None:
@@ -133,7 +140,7 @@ def _count(plans: list[_Plan], result: QueryResult) -> None:
     result.total = sum(hit_count(plan.searcher, plan.query) for plan in plans)
 
 
-def _matches(plans: list[_Plan], request: QueryRequest, result: QueryResult) -> Iterator[Row]:
+def _matches(plans: Iterable[_Plan], request: QueryRequest, result: QueryResult) -> Iterator[Row]:
     """Matching rows in order across partitions, verified where the index alone cannot decide."""
     for plan in plans:
         matcher = request.pipeline.matcher(stem=_stemmer(plan.stemming))
