@@ -167,6 +167,8 @@ def label_names(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int)
         for name in schema.LABEL_FIELDS:
             if any(bucket["key"] != "" for bucket in result.get(name, {}).get("buckets", [])):
                 present.add(name)
+        if len(present) == len(schema.LABEL_FIELDS):
+            break  # every label is already known: older partitions cannot add one
     return [name for name in schema.LABEL_FIELDS if name in present]
 
 
