@@ -17,7 +17,7 @@ import tantivy
 from logtraced.events import Event, event_from_document
 from logtraced.ingest.pipeline import Tenant
 from logtraced.storage import schema
-from logtraced.storage.partitions import Partition, PartitionLayout, open_index
+from logtraced.storage.partitions import NS_PER_DAY, Partition, PartitionLayout, open_index
 
 
 @dataclass
@@ -33,14 +33,24 @@ class IndexReader:
         self.layout = layout
         self.generation = 0
         self._open: dict[Partition, _Opened] = {}
+        self.label_cache: dict[tuple[Partition, str, int], frozenset[str]] = {}
+
+    def commit_mark(self, partition: Partition) -> int:
+        """Changes whenever the partition commits (tantivy rewrites meta.json): a cache key for derived facts."""
+        try:
+            return (self.layout.path(partition) / "meta.json").stat().st_mtime_ns
+        except OSError:
+            return -1
 
     def on_commit(self) -> None:
         self.generation += 1
 
     def drop(self, keys: list[str]) -> None:
         """Forget partitions deleted by retention."""
-        for key in keys:
-            self._open.pop(Partition.from_key(key), None)
+        gone = {Partition.from_key(key) for key in keys}
+        for partition in gone:
+            self._open.pop(partition, None)
+        self.label_cache = {key: value for key, value in self.label_cache.items() if key[0] not in gone}
 
     def partitions(self, tenant: Tenant, start_ns: int, end_ns: int, *, newest_first: bool = True) -> list[Partition]:
         found = self.layout.overlapping(tenant.org, start_ns, end_ns)
@@ -160,16 +170,38 @@ def label_field(name: str) -> str:
 
 
 def label_names(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int) -> list[str]:
-    """The canonical labels that carry at least one non-empty value in range, from the fast fields."""
-    spec = {name: {"terms": {"field": name, "size": 2}} for name in schema.LABEL_FIELDS}
+    """The canonical labels that carry at least one non-empty value in range, from the fast fields.
+
+    A day the window covers whole is answered from a cache keyed by the partition's last commit,
+    so repeated calls only aggregate the day still being written.
+    """
     present: set[str] = set()
-    for result in aggregate(reader, tenant, start_ns, end_ns, spec):
-        for name in schema.LABEL_FIELDS:
-            if any(bucket["key"] != "" for bucket in result.get(name, {}).get("buckets", [])):
-                present.add(name)
-        if len(present) == len(schema.LABEL_FIELDS):
-            break  # every label is already known: older partitions cannot add one
+    for partition, index, searcher in reader.searchers(tenant, start_ns, end_ns):
+        day_start = partition.day * NS_PER_DAY
+        whole_day = start_ns <= day_start and day_start + NS_PER_DAY - 1 <= end_ns
+        key = (partition, tenant.env, reader.commit_mark(partition)) if whole_day else None
+        found = reader.label_cache.get(key) if key is not None else None
+        if found is None:
+            if key is not None:
+                index.reload()  # what gets cached must be at least as new as the mark read above
+                searcher = index.searcher()
+            query = reader.confine(index, tenant, start_ns, end_ns, None)
+            found = _labels_present(searcher.aggregate(query, _LABELS_SPEC))
+            if key is not None:
+                reader.label_cache[key] = found
+        present |= found
     return [name for name in schema.LABEL_FIELDS if name in present]
+
+
+_LABELS_SPEC = {name: {"terms": {"field": name, "size": 2}} for name in schema.LABEL_FIELDS}
+
+
+def _labels_present(result: dict[str, Any]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name in schema.LABEL_FIELDS
+        if any(bucket["key"] != "" for bucket in result.get(name, {}).get("buckets", []))
+    )
 
 
 def label_values(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int, name: str, limit: int) -> list[str]:
