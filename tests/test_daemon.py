@@ -11,6 +11,7 @@ from pathlib import Path
 
 from logtraced.storage.partitions import PartitionLayout, day_name
 from logtraced.storage.wal import list_segments, read_records
+from tests.api.conftest import mint_key
 from tests.conftest import Store
 from tests.harness import DaemonProcess, wait_until
 
@@ -124,36 +125,13 @@ class TestReload:
 
     def test_sighup_applies_query_settings(self, tmp_path: Path) -> None:
         import signal
-        import subprocess
-        import sys
 
         data = tmp_path / "data"
         config = tmp_path / "logtraced.toml"
         config.write_text("[query]\nmax_limit = 10\n")
         daemon = DaemonProcess(data, "--config", str(config)).start()
         try:
-            created = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "logtraced",
-                    "keys",
-                    "create",
-                    "--data-dir",
-                    str(data),
-                    "--org",
-                    "default",
-                    "--environment",
-                    "production",
-                    "--scope",
-                    "read:logs",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=60,
-            )
-            headers = {"Authorization": f"Bearer {created.stdout.split()[0]}"}
+            headers = {"Authorization": f"Bearer {mint_key(data, 'read:logs', org='default').secret}"}
             status, _, body = daemon.request("POST", "/v1/logs/query", {"limit": 50}, headers)
             assert (status, body["error"]["code"]) == (400, "invalid_limit")
             config.write_text("[query]\nmax_limit = 100\n[tcp]\nport = 1\n[index]\nretention_days = 9\n")

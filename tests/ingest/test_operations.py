@@ -6,10 +6,10 @@ import json
 import socket
 import ssl
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
+from tests.api.conftest import mint_key
 from tests.conftest import Store
 from tests.harness import DaemonProcess, wait_until
 
@@ -153,25 +153,4 @@ class TestQuietLogs:
 
 
 def _key(data: Path, scope: str) -> str:
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "logtraced",
-            "keys",
-            "create",
-            "--data-dir",
-            str(data),
-            "--org",
-            "default",
-            "--environment",
-            "production",
-            "--scope",
-            scope,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return created.stdout.split()[0]
+    return mint_key(data, scope, org="default").secret
