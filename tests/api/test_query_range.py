@@ -380,21 +380,22 @@ class TestOrderAndPaging:
         assert lines == [f"first {i:02d}" for i in reversed(range(30))]
 
 
+@pytest.fixture(scope="class")
+def days(qapi: QueryApi) -> tuple[Window, int]:
+    """Five events each: the last seconds of day 0, the first seconds of days 1 and 2 (all in the past)."""
+    key = qapi.key()
+    midnight = (day_of(recent_base()) - 2) * DAY_NS  # day 1 starts here
+    events = [
+        log(midnight + offset + i * NS, f"day{day} event {i}", service="days")
+        for day, offset in enumerate((-5 * NS, 0, DAY_NS))
+        for i in range(5)
+    ]
+    qapi.ingest_and_wait(key, events)
+    return Window(key, midnight - DAY_NS, midnight + 2 * DAY_NS), midnight
+
+
 class TestDays:
     """Events on three UTC days: a window opens the days it overlaps and reads across them in order."""
-
-    @pytest.fixture(scope="class")
-    def days(self, qapi: QueryApi) -> tuple[Window, int]:
-        """Five events each: the last seconds of day 0, the first seconds of days 1 and 2 (all in the past)."""
-        key = qapi.key()
-        midnight = (day_of(recent_base()) - 2) * DAY_NS  # day 1 starts here
-        events = [
-            log(midnight + offset + i * NS, f"day{day} event {i}", service="days")
-            for day, offset in enumerate((-5 * NS, 0, DAY_NS))
-            for i in range(5)
-        ]
-        qapi.ingest_and_wait(key, events)
-        return Window(key, midnight - DAY_NS, midnight + 2 * DAY_NS), midnight
 
     def test_one_day_window_reads_that_day_only(self, qapi: QueryApi, days: tuple[Window, int]) -> None:
         window, midnight = days
@@ -425,17 +426,18 @@ class TestDays:
         assert only.day == day_of(midnight)
 
 
+@pytest.fixture(scope="class")
+def routed(qapi: QueryApi) -> Window:
+    key = qapi.key()
+    base = recent_base() - 2 * HOUR_NS
+    events = [log(base + i * NS, f"routed {i}", index="Pt_orders") for i in range(3)]
+    events += [log(base + (10 + i) * NS, f"default {i}") for i in range(3)]
+    qapi.ingest_and_wait(key, events)
+    return Window(key, base, base + 20 * NS)
+
+
 class TestPhysicalIndex:
     """`index=physical_index:<name>` reads the events routed to that index; a name never routed to is 404."""
-
-    @pytest.fixture(scope="class")
-    def routed(self, qapi: QueryApi) -> Window:
-        key = qapi.key()
-        base = recent_base() - 2 * HOUR_NS
-        events = [log(base + i * NS, f"routed {i}", index="Pt_orders") for i in range(3)]
-        events += [log(base + (10 + i) * NS, f"default {i}") for i in range(3)]
-        qapi.ingest_and_wait(key, events)
-        return Window(key, base, base + 20 * NS)
 
     def test_reads_only_the_index(self, qapi: QueryApi, routed: Window) -> None:
         status, body = qapi.query_range(routed.key, [], **routed.params(index="physical_index:Pt_orders"))
@@ -591,17 +593,18 @@ class TestErrors:
         assert_error(got, body, status, {404: "not_found", 405: "method_not_allowed"}[status])
 
 
+@pytest.fixture(scope="class")
+def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[QueryApi, Window]]:
+    for qapi in launch(tmp_path_factory, "--set", "query.timeout_seconds=0.05"):
+        key = qapi.key()
+        base = recent_base() - HOUR_NS
+        events = [log(base + i * 1000, f"request {i} served by worker {i % 7}") for i in range(20_000)]
+        qapi.ingest_and_wait(key, events)
+        yield qapi, Window(key, base, base + HOUR_NS)
+
+
 class TestTimeBudget:
     """A query past query.timeout_seconds is abandoned with 504, and the daemon keeps answering."""
-
-    @pytest.fixture(scope="class")
-    def slow(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[QueryApi, Window]]:
-        for qapi in launch(tmp_path_factory, "--set", "query.timeout_seconds=0.05"):
-            key = qapi.key()
-            base = recent_base() - HOUR_NS
-            events = [log(base + i * 1000, f"request {i} served by worker {i % 7}") for i in range(20_000)]
-            qapi.ingest_and_wait(key, events)
-            yield qapi, Window(key, base, base + HOUR_NS)
 
     def test_unnarrowable_pattern_times_out(self, slow: tuple[QueryApi, Window]) -> None:
         qapi, window = slow

@@ -271,9 +271,7 @@ class TestExactness:
     def test_exact(self, partition: Partition, query: str) -> None:
         assert not compile_query(parse_kql(query), partition.schema, stemming=False).needs_verification
 
-    @pytest.mark.parametrize(
-        "query", ["*timeout*", "db-primary-*", "http.status >= 400", "not *timeout*"]
-    )
+    @pytest.mark.parametrize("query", ["*timeout*", "db-primary-*", "http.status >= 400", "not *timeout*"])
     def test_needs_verification(self, partition: Partition, query: str) -> None:
         assert compile_query(parse_kql(query), partition.schema, stemming=False).needs_verification
 
@@ -315,12 +313,13 @@ class TestNarrowing:
         assert time.perf_counter() - started < 1.0
 
 
+@pytest.fixture(scope="class")
+def stemmed(tmp_path_factory: pytest.TempPathFactory) -> Partition:
+    return Partition(tmp_path_factory.mktemp("stemmed"), stemming=True)
+
+
 class TestStemming:
     """With stemming on, message words match other forms of the same word through the stemmed field."""
-
-    @pytest.fixture(scope="class")
-    def stemmed(self, tmp_path_factory: pytest.TempPathFactory) -> Partition:
-        return Partition(tmp_path_factory.mktemp("stemmed"), stemming=True)
 
     @staticmethod
     def stem(word: str) -> str:
