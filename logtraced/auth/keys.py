@@ -74,9 +74,7 @@ class KeyStore:
         self._cache: dict[bytes, KeyRecord] = {}
         self._seen_version = db.data_version()
 
-    def create(
-        self, org: str, environment: str, scopes: Iterable[str], tier: str, name: str
-    ) -> tuple[KeyRecord, str]:
+    def create(self, org: str, environment: str, scopes: Iterable[str], tier: str, name: str) -> tuple[KeyRecord, str]:
         """Mint a key and return its record and its secret; the secret cannot be recovered later."""
         scope_set = frozenset(scopes)
         _validate(org, environment, scope_set, tier, name)
@@ -165,12 +163,20 @@ def _problem(org: str, environment: str, scopes: frozenset[str], tier: str, name
 def _to_row(record: KeyRecord) -> tuple[Any, ...]:
     """Scopes are stored sorted and space-separated, so equal sets give equal rows."""
     scopes = " ".join(sorted(record.scopes))
-    return (record.id, record.display_prefix, record.org, record.environment, scopes,
-            record.tier, record.name, record.created_at, record.revoked_at)
+    return (
+        record.id,
+        record.display_prefix,
+        record.org,
+        record.environment,
+        scopes,
+        record.tier,
+        record.name,
+        record.created_at,
+        record.revoked_at,
+    )
 
 
 def _from_row(row: tuple[Any, ...]) -> KeyRecord:
     """The inverse of _to_row, for rows selected with _COLUMNS."""
     key_id, prefix, org, environment, scopes, tier, name, created_at, revoked_at = row
-    return KeyRecord(key_id, prefix, org, environment, frozenset(scopes.split()), tier, name,
-                     created_at, revoked_at)
+    return KeyRecord(key_id, prefix, org, environment, frozenset(scopes.split()), tier, name, created_at, revoked_at)

@@ -108,8 +108,10 @@ class RateLimiter:
         self._last_flush = now
         if not self._dirty:
             return
-        rows = [(key_id, kind, self._counters[key_id, kind].window_start, self._counters[key_id, kind].used)
-                for key_id, kind in self._dirty]
+        rows = [
+            (key_id, kind, self._counters[key_id, kind].window_start, self._counters[key_id, kind].used)
+            for key_id, kind in self._dirty
+        ]
         with self._db.transaction() as cur:
             cur.executemany(
                 "INSERT INTO rate_counters (key_id, kind, window_start, used) VALUES (?, ?, ?, ?)"

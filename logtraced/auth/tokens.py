@@ -53,8 +53,14 @@ class TokenStore:
             cur.execute(
                 "INSERT INTO access_tokens (token_hash, key_id, org, environment, scopes, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (hash_secret(token), record.id, record.org, record.environment,
-                 " ".join(sorted(record.scopes)), expires_at),
+                (
+                    hash_secret(token),
+                    record.id,
+                    record.org,
+                    record.environment,
+                    " ".join(sorted(record.scopes)),
+                    expires_at,
+                ),
             )
         return token, expires_at
 

@@ -75,8 +75,10 @@ class UsageRecorder:
         self._last_flush = self._clock()
         if not self._pending:
             return
-        rows = [(org, key_id, hour, t.requests, t.events, t.bytes, t.rejections, t.overflow_events)
-                for (org, key_id, hour), t in self._pending.items()]
+        rows = [
+            (org, key_id, hour, t.requests, t.events, t.bytes, t.rejections, t.overflow_events)
+            for (org, key_id, hour), t in self._pending.items()
+        ]
         with self._db.transaction() as cur:
             cur.executemany(
                 "INSERT INTO usage_hourly"

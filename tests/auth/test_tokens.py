@@ -90,7 +90,11 @@ class TestAuthenticate:
         assert principal is not None
         (record,) = keys.list("acme")
         assert (principal.key_id, principal.org, principal.environment, principal.tier, principal.via) == (
-            record.id, "acme", "production", "enterprise", "token"
+            record.id,
+            "acme",
+            "production",
+            "enterprise",
+            "token",
         )
         assert principal.scopes == frozenset({"read:logs", "write:logs"})
 

@@ -130,14 +130,14 @@ class TestWriteFailures:
         monkeypatch.undo()
         assert writer.append("k", [b"{}"]) == 3
         writer.close()
-        (_, path), = list_segments(tmp_path)
+        ((_, path),) = list_segments(tmp_path)
         assert [record.seq for _, record in read_records(path.read_bytes())] == [1, 2, 3]
 
     def test_batch_of_records_is_one_write(self, tmp_path: Path) -> None:
         writer = WalWriter(tmp_path, 1 << 20)
         assert writer.append_all([("a/2024-01-01", [b"{}"]), ("a/2024-01-02", [b"{}", b"{}"])]) == 2
         writer.close()
-        (_, path), = list_segments(tmp_path)
+        ((_, path),) = list_segments(tmp_path)
         assert [(r.seq, r.key, r.count) for _, r in read_records(path.read_bytes())] == [
             (1, "a/2024-01-01", 1),
             (2, "a/2024-01-02", 2),
