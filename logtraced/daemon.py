@@ -126,7 +126,7 @@ class IndexerLink:
         assert state is not None
         if isinstance(message, indexer.Committed):
             state.reader.on_commit()
-            state.pipeline.on_committed(message.seq, message.documents, message.expired)
+            state.pipeline.on_committed(message.seq, message.documents, message.expired, message.rejected)
             state.indexer.last_commit_ms = message.commit_ms
             state.indexer.last_commit_at = time.time()
         elif isinstance(message, indexer.RetentionDeleted):

@@ -46,6 +46,7 @@ class IngestCounters:
     records_written: int = 0
     events_indexed: int = 0
     events_expired: int = 0
+    events_rejected_by_index: int = 0
     parse_failures: int = 0
     truncated: int = 0
     udp_dropped: int = 0
@@ -222,12 +223,13 @@ class IngestPipeline:
                 pass
         await self.flush()
 
-    def on_committed(self, seq: int, documents: int, expired: int) -> None:
+    def on_committed(self, seq: int, documents: int, expired: int, rejected: int) -> None:
         """The indexer made everything through `seq` searchable: shrink the backlog, wake paused receivers."""
         self.committed_seq = max(self.committed_seq, seq)
         self.backlog.committed(seq)
         self.counters.events_indexed = documents
         self.counters.events_expired = expired
+        self.counters.events_rejected_by_index = rejected
         self._recent.append((time.monotonic(), self.counters.events_accepted))
         if self.backlog.drained and self._resume_callbacks:
             callbacks, self._resume_callbacks = self._resume_callbacks, []

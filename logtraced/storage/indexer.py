@@ -49,6 +49,7 @@ class Committed(IndexerMessage, tag="committed"):
     seq: int
     documents: int
     expired: int
+    rejected: int
     commit_ms: float
 
 
@@ -153,7 +154,8 @@ class Indexer:
         seq = self.tailer.last_seq
         wal.delete_segments_through(self.tailer.directory, seq)
         self._close_idle_writers()
-        return Committed(seq, self.documents, self.expired, (time.perf_counter() - started) * 1000)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        return Committed(seq, self.documents, self.expired, self.rejected, elapsed_ms)
 
     def _close_idle_writers(self) -> None:
         now = time.monotonic()
