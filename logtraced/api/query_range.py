@@ -18,7 +18,6 @@ from logtraced.api.context import get_state
 from logtraced.api.search import clamp_limit, install_pool, run_blocking, run_counts, run_query
 from logtraced.errors import ApiError, QueryError
 from logtraced.ingest.pipeline import Tenant
-from logtraced.query.ast import EVENT_FIELDS
 from logtraced.query.execute import QueryRequest, QueryResult, Row, Series
 from logtraced.query.pipeline import parse_pipeline
 from logtraced.query.timerange import parse_instant
@@ -32,7 +31,6 @@ END_OF_TIME_NS: Final = 2**63 - 1
 PHYSICAL: Final = "physical_index:"
 REHYDRATION: Final = "rehydration_index:"
 STREAM_FIELDS: Final = schema.LABEL_FIELDS
-EXTRACTED_SUFFIX: Final = "_extracted"
 MAX_STEPS: Final = 11_000
 _DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _DURATION_UNITS: Final = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
@@ -132,16 +130,10 @@ def _stats(result: QueryResult) -> dict[str, Any]:
 
 
 def _stream_labels(row: Row) -> dict[str, str]:
-    """The event's own labels, then the parsed ones.
-
-    A parsed label named like an event field (`env`, `org`, `service`, ...) is shown as
-    `<name>_extracted`, as Loki does: the pipeline tests such names against the event itself, and a
-    log line must not be able to present itself as another environment, organisation or service.
-    """
+    """The event's own labels, then the parsed ones (already renamed where they collide: Parse.extract)."""
     event = row.event
     labels = {name: getattr(event, name) for name in STREAM_FIELDS if getattr(event, name)}
-    for name, value in row.labels.items():
-        labels[f"{name}{EXTRACTED_SUFFIX}" if name in EVENT_FIELDS else name] = value
+    labels.update(row.labels)
     return labels
 
 

@@ -21,6 +21,7 @@ import msgspec
 
 from logtraced.errors import QueryError
 from logtraced.query.ast import (
+    EVENT_FIELDS,
     KEYWORD_FIELDS,
     MAX_DEPTH,
     MESSAGE,
@@ -51,6 +52,7 @@ _COMPARISONS: dict[str, tuple[Op, bool]] = {
     "$lte": (Op.LTE, False),
 }
 _STAGE_TYPES = ("filter", "where", "parse", "aggregate")
+EXTRACTED_SUFFIX = "_extracted"
 AGGREGATE_FUNCTIONS = ("count", "rate")
 
 
@@ -84,14 +86,21 @@ class Parse:
     regex: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     def extract(self, text: str) -> dict[str, str]:
-        """The labels found in `text`; text the parser cannot read yields no labels."""
+        """The labels found in `text`; text the parser cannot read yields no labels.
+
+        A label named like an event field (`env`, `org`, `service`, ...) is renamed
+        `<name>_extracted`, as Loki does: a log line must not be able to present itself as another
+        environment, organisation or service, and later stages can still test it by that name.
+        """
         if self.parser is ParserKind.JSON:
-            return _select(_json_values(text), self.labels, nested=True)
-        if self.parser is ParserKind.LOGFMT:
-            return _select(_logfmt_values(text), self.labels, nested=False)
-        match = self.regex.search(text)
-        groups = {} if match is None else {k: v for k, v in match.groupdict().items() if v is not None}
-        return _select(groups, self.labels, nested=False)
+            found = _select(_json_values(text), self.labels, nested=True)
+        elif self.parser is ParserKind.LOGFMT:
+            found = _select(_logfmt_values(text), self.labels, nested=False)
+        else:
+            match = self.regex.search(text)
+            groups = {} if match is None else {k: v for k, v in match.groupdict().items() if v is not None}
+            found = _select(groups, self.labels, nested=False)
+        return {f"{name}{EXTRACTED_SUFFIX}" if name in EVENT_FIELDS else name: value for name, value in found.items()}
 
 
 @dataclasses.dataclass(frozen=True)

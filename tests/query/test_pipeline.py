@@ -152,14 +152,14 @@ class TestExtract:
             ({"parser": "json", "labels": {"user_id": None}}, '{"user_id": "u1", "other": 1}', {"user_id": "u1"}),
             ({"parser": "json", "labels": {"name": "who.name"}}, '{"who": {"name": "ann"}}', {"name": "ann"}),
             ({"parser": "json", "labels": {"first": "items.0"}}, '{"items": ["a", "b"]}', {"first": "a"}),
-            ({"parser": "json", "labels": {"tags": None}}, '{"tags": ["a", 1]}', {"tags": '["a",1]'}),
+            ({"parser": "json", "labels": {"tags": None}}, '{"tags": ["a", 1]}', {"tags_extracted": '["a",1]'}),
             ({"parser": "json", "labels": {"gone": None}}, '{"gone": null}', {}),
             ({"parser": "json"}, "not json at all", {}),
             ({"parser": "json"}, "[1, 2]", {}),
             (
                 {"parser": "logfmt"},
                 'level=info msg="hello \\"you\\"" took=12ms flag',
-                {"level": "info", "msg": 'hello "you"', "took": "12ms", "flag": ""},
+                {"level_extracted": "info", "msg": 'hello "you"', "took": "12ms", "flag": ""},
             ),
             ({"parser": "logfmt", "labels": {"t": "took"}}, "took=3 x=1", {"t": "3"}),
             ({"parser": "regexp", "pattern": r"took (?P<ms>\d+)ms(?: (?P<unit>\w+))?"}, "req took 15ms", {"ms": "15"}),
@@ -200,11 +200,15 @@ class TestMatcher:
             ([where({"$eq": ["user_id", "42"]}), {"type": "parse", "parser": "json"}], None),
             (
                 [{"type": "parse", "parser": "logfmt", "field": "raw"}, where({"$eq": ["took", 12]})],
-                {"level": "warn", "took": "12"},
+                {"level_extracted": "warn", "took": "12"},
             ),
             (
                 [{"type": "parse", "parser": "logfmt", "field": "raw"}, where({"$eq": ["level", "error"]})],
-                {"level": "warn", "took": "12"},
+                {"level_extracted": "warn", "took": "12"},
+            ),
+            (
+                [{"type": "parse", "parser": "logfmt", "field": "raw"}, where({"$eq": ["level_extracted", "warn"]})],
+                {"level_extracted": "warn", "took": "12"},
             ),
             (
                 [{"type": "parse", "parser": "json"}, where({"$neq": ["missing", "x"]})],
