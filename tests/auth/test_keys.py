@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ from logtraced.auth.principal import Principal, check_environment, require_scope
 from logtraced.errors import ApiError, StorageError
 
 from . import FakeClock, at, database_bytes
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    with Database.open(tmp_path) as database:
-        yield database
 
 
 @pytest.fixture

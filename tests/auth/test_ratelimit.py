@@ -24,12 +24,6 @@ ENTERPRISE = Principal("key_cccccccccccc", "globex", "production", frozenset({"w
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    with Database.open(tmp_path) as database:
-        yield database
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(at("2024-03-15T10:20:00"))
 

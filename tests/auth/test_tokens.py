@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,6 @@ from logtraced.errors import ApiError
 from . import FakeClock, at, database_bytes
 
 TTL = 86_400
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    with Database.open(tmp_path) as database:
-        yield database
 
 
 @pytest.fixture

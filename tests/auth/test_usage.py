@@ -18,12 +18,6 @@ DAY = (at("2024-03-15T00:00:00"), at("2024-03-16T00:00:00"))
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    with Database.open(tmp_path) as database:
-        yield database
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(at("2024-03-15T10:15:00"))
 
