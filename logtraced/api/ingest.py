@@ -31,6 +31,7 @@ from logtraced.api.authn import AuthContext, authenticate
 from logtraced.api.context import get_state
 from logtraced.errors import ApiError, StorageError
 from logtraced.events import Event, normalise
+from logtraced.ingest.framing import StreamFramer
 from logtraced.ingest.pipeline import Tenant
 from logtraced.log import WarningLimiter, get_logger
 
@@ -56,6 +57,7 @@ STORAGE_RETRY_SECONDS: Final = 30
 # An fsync normally takes milliseconds; one that never returns must not hold the client forever.
 DURABLE_TIMEOUT_SECONDS: Final = 30.0
 _BYTE_POSITION: Final = re.compile(r"\(byte (\d+)\)")
+_TRAILING: Final = "trailing characters"
 _JSON_TYPE_NAMES: Final = {
     type(None): "null",
     bool: "boolean",
@@ -164,7 +166,12 @@ def decode_batch(body: bytes, *, ndjson: bool, max_events: int) -> list[Any]:
     """The records of a body, still undecided whether each is a valid event; sans-IO."""
     if ndjson:
         return _decode_lines(body, max_events)
-    value = _decode(body, 0)
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        if _TRAILING in str(exc):
+            return _decode_stream(body, max_events)
+        value = _decode(body, 0)  # raises the 400 that names the position
     if type(value) is dict:
         logs = value.get("logs")
         records = logs if type(logs) is list else [value]
@@ -187,6 +194,20 @@ def _decode_lines(body: bytes, max_events: int) -> list[Any]:
                 raise _too_many(f"more than {max_events} lines", max_events)
             records.append(_decode(line, offset))
         offset += len(line) + 1
+    return records
+
+
+def _decode_stream(body: bytes, max_events: int) -> list[Any]:
+    """Objects back to back (`{..}{..}`, Fluent Bit's `json_stream`), split as the TCP port splits them."""
+    framer = StreamFramer(len(body) + 1)
+    records: list[Any] = []
+    offset = 0
+    for frame in [*framer.feed(body), *framer.close()]:
+        if len(records) == max_events:
+            raise _too_many(f"more than {max_events} objects", max_events)
+        offset = body.find(frame.data, offset)
+        records.append(_decode(frame.data, max(offset, 0)))
+        offset += len(frame.data)
     return records
 
 

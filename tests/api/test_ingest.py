@@ -129,6 +129,20 @@ class TestSenderShapes:
         assert (status, body["accepted"]) == (202, 3)
         api.store.wait_for(3, tenant=writer.tenant, field="message", term=word)
 
+    def test_fluent_bit_http_json_stream(self, api: Api, writer: Key) -> None:
+        """Format json_stream: objects back to back on application/json, split as the TCP port splits them."""
+        word = marker()
+        raw = b"".join(json.dumps({"date": 1718000000.5 + i, "log": f"{word} s{i}"}).encode() for i in range(4))
+        status, _, body = api.ingest(writer, raw=raw, headers={"Content-Type": "application/json"})
+        assert (status, body["accepted"]) == (202, 4)
+        stored = api.store.wait_for(4, tenant=writer.tenant, field="message", term=word)
+        assert sorted(event.message for event in stored) == [f"{word} s{i}" for i in range(4)]
+
+    def test_json_stream_with_a_broken_object_is_refused_whole(self, api: Api, writer: Key) -> None:
+        raw = b'{"message": "ok"}{"message": "cut'
+        status, _, body = api.ingest(writer, raw=raw, headers={"Content-Type": "application/json"})
+        assert (status, body["error"]["code"]) == (400, "malformed_json")
+
     def test_ndjson_with_crlf_and_blank_lines(self, api: Api, writer: Key) -> None:
         word = marker()
         raw = f'{{"message": "{word} a"}}\r\n\r\n{{"message": "{word} b"}}\r\n'.encode()
