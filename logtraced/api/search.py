@@ -56,9 +56,18 @@ async def _within_budget(request: web.Request, function: Callable[..., T], *args
 
 
 async def run_blocking(request: web.Request, function: Callable[..., T], *args: Any) -> T:
-    """Run a read-only storage call (labels, label values) on the query pool."""
+    """Run a read-only storage call (labels, label values) on the query pool, under the query time budget.
+
+    These calls have no cooperative deadline, so past the budget the client gets its 504 at once and
+    the worker finishes in the background.
+    """
+    budget = get_state(request).config.query.timeout_seconds
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(request.app[POOL_KEY], function, *args)
+    work = loop.run_in_executor(request.app[POOL_KEY], function, *args)
+    try:
+        return await asyncio.wait_for(work, budget)
+    except TimeoutError:
+        raise ApiError(504, "query_timeout", f"the request took longer than {budget:g} s and was abandoned") from None
 
 
 def install_pool(app: web.Application) -> None:
