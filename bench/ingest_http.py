@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import gzip
 import json
-import random
 import socket
 import statistics
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
+from datagen import shipper_events  # noqa: E402
 
 from logtraced.auth.db import Database  # noqa: E402
 from logtraced.auth.keys import KeyStore  # noqa: E402
@@ -42,32 +42,11 @@ from tests.harness import DaemonProcess  # noqa: E402
 BATCH_EVENTS = 5000
 ORG = "bench"
 TENANT = Tenant(ORG, "production")
-SERVICES = ["payment-gateway", "api-gateway", "user-service", "notification-service", "auth", "search"]
-LEVELS = ["INFO"] * 7 + ["WARN", "ERROR", "DEBUG"]
-WORDS = "connection timeout upstream request completed failed retry user order cache miss hit database".split()
 
 
 def generate(count: int, seed: int) -> list[dict[str, Any]]:
     """LogTrace-style events of about 300 bytes, spread over the last hour."""
-    rng = random.Random(seed)
-    now = time.time()
-    events = []
-    for i in range(count):
-        ts = now - rng.random() * 3600
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
-        words = " ".join(rng.choice(WORDS) for _ in range(6))
-        events.append(
-            {
-                "timestamp": stamp,
-                "message": f"{words} id={i} took {rng.randint(1, 5000)}ms",
-                "level": rng.choice(LEVELS),
-                "service": rng.choice(SERVICES),
-                "host": f"web-{rng.randint(1, 40):02d}",
-                "http": {"status": rng.choice([200, 200, 200, 404, 500]), "method": "GET"},
-                "trace_id": f"{rng.getrandbits(64):016x}",
-            }
-        )
-    return events
+    return shipper_events(count, seed, logstash=False)
 
 
 def http_bodies(events: list[dict[str, Any]], compress: bool) -> list[bytes]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import socket
 import statistics
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tantivy  # noqa: E402
+from datagen import shipper_events  # noqa: E402
 
 from logtraced.config import IndexConfig  # noqa: E402
 from logtraced.events import encode_documents, events_from_frame  # noqa: E402
@@ -35,32 +35,13 @@ from logtraced.storage.partitions import PartitionLayout  # noqa: E402
 from logtraced.storage.reader import IndexReader, count_events  # noqa: E402
 from tests.harness import DaemonProcess  # noqa: E402
 
-SERVICES = ["payment-gateway", "api-gateway", "user-service", "notification-service", "auth", "search"]
-LEVELS = ["INFO"] * 7 + ["WARN", "ERROR", "DEBUG"]
-WORDS = "connection timeout upstream request completed failed retry user order cache miss hit database".split()
-
 
 def generate(count: int, seed: int) -> list[bytes]:
     """Logstash json_lines events of about 300 bytes, spread over the last hour."""
-    rng = random.Random(seed)
-    now = time.time()
-    lines = []
-    for i in range(count):
-        ts = now - rng.random() * 3600
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
-        words = " ".join(rng.choice(WORDS) for _ in range(6))
-        record = {
-            "@timestamp": stamp,
-            "@version": "1",
-            "message": f"{words} id={i} took {rng.randint(1, 5000)}ms",
-            "level": rng.choice(LEVELS),
-            "service": rng.choice(SERVICES),
-            "host": {"name": f"web-{rng.randint(1, 40):02d}"},
-            "http": {"status": rng.choice([200, 200, 200, 404, 500]), "method": "GET"},
-            "trace_id": f"{rng.getrandbits(64):016x}",
-        }
-        lines.append(json.dumps(record, separators=(",", ":")).encode() + b"\n")
-    return lines
+    return [
+        json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        for event in shipper_events(count, seed, logstash=True)
+    ]
 
 
 def ceiling(lines: list[bytes], heap: int, threads: int) -> float:
