@@ -59,8 +59,8 @@ class TestIndexerFailure:
 
     def test_killed_indexer(self, lone_daemon: tuple[DaemonProcess, Key]) -> None:
         daemon, key = lone_daemon
-        assert daemon.process is not None
-        (indexer,) = spawned_children(daemon.process.pid)
+        indexer = daemon.indexer_pid()
+        assert indexer is not None
         os.kill(indexer, signal.SIGKILL)
         status, body = wait_until(lambda: _status_is(health(daemon, key), 503), timeout=5.0, interval=0.02)
         assert body["status"] == "unhealthy" and body["indexer"]["alive"] is False
@@ -74,19 +74,3 @@ class TestIndexerFailure:
 
 def _status_is(answer: tuple[int, Any], status: int) -> tuple[int, Any] | None:
     return answer if answer[0] == status else None
-
-
-def spawned_children(pid: int) -> list[int]:
-    """Children of `pid` started by multiprocessing's spawn (the indexer), read from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[-1].split()[1]) == pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return found
