@@ -34,7 +34,7 @@ from datagen import shipper_events  # noqa: E402
 
 from logtraced.auth.db import Database  # noqa: E402
 from logtraced.auth.keys import KeyStore  # noqa: E402
-from logtraced.ingest.pipeline import Tenant  # noqa: E402
+from logtraced.model import Tenant  # noqa: E402
 from logtraced.storage.partitions import PartitionLayout  # noqa: E402
 from logtraced.storage.reader import IndexReader, count_events  # noqa: E402
 from tests.harness import DaemonProcess  # noqa: E402

@@ -29,7 +29,7 @@ from datagen import shipper_events  # noqa: E402
 
 from logtraced.config import IndexConfig  # noqa: E402
 from logtraced.events import encode_documents, events_from_frame  # noqa: E402
-from logtraced.ingest.pipeline import Tenant  # noqa: E402
+from logtraced.model import Tenant  # noqa: E402
 from logtraced.storage import schema  # noqa: E402
 from logtraced.storage.partitions import PartitionLayout  # noqa: E402
 from logtraced.storage.reader import IndexReader, count_events  # noqa: E402

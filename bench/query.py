@@ -42,8 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import msgspec  # noqa: E402
 import tantivy  # noqa: E402
 
-from logtraced.events import Event, encode_documents  # noqa: E402
-from logtraced.ingest.pipeline import Tenant  # noqa: E402
+from logtraced.events import encode_documents  # noqa: E402
+from logtraced.model import (
+    Event,  # noqa: E402
+    Tenant,  # noqa: E402
+)
 from logtraced.query.execute import QueryRequest, execute  # noqa: E402
 from logtraced.query.kql import parse_kql  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline  # noqa: E402

@@ -245,7 +245,7 @@ def _query(args: argparse.Namespace) -> int:
     import msgspec
 
     from logtraced.events import event_to_json
-    from logtraced.ingest.pipeline import Tenant
+    from logtraced.model import Tenant
     from logtraced.query.execute import QueryRequest, execute
     from logtraced.query.kql import parse_kql
     from logtraced.query.pipeline import Filter, Pipeline

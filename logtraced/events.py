@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import msgspec
 
+from logtraced.model import Event
 from logtraced.storage import schema
 
 TAG_JSON_PARSE_FAILURE: Final = "_jsonparsefailure"  # Logstash's own tag, so queries carry over
@@ -28,21 +29,6 @@ TAG_NOT_OBJECT: Final = "_notobject"
 # nested deeper than this is stored as raw text so that its document can always be indexed.
 MAX_NESTING: Final = 100
 _CONTAINERS: Final = frozenset((dict, list))
-
-
-class Event(msgspec.Struct, gc=False):
-    """One log event in canonical form; gc=False because events never form reference cycles."""
-
-    timestamp: int  # nanoseconds since the Unix epoch, UTC
-    message: str
-    level: str = ""  # trace/debug/info/warn/error/fatal, or an unknown spelling lowercased
-    service: str = ""
-    host: str = ""
-    env: str = ""  # tenancy and routing: set by the ingest pipeline, never by normalise()
-    org: str = ""
-    index: str = ""
-    tags: list[str] = []
-    attributes: dict[str, Any] = {}
 
 
 # Document layout for IndexWriter.add_json, named by the schema so a rename there follows here.

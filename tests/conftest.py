@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from logtraced.events import Event
-from logtraced.ingest.pipeline import Tenant
+from logtraced.model import Event, Tenant
 from logtraced.storage.partitions import PartitionLayout
 from logtraced.storage.reader import IndexReader, newest_events
 from tests.harness import DaemonProcess, wait_until

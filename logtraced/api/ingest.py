@@ -30,10 +30,10 @@ from aiohttp import web
 from logtraced.api.authn import AuthContext, authenticate
 from logtraced.api.context import get_state
 from logtraced.errors import ApiError, StorageError
-from logtraced.events import Event, normalise
+from logtraced.events import normalise
 from logtraced.ingest.framing import StreamFramer
-from logtraced.ingest.pipeline import Tenant
 from logtraced.log import WarningLimiter, get_logger
+from logtraced.model import Event, Tenant
 
 if TYPE_CHECKING:
     from logtraced.daemon import DaemonState

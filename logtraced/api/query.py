@@ -14,7 +14,7 @@ from logtraced.api.authn import authenticate
 from logtraced.api.search import clamp_limit, install_pool, run_query
 from logtraced.errors import ApiError
 from logtraced.events import event_to_json
-from logtraced.ingest.pipeline import Tenant
+from logtraced.model import Tenant
 from logtraced.query.execute import QueryRequest
 from logtraced.query.kql import parse_kql
 from logtraced.query.pipeline import Filter, Pipeline

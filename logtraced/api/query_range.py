@@ -17,7 +17,7 @@ from logtraced.api.authn import AUTHORIZATION, LAST9_TOKEN, AuthContext, authent
 from logtraced.api.context import get_state
 from logtraced.api.search import clamp_limit, install_pool, run_blocking, run_counts, run_query
 from logtraced.errors import ApiError, QueryError
-from logtraced.ingest.pipeline import Tenant
+from logtraced.model import Tenant
 from logtraced.query.execute import QueryRequest, QueryResult, Row, Series
 from logtraced.query.pipeline import parse_pipeline
 from logtraced.query.timerange import parse_instant

@@ -19,22 +19,15 @@ import msgspec
 
 from logtraced.config import Config, RoutingRule
 from logtraced.errors import StorageError
-from logtraced.events import Event, encode_documents
+from logtraced.events import encode_documents
 from logtraced.log import get_logger
+from logtraced.model import Event, Tenant
 from logtraced.storage import schema
 from logtraced.storage.partitions import NS_PER_DAY, Partition, day_of
 from logtraced.storage.wal import WalWriter
 
 # Paused receivers resume once the backlog falls below this share of the limits.
 RESUME_FRACTION = 0.8
-
-
-@dataclass(frozen=True, slots=True)
-class Tenant:
-    """Where events belong: from a listener's config, or from the API key of an HTTP request."""
-
-    org: str
-    env: str
 
 
 @dataclass

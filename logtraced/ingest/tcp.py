@@ -13,10 +13,11 @@ import time
 from typing import cast
 
 from logtraced.config import TcpConfig
-from logtraced.events import Event, events_from_frame
+from logtraced.events import events_from_frame
 from logtraced.ingest.framing import Frame, StreamFramer
-from logtraced.ingest.pipeline import IngestPipeline, Tenant
+from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.log import WarningLimiter, get_logger
+from logtraced.model import Event, Tenant
 
 READ_CHUNK_HINT = 256 * 1024
 

@@ -10,10 +10,11 @@ import socket
 import time
 
 from logtraced.config import UdpConfig
-from logtraced.events import Event, events_from_frame
+from logtraced.events import events_from_frame
 from logtraced.ingest.framing import split_datagram
-from logtraced.ingest.pipeline import IngestPipeline, Tenant
+from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.log import WarningLimiter, get_logger
+from logtraced.model import Event, Tenant
 
 
 class UdpReceiver(asyncio.DatagramProtocol):

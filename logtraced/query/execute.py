@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import tantivy
 
 from logtraced.errors import QueryError
-from logtraced.events import Event, event_from_document
-from logtraced.ingest.pipeline import Tenant
+from logtraced.events import event_from_document
+from logtraced.model import Event, Tenant
 from logtraced.query.compile import compile_query
 from logtraced.query.pipeline import Parse, Pipeline
 from logtraced.storage import schema

@@ -14,8 +14,8 @@ from typing import Any
 
 import tantivy
 
-from logtraced.events import Event, event_from_document
-from logtraced.ingest.pipeline import Tenant
+from logtraced.events import event_from_document
+from logtraced.model import Event, Tenant
 from logtraced.storage import schema
 from logtraced.storage.partitions import NS_PER_DAY, Partition, PartitionLayout, open_index
 

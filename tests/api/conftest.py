@@ -17,7 +17,7 @@ import pytest
 
 from logtraced.auth.ratelimit import HOUR_SECONDS
 from logtraced.auth.services import TEST_CLOCK_VARIABLE
-from logtraced.ingest.pipeline import Tenant
+from logtraced.model import Tenant
 from tests.conftest import Store
 from tests.harness import DaemonProcess
 

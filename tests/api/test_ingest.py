@@ -8,7 +8,7 @@ import time
 import zlib
 from typing import Any
 
-from logtraced.ingest.pipeline import Tenant
+from logtraced.model import Tenant
 from tests.api.conftest import CLIENT_TIMEOUT_SECONDS, MAX_BODY_BYTES, Api, Key, gzipped, marker
 
 

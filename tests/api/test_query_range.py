@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from logtraced.ingest.pipeline import Tenant
+from logtraced.model import Tenant
 from logtraced.storage.partitions import PartitionLayout, day_of
 from logtraced.storage.reader import IndexReader
 from tests.api.conftest import Key

@@ -13,7 +13,7 @@ import pytest
 import tantivy
 
 from logtraced.errors import QueryError
-from logtraced.events import Event
+from logtraced.model import Event
 from logtraced.query.ast import Compare, Node, Op
 from logtraced.query.compile import Compiled, compile_query
 from logtraced.query.evaluate import build_matcher

@@ -8,7 +8,7 @@ import pytest
 import re2
 
 from logtraced.errors import QueryError
-from logtraced.events import Event
+from logtraced.model import Event
 from logtraced.query.ast import And, Compare, Exists, MatchAll, Node, Not, Op, Or, Scalar, compare
 from logtraced.query.evaluate import build_matcher, compile_regex, words
 from logtraced.query.kql import parse_kql

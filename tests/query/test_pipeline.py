@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from logtraced.errors import QueryError
-from logtraced.events import Event
+from logtraced.model import Event
 from logtraced.query.ast import And, Compare, MatchAll, Node, Not, Op, Or
 from logtraced.query.pipeline import Filter, Parse, ParserKind, Pipeline, parse_pipeline
 
