@@ -35,8 +35,10 @@ from datagen import shipper_events  # noqa: E402
 from logtraced.auth.db import Database  # noqa: E402
 from logtraced.auth.keys import KeyStore  # noqa: E402
 from logtraced.model import Tenant  # noqa: E402
-from logtraced.storage.partitions import PartitionLayout  # noqa: E402
-from logtraced.storage.reader import IndexReader, count_events  # noqa: E402
+from logtraced.query.ast import MatchAll  # noqa: E402
+from logtraced.query.pipeline import Filter, Pipeline  # noqa: E402
+from logtraced.storage.backend import SearchRequest  # noqa: E402
+from logtraced.storage.tantivy.store import TantivyStore  # noqa: E402
 from tests.harness import DaemonProcess  # noqa: E402
 
 BATCH_EVENTS = 5000
@@ -147,11 +149,17 @@ def send_tcp(port: int, events: list[dict[str, Any]], connections: int) -> None:
         sender.join()
 
 
+def stored_events(store: TantivyStore, tenant: Tenant) -> int:
+    """How many events of the tenant are searchable (counted by the index, no documents read)."""
+    store.refresh()
+    everything = Pipeline((Filter(MatchAll()),))
+    return store.for_tenant(tenant).search(SearchRequest(0, 2**62, everything, 1, count_total=True)).total
+
+
 def wait_searchable(data: Path, tenant: Tenant, count: int) -> None:
-    reader = IndexReader(PartitionLayout(data))
+    store = TantivyStore(data)
     while True:
-        reader.on_commit()
-        if count_events(reader, tenant, 0, 2**62) >= count:
+        if stored_events(store, tenant) >= count:
             return
         time.sleep(0.05)
 

@@ -28,11 +28,14 @@ import tantivy  # noqa: E402
 from datagen import shipper_events  # noqa: E402
 
 from logtraced.config import IndexConfig  # noqa: E402
-from logtraced.events import encode_documents, events_from_frame  # noqa: E402
+from logtraced.events import events_from_frame  # noqa: E402
 from logtraced.model import Tenant  # noqa: E402
-from logtraced.storage import schema  # noqa: E402
-from logtraced.storage.partitions import PartitionLayout  # noqa: E402
-from logtraced.storage.reader import IndexReader, count_events  # noqa: E402
+from logtraced.query.ast import MatchAll  # noqa: E402
+from logtraced.query.pipeline import Filter, Pipeline  # noqa: E402
+from logtraced.storage.backend import SearchRequest  # noqa: E402
+from logtraced.storage.tantivy import schema  # noqa: E402
+from logtraced.storage.tantivy.documents import encode_documents  # noqa: E402
+from logtraced.storage.tantivy.store import TantivyStore  # noqa: E402
 from tests.harness import DaemonProcess  # noqa: E402
 
 
@@ -52,7 +55,7 @@ def ceiling(lines: list[bytes], heap: int, threads: int) -> float:
         events = events_from_frame(line.rstrip(b"\n"), received)
         for event in events:
             event.org, event.env = "default", "production"
-        documents.extend(document.decode() for document in encode_documents(events, 1))
+        documents.extend(encode_documents(events, stemming=False))
     with tempfile.TemporaryDirectory() as directory:
         index = tantivy.Index(schema.build_schema(stemming=False), path=directory)
         schema.register_tokenizers(index)
@@ -65,6 +68,13 @@ def ceiling(lines: list[bytes], heap: int, threads: int) -> float:
         elapsed = time.perf_counter() - started
         writer.wait_merging_threads()
     return len(documents) / elapsed
+
+
+def stored_events(store: TantivyStore, tenant: Tenant) -> int:
+    """How many events of the tenant are searchable (counted by the index, no documents read)."""
+    store.refresh()
+    everything = Pipeline((Filter(MatchAll()),))
+    return store.for_tenant(tenant).search(SearchRequest(0, 2**62, everything, 1, count_total=True)).total
 
 
 def rss_bytes(pids: list[int], field: str = "VmRSS") -> int:
@@ -110,7 +120,7 @@ def end_to_end(lines: list[bytes], connections: int, data: Path, extra: list[str
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        reader = IndexReader(PartitionLayout(data))
+        store = TantivyStore(data)
         tenant = Tenant("default", "production")
         started = time.perf_counter()
         senders = [threading.Thread(target=send, args=(share,)) for share in shares]
@@ -120,8 +130,7 @@ def end_to_end(lines: list[bytes], connections: int, data: Path, extra: list[str
             sender.join()
         sent = time.perf_counter() - started
         while True:
-            reader.on_commit()
-            if count_events(reader, tenant, 0, 2**62) >= len(lines):
+            if stored_events(store, tenant) >= len(lines):
                 break
             time.sleep(0.2)
         elapsed = time.perf_counter() - started

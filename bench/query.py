@@ -41,18 +41,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import msgspec  # noqa: E402
 import tantivy  # noqa: E402
+from logtraced.query.execute import QueryRequest, execute  # noqa: E402
+from logtraced.storage.partitions import NS_PER_DAY, NS_PER_SECOND, Partition, PartitionLayout, open_index  # noqa: E402
+from logtraced.storage.reader import IndexReader, label_names, label_values  # noqa: E402
+from logtraced.storage.schema import LABEL_FIELDS  # noqa: E402
 
 from logtraced.events import encode_documents  # noqa: E402
 from logtraced.model import (
     Event,  # noqa: E402
     Tenant,  # noqa: E402
 )
-from logtraced.query.execute import QueryRequest, execute  # noqa: E402
 from logtraced.query.kql import parse_kql  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline  # noqa: E402
-from logtraced.storage.partitions import NS_PER_DAY, NS_PER_SECOND, Partition, PartitionLayout, open_index  # noqa: E402
-from logtraced.storage.reader import IndexReader, label_names, label_values  # noqa: E402
-from logtraced.storage.schema import LABEL_FIELDS  # noqa: E402
 
 try:
     import re2 as regex_engine

@@ -246,25 +246,23 @@ def _query(args: argparse.Namespace) -> int:
 
     from logtraced.events import event_to_json
     from logtraced.model import Tenant
-    from logtraced.query.execute import QueryRequest, execute
     from logtraced.query.kql import parse_kql
     from logtraced.query.pipeline import Filter, Pipeline
     from logtraced.query.timerange import resolve_range
-    from logtraced.storage.partitions import PartitionLayout
-    from logtraced.storage.reader import IndexReader
+    from logtraced.storage.backend import SearchRequest
+    from logtraced.storage.backends import open_store
 
     config, _ = config_from_args(args)
     window = resolve_range(args.since, args.until, now_ns=time.time_ns(), default_lookback_ns=3600 * 10**9)
-    request = QueryRequest(
-        tenant=Tenant(args.query_org, args.query_environment),
+    request = SearchRequest(
         start_ns=window.start_ns,
         end_ns=window.end_ns + 1,
         pipeline=Pipeline((Filter(parse_kql(args.filter)),)),
         limit=max(args.limit, 1),
     )
-    result = execute(IndexReader(PartitionLayout(config.data_path)), request)
+    page = open_store(config).for_tenant(Tenant(args.query_org, args.query_environment)).search(request)
     encode = msgspec.json.encode
-    for row in result.rows:
+    for row in page.rows:
         sys.stdout.write(encode(event_to_json(row.event)).decode() + "\n")
     return EXIT_OK
 

@@ -87,7 +87,7 @@ class QueryConfig(_Section, frozen=True):
     timeout_seconds: float = 30.0
     default_limit: int = 100
     max_limit: int = 10_000
-    region: str = "local"
+    region: str = ""
 
 
 class TierConfig(_Section, frozen=True):

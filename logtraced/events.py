@@ -2,8 +2,7 @@
 
 Logstash, Fluent Bit, Beats and plain applications each name the same facts differently
 (`@timestamp` or `date`, `level` or `log.level`, `host` as a string or an object).  This
-module maps all of them onto one `Event`, and turns an Event into the document the index
-stores and back.  It is sans-IO and runs once per received event, so the decoders and
+module maps all of them onto one `Event`, and gives an Event its public JSON shape.  It is sans-IO and runs once per received event, so the decoders and
 encoders are built once at import and the decoded dict itself becomes `attributes`.
 """
 
@@ -12,14 +11,12 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import msgspec
 
 from logtraced.model import Event
-from logtraced.storage import schema
 
 TAG_JSON_PARSE_FAILURE: Final = "_jsonparsefailure"  # Logstash's own tag, so queries carry over
 TAG_TRUNCATED: Final = "_truncated"
@@ -29,26 +26,6 @@ TAG_NOT_OBJECT: Final = "_notobject"
 # nested deeper than this is stored as raw text so that its document can always be indexed.
 MAX_NESTING: Final = 100
 _CONTAINERS: Final = frozenset((dict, list))
-
-
-# Document layout for IndexWriter.add_json, named by the schema so a rename there follows here.
-_IndexDocument = msgspec.defstruct(
-    "_IndexDocument",
-    [
-        (schema.TIMESTAMP, int),
-        (schema.MESSAGE, str),
-        (schema.LEVEL, str),
-        (schema.SERVICE, str),
-        (schema.HOST, str),
-        (schema.ENV, str),
-        (schema.ORG, str),
-        (schema.INDEX, str),
-        (schema.TAGS, list[str]),
-        (schema.ATTRIBUTES, dict[str, Any]),
-        (schema.WAL_SEQ, int),
-    ],
-    gc=False,
-)
 
 
 def _json_type(depth: int) -> Any:
@@ -452,84 +429,6 @@ def _too_deep(value: object) -> bool:
             return False
         level = children
     return True
-
-
-def encode_document(event: Event, wal_seq: int) -> bytes:
-    """The JSON document `IndexWriter.add_json` takes for this event."""
-    return encode_documents((event,), wal_seq)[0]
-
-
-def encode_documents(events: Sequence[Event], wal_seq: int) -> list[bytes]:
-    """`encode_document` for a whole batch, with the per-call overhead paid once."""
-    encode = _ENCODER.encode
-    document = _IndexDocument
-    return [
-        encode(
-            document(
-                e.timestamp,
-                e.message,
-                e.level,
-                e.service,
-                e.host,
-                e.env,
-                e.org,
-                e.index,
-                e.tags,
-                e.attributes,
-                wal_seq,
-            )
-        )
-        for e in events
-    ]
-
-
-def event_from_document(doc: dict[str, list[Any]]) -> Event:
-    """The Event a stored document came from (`Document.to_dict()`: every value is a list).
-
-    tantivy leaves out empty multi-valued fields and turns any attribute string that reads
-    as an RFC 3339 date into a datetime; such values come back as UTC strings ending in Z.
-    """
-
-    def first(name: str, default: Any) -> Any:
-        values = doc.get(name)
-        return values[0] if values else default
-
-    return Event(
-        timestamp=first(schema.TIMESTAMP, 0),
-        message=first(schema.MESSAGE, ""),
-        level=first(schema.LEVEL, ""),
-        service=first(schema.SERVICE, ""),
-        host=first(schema.HOST, ""),
-        env=first(schema.ENV, ""),
-        org=first(schema.ORG, ""),
-        index=first(schema.INDEX, ""),
-        tags=list(doc.get(schema.TAGS, ())),
-        attributes=_restore_dates(first(schema.ATTRIBUTES, {})),
-    )
-
-
-def _restore_dates(value: Any) -> Any:
-    """Undo tantivy's date detection inside a stored JSON value (depth is bounded by the index)."""
-    if type(value) is dict:
-        return {key: _restore_dates(item) for key, item in value.items()}
-    if type(value) is list:
-        return [_restore_dates(item) for item in value]
-    if isinstance(value, datetime):
-        return _rfc3339(value)
-    return value
-
-
-def _rfc3339(moment: datetime) -> str:
-    """UTC, with the shortest of 0, 3 or 6 fraction digits that is exact."""
-    moment = moment.astimezone(UTC) if moment.tzinfo else moment
-    micros = moment.microsecond
-    if micros == 0:
-        fraction = ""
-    elif micros % 1000 == 0:
-        fraction = f".{micros // 1000:03d}"
-    else:
-        fraction = f".{micros:06d}"
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}{fraction}Z"
 
 
 def event_to_json(event: Event) -> dict[str, Any]:

@@ -23,8 +23,12 @@ class Tenant(msgspec.Struct, frozen=True, gc=False):
     env: str
 
 
-class Event(msgspec.Struct, gc=False):
-    """One log event in canonical form; gc=False because events never form reference cycles."""
+class Event(msgspec.Struct, array_like=True, gc=False):
+    """One log event in canonical form, as the WAL stores it.
+
+    array_like: the WAL holds events as msgpack arrays, not maps repeating every field name;
+    gc=False: events never form reference cycles.  The public JSON shape is built by the APIs.
+    """
 
     timestamp: int  # nanoseconds since the Unix epoch, UTC
     message: str
@@ -42,3 +46,11 @@ class Event(msgspec.Struct, gc=False):
 def event_id(record_seq: int, position: int) -> int:
     """The id of the `position`-th event of WAL record `record_seq`: unique, ordered by arrival, replay-stable."""
     return (record_seq << ID_POSITION_BITS) | position
+
+
+NS_PER_DAY: Final = 86_400 * 1_000_000_000
+
+
+def retention_start_ns(now_ns: int, retention_days: int) -> int:
+    """The first nanosecond still kept: retention deletes whole UTC days, today counting as one."""
+    return (now_ns // NS_PER_DAY - retention_days + 1) * NS_PER_DAY

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from logtraced.model import Event, Tenant
-from logtraced.storage.partitions import PartitionLayout
-from logtraced.storage.reader import IndexReader, newest_events
+from logtraced.query.ast import MatchAll, Node
+from logtraced.query.kql import parse_kql
+from logtraced.query.pipeline import Filter, Pipeline
+from logtraced.storage.backend import SearchRequest
+from logtraced.storage.tantivy.store import TantivyStore
 from tests.harness import DaemonProcess, wait_until
 
 FAST_COMMIT = ("--set", "index.commit_interval_ms=200")
@@ -18,10 +21,10 @@ DEFAULT_TENANT = Tenant("default", "production")
 
 
 class Store:
-    """Reads the daemon's index from the test process, as a second reader would."""
+    """Reads the daemon's store from the test process, as a second reader (the CLI) would."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.reader = IndexReader(PartitionLayout(data_dir))
+        self.store = TantivyStore(data_dir)
 
     def events(
         self,
@@ -33,8 +36,13 @@ class Store:
         start_ns: int = 0,
         end_ns: int = 2**62,
     ) -> list[Event]:
-        self.reader.on_commit()  # always reload: the daemon commits from another process
-        return newest_events(self.reader, tenant, start_ns, end_ns, field=field, term=term, limit=limit)
+        self.store.refresh()  # always reload: the daemon commits from another process
+        node: Node = MatchAll()
+        if field is not None and term is not None:
+            quoted = term.replace("\\", "\\\\").replace('"', '\\"')
+            node = parse_kql(f'{field}:"{quoted}"')
+        request = SearchRequest(start_ns, end_ns, Pipeline((Filter(node),)), limit)
+        return [row.event for row in self.store.for_tenant(tenant).search(request).rows]
 
     def wait_for(self, count: int, timeout: float = 20.0, **query: object) -> list[Event]:
         """Poll until at least `count` events match, then return them (no sleeping on a guess)."""

@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from logtraced.storage.partitions import PartitionLayout, day_name
+from logtraced.storage.tantivy.partitions import PartitionLayout, day_name
 from logtraced.storage.wal import list_segments, read_records
 from tests.api.conftest import mint_key
 from tests.conftest import Store

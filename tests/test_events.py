@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
-import tantivy
 
 from logtraced.events import (
     MAX_NESTING,
@@ -17,15 +15,11 @@ from logtraced.events import (
     TAG_TRUNCATED,
     Event,
     canonical_level,
-    encode_document,
-    encode_documents,
-    event_from_document,
     event_to_json,
     events_from_frame,
     normalise,
     parse_timestamp,
 )
-from logtraced.storage import schema
 
 RECEIVED = 1_700_000_000_000_000_000
 T0 = 1_718_000_000 * 10**9  # 2024-06-10T06:13:20Z
@@ -448,128 +442,6 @@ class TestEventsFromFrame:
         [event] = events_from_frame(frame, RECEIVED)
         assert (event.attributes == nested(depth)) is parsed
         assert (event.tags == [TAG_JSON_PARSE_FAILURE]) is not parsed
-
-
-@pytest.fixture
-def index() -> tantivy.Index:
-    built = tantivy.Index(schema.build_schema(stemming=False))
-    schema.register_tokenizers(built)
-    return built
-
-
-def stored(index: tantivy.Index, events: list[Event]) -> Iterator[dict[str, list[Any]]]:
-    """Index the events' documents and read every stored document back, in insertion order."""
-    writer = index.writer(15_000_000, 1)
-    for document in encode_documents(events, 7):
-        writer.add_json(document.decode())
-    writer.commit()
-    writer.wait_merging_threads()
-    index.reload()
-    searcher = index.searcher()
-    hits = searcher.search(tantivy.Query.all_query(), len(events) + 1).hits
-    addresses = sorted((address for _, address in hits), key=lambda a: (a.segment_ord, a.doc))
-    return (searcher.doc(address).to_dict() for address in addresses)
-
-
-ROUND_TRIPS = [
-    pytest.param(logstash_ecs()[1], id="logstash"),
-    pytest.param(Event(0, ""), id="empty"),
-    pytest.param(
-        Event(
-            -1_500_000_000,
-            "Ошибка подключения к базе данных: timeout\nsecond line \x00 nul",
-            level="error",
-            service="billing",
-            host="db-1",
-            env="production",
-            org="acme",
-            index="audit",
-            tags=["_jsonparsefailure", "_truncated"],
-        ),
-        id="text-tenancy-tags",
-    ),
-    pytest.param(
-        Event(
-            I64_MAX,
-            "m",
-            attributes={
-                "int": 200,
-                "negative": -5,
-                "i64_max": I64_MAX,
-                "u64_max": 2**64 - 1,
-                "float": 12.5,
-                "integral_float": 2.0,
-                "bool": True,
-                "null": None,
-                "text": "not a date",
-                "list": [1, "two", 3.5, None, [4, {"five": 5}]],
-                "object": {"a": {"b": {"c": [1, 2]}}},
-                "empty_object": {},
-                "empty_list": [],
-                "dotted.key": "kept literally",
-                "": "empty key",
-                "@version": "1",
-            },
-        ),
-        id="attributes",
-    ),
-    pytest.param(Event(1, "deep", attributes=nested(MAX_NESTING)), id="deepest-accepted"),
-]
-
-
-class TestIndexDocument:
-    """The document indexes into a real partition and reads back as the same Event."""
-
-    def test_fields_are_the_schema_fields(self) -> None:
-        document = msgspec.json.decode(encode_document(Event(1, "m"), 9))
-        assert set(document) == {
-            schema.TIMESTAMP,
-            schema.MESSAGE,
-            schema.LEVEL,
-            schema.SERVICE,
-            schema.HOST,
-            schema.ENV,
-            schema.ORG,
-            schema.INDEX,
-            schema.TAGS,
-            schema.ATTRIBUTES,
-            schema.WAL_SEQ,
-        }
-        assert document[schema.WAL_SEQ] == 9
-
-    def test_batch_matches_single(self) -> None:
-        events = [logstash_ecs()[1], Event(2, "x", tags=["t"], attributes={"n": 1})]
-        assert encode_documents(events, 3) == [encode_document(event, 3) for event in events]
-
-    @pytest.mark.parametrize("event", ROUND_TRIPS)
-    def test_round_trip(self, index: tantivy.Index, event: Event) -> None:
-        [document] = stored(index, [event])
-        assert event_from_document(document) == event
-
-    def test_frame_round_trip(self, index: tantivy.Index) -> None:
-        frame = b'{"@timestamp":"2024-06-10T06:13:20.123456789Z","message":"m","n":[1,{"x":2.5}]}'
-        events = events_from_frame(frame, RECEIVED)
-        assert [event_from_document(document) for document in stored(index, events)] == events
-
-    @pytest.mark.parametrize(
-        ("sent", "read_back"),
-        [
-            ("2024-06-10T06:13:20Z", "2024-06-10T06:13:20Z"),
-            ("2024-06-10T06:13:20.123Z", "2024-06-10T06:13:20.123Z"),
-            ("2024-06-10T06:13:20.123456Z", "2024-06-10T06:13:20.123456Z"),
-            ("2024-06-10T08:13:20.5+02:00", "2024-06-10T06:13:20.500Z"),
-            ("2024-06-10T06:13:20.123456789Z", "2024-06-10T06:13:20.123456Z"),
-            ("2024-06-10 06:13:20", "2024-06-10 06:13:20"),
-        ],
-    )
-    def test_date_like_attribute_reads_back_as_utc_text(self, index: tantivy.Index, sent: str, read_back: str) -> None:
-        event = Event(1, "m", attributes={"when": [sent]})
-        [document] = stored(index, [event])
-        assert event_from_document(document).attributes == {"when": [read_back]}
-
-    def test_integer_beyond_64_bits_reads_back_as_float(self, index: tantivy.Index) -> None:
-        [document] = stored(index, [Event(1, "m", attributes={"n": 2**64})])
-        assert event_from_document(document).attributes == {"n": float(2**64)}
 
 
 class TestEventToJson:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from logtraced.api import authn, health, ingest, keys, probes, query, query_range, tokens, usage
-from logtraced.api.context import STATE_KEY, get_state
+from logtraced.api.context import SERVICES_KEY, Services, get_state
 from logtraced.api.errors import Handler, error_middleware
-from logtraced.errors import ApiError
-
-if TYPE_CHECKING:
-    from logtraced.daemon import DaemonState
+from logtraced.errors import RequestTimeout
 
 # Route families register themselves here: each takes the app and the shared state.
 ROUTE_FAMILIES: list[Callable[[web.Application], None]] = [probes.register]
@@ -22,7 +18,7 @@ ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.regist
 ROUTE_FAMILIES += [query.register, query_range.register]
 
 
-def build_app(state: DaemonState) -> web.Application:
+def build_app(state: Services) -> web.Application:
     config = state.config
     # Outermost first: usage sees the final status, errors become the envelope, then the body deadline.
     app = web.Application(
@@ -30,7 +26,7 @@ def build_app(state: DaemonState) -> web.Application:
         client_max_size=config.http.max_body_bytes,
     )
     app.on_response_prepare.append(authn.add_rate_limit_headers)
-    app[STATE_KEY] = state
+    app[SERVICES_KEY] = state
     for register in ROUTE_FAMILIES:
         register(app)
     return app
@@ -59,7 +55,7 @@ async def body_deadline_middleware(request: web.Request, handler: Handler) -> we
         return await handler(request)
     except TimeoutError:
         if stalled:
-            raise ApiError(408, "request_timeout", f"the request body did not arrive within {timeout:g} s") from None
+            raise RequestTimeout(f"the request body did not arrive within {timeout:g} s") from None
         raise
     finally:
         timer.cancel()
@@ -68,7 +64,10 @@ async def body_deadline_middleware(request: web.Request, handler: Handler) -> we
 class HttpServer:
     """Binds the HTTP port; closing it lets in-flight requests finish for a moment."""
 
-    def __init__(self, state: DaemonState) -> None:
+    name = "http"
+    network = "tcp"
+
+    def __init__(self, state: Services) -> None:
         self.state = state
         self.runner: web.AppRunner | None = None
 

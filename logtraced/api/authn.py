@@ -32,7 +32,7 @@ from logtraced.api.errors import Handler
 from logtraced.auth.principal import Principal, check_environment, require_scope
 from logtraced.auth.ratelimit import Decision, Kind, headers, rate_limited
 from logtraced.auth.tokens import TOKEN_PATTERN
-from logtraced.errors import ApiError
+from logtraced.errors import Forbidden, Unauthenticated
 
 AUTHORIZATION: Final = "Authorization"
 LAST9_TOKEN: Final = "X-LAST9-API-TOKEN"
@@ -74,7 +74,7 @@ async def authenticate(
     org: str | None = None,
     header: str = AUTHORIZATION,
 ) -> AuthContext:
-    """Authenticate and authorise `request`, or raise the ApiError to answer with.
+    """Authenticate and authorise `request`, or raise the domain error to answer with.
 
     `scope=None` accepts any valid key (health).  `kind=None` skips the rate limit (keys,
     usage, health).  `org` is the `{org}` path segment of routes that have one.  `header`
@@ -86,10 +86,8 @@ async def authenticate(
         require_scope(principal, scope)
     check_environment(principal, requested_environment(request))
     if org is not None and org != principal.org:
-        raise ApiError(
-            403,
-            "forbidden_organization",
-            f"this key belongs to organisation {principal.org} and cannot reach {org}",
+        raise Forbidden(
+            f"this key belongs to organisation {principal.org} and cannot reach {org}", code="forbidden_organization"
         )
     if kind is not None:
         context.decision = decision = get_state(request).auth.limiter.check(principal, kind)
@@ -108,21 +106,12 @@ def _principal(request: web.Request, header: str) -> Principal:
     credential = _bearer(request, header)
     auth = get_state(request).auth
     if TOKEN_PATTERN.fullmatch(credential):
-        try:
-            principal = auth.tokens.authenticate(credential)
-        except ApiError as exc:  # expired: the message stays "Authorization token is expired"
-            exc.headers.update(_challenge("invalid_token"))
-            raise
+        principal = auth.tokens.authenticate(credential)
     else:
         record = auth.keys.authenticate(credential)
         principal = Principal.from_key(record) if record is not None else None
     if principal is None:
-        raise ApiError(
-            401,
-            "invalid_api_key",
-            "the credential is not a valid, active API key or access token",
-            headers=_challenge("invalid_token"),
-        )
+        raise Unauthenticated("the credential is not a valid, active API key or access token")
     return principal
 
 
@@ -132,11 +121,8 @@ def _bearer(request: web.Request, header: str) -> str:
     scheme, _, credential = value.strip().partition(" ")
     credential = credential.strip()
     if scheme.lower() != "bearer" or not credential:
-        raise ApiError(
-            401,
-            "missing_credentials",
-            f"send the credential as '{header}: Bearer <key>'",
-            headers=_challenge(None),
+        raise Unauthenticated(
+            f"send the credential as '{header}: Bearer <key>'", code="missing_credentials", credential_sent=False
         )
     return credential
 

@@ -1,31 +1,23 @@
-"""The one JSON error envelope: `{"error": {"code": ..., "message": ...}}` on every route and status."""
+"""The one mapping from failures to the JSON envelope `{"error": {"code": ..., "message": ...}}`, on every route.
+
+Domain errors carry their status class (`errors.Status`); this module turns each into its
+response once, by class, so no handler branches on error codes or builds error bodies.
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
 
-from logtraced.errors import ApiError, QueryError
+from logtraced.errors import LogtracedError, Unauthenticated
 from logtraced.log import get_logger
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _encode = msgspec.json.Encoder().encode
 _log = get_logger("http")
-
-
-def error_response(error: ApiError) -> web.Response:
-    body: dict[str, object] = {"code": error.code, "message": error.message}
-    if error.details is not None:
-        body["details"] = error.details
-    return web.Response(
-        status=error.status,
-        body=_encode({"error": body}),
-        content_type="application/json",
-        headers=error.headers,
-    )
-
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -40,15 +32,32 @@ _HTTP_CODES = {
 }
 
 
+def error_response(status: int, code: str, message: str, *, details: object | None = None) -> web.Response:
+    body: dict[str, object] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return web.Response(status=status, body=_encode({"error": body}), content_type="application/json")
+
+
+def domain_error_response(error: LogtracedError) -> web.Response:
+    """A domain error's envelope, with the headers its class implies (Retry-After, WWW-Authenticate)."""
+    response = error_response(int(error.status), error.code, error.message, details=error.details)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, Unauthenticated):
+        # RFC 6750: a bare challenge without a credential, one naming the error with a bad one.
+        challenge = 'Bearer realm="logtraced"'
+        response.headers["WWW-Authenticate"] = challenge + (', error="invalid_token"' if error.credential_sent else "")
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into the envelope, aiohttp's own 404/405/413 included; never leak a traceback."""
     try:
         return await handler(request)
-    except ApiError as exc:
-        return error_response(exc)
-    except QueryError as exc:
-        return error_response(ApiError(400, exc.code, exc.message))
+    except LogtracedError as exc:
+        return domain_error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -56,12 +65,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = exc.reason if exc.status != 404 else f"no route for {request.method} {request.path}"
         if exc.status == 405:
             message = f"method {request.method} is not allowed on {request.path}"
-        return error_response(ApiError(exc.status, code, message, headers=_allow_header(exc)))
+        response = error_response(exc.status, code, message)
+        allow = exc.headers.get("Allow")
+        if allow:
+            response.headers["Allow"] = allow
+        return response
     except Exception:
-        _log.exception("http_handler_failed", method=request.method, path=request.path)
-        return error_response(ApiError(500, "internal_error", "internal error; the daemon logged the details"))
-
-
-def _allow_header(exc: web.HTTPException) -> dict[str, str]:
-    allow = exc.headers.get("Allow")
-    return {"Allow": allow} if allow else {}
+        request_id = "req_" + secrets.token_hex(8)
+        _log.exception("http_handler_failed", method=request.method, path=request.path, request_id=request_id)
+        response = error_response(
+            500, "internal_error", f"internal error; the daemon logged the details under request id {request_id}"
+        )
+        response.headers["X-Request-Id"] = request_id
+        return response

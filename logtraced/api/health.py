@@ -15,16 +15,13 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from aiohttp import web
 
 from logtraced.api.authn import authenticate
-from logtraced.api.context import get_state
-from logtraced.api.ingest import STORAGE_RESERVE_BYTES
-
-if TYPE_CHECKING:
-    from logtraced.daemon import DaemonState
+from logtraced.api.context import Services, get_state
+from logtraced.ingest.pipeline import STORAGE_RESERVE_BYTES
 
 ROUTE: Final = "/v1/health"
 # Below this much free space the disk is worth a warning; ingest itself stops at STORAGE_RESERVE_BYTES.
@@ -39,7 +36,7 @@ INGEST_LOOP_WORKERS: Final = 1
 
 @dataclass
 class Progress:
-    """What health remembers between calls, because DaemonState keeps counts and sequences, not moments.
+    """What health remembers between calls, because Services keeps counts and sequences, not moments.
 
     Both signals are therefore measured from when a health call first noticed them: an
     indexer restart, and a backlog that is waiting while the committed sequence stands still.
@@ -94,10 +91,10 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(report, status=503 if report["status"] == "unhealthy" else 200)
 
 
-def build_report(state: DaemonState, progress: Progress) -> dict[str, Any]:
+def build_report(state: Services, progress: Progress) -> dict[str, Any]:
     """The health document: figures first, then the status and reasons derived from them."""
     pipeline = state.pipeline
-    indexer = state.indexer
+    indexer = state.writer
     storage = storage_status(state)
     now = time.time()
     since_commit = round(now - indexer.last_commit_at, 3) if indexer.last_commit_at else None
@@ -132,7 +129,7 @@ def build_report(state: DaemonState, progress: Progress) -> dict[str, Any]:
     return report
 
 
-def storage_status(state: DaemonState) -> Storage:
+def storage_status(state: Services) -> Storage:
     """Free space and writability of the data directory (a read-only remount shows up here)."""
     path = state.config.data_path
     try:
@@ -143,9 +140,9 @@ def storage_status(state: DaemonState) -> Storage:
     return Storage(writable, free, str(path.resolve()))
 
 
-def _problems(state: DaemonState, storage: Storage, signals: Signals) -> tuple[list[str], list[str]]:
+def _problems(state: Services, storage: Storage, signals: Signals) -> tuple[list[str], list[str]]:
     """(reasons to be unhealthy, reasons to be degraded), each a sentence an operator can act on."""
-    indexer = state.indexer
+    indexer = state.writer
     unhealthy: list[str] = []
     degraded: list[str] = []
     if not indexer.alive:

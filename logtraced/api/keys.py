@@ -18,7 +18,7 @@ from logtraced.api.authn import authenticate
 from logtraced.api.context import get_state
 from logtraced.auth.keys import KeyRecord
 from logtraced.auth.principal import check_environment
-from logtraced.errors import ApiError
+from logtraced.errors import Forbidden, InvalidInput, NotFound
 
 ROUTE: Final = "/v1/keys"
 ADMIN_SCOPE: Final = "admin"
@@ -39,14 +39,14 @@ async def create_key(request: web.Request) -> web.Response:
     principal = context.principal
     wanted = _decode_request(await request.read())
     if wanted.org is not None and wanted.org != principal.org:
-        raise ApiError(
-            403, "forbidden_organization", f"this key manages organisation {principal.org}, not {wanted.org}"
+        raise Forbidden(
+            f"this key manages organisation {principal.org}, not {wanted.org}", code="forbidden_organization"
         )
     check_environment(principal, wanted.environment)
     tiers = get_state(request).config.auth
     tier = wanted.tier if wanted.tier is not None else tiers.default_tier
     if tier not in tiers.tiers:
-        raise ApiError(400, "invalid_request", f"tier {tier!r} is not one of {', '.join(sorted(tiers.tiers))}")
+        raise InvalidInput(f"tier {tier!r} is not one of {', '.join(sorted(tiers.tiers))}")
     keys = get_state(request).auth.keys
     record, secret = keys.create(principal.org, principal.environment, wanted.scopes, tier, wanted.name)
     return web.json_response(
@@ -76,7 +76,7 @@ async def revoke_key(request: web.Request) -> web.Response:
         for record in keys.list(principal.org)
     )
     if not owned or not keys.revoke(key_id, principal.org):
-        raise ApiError(404, "not_found", f"no active key {key_id} in this organisation and environment")
+        raise NotFound(f"no active key {key_id} in this organisation and environment")
     return web.Response(status=204)
 
 
@@ -84,9 +84,11 @@ def _decode_request(body: bytes) -> KeyRequest:
     try:
         return msgspec.json.decode(body, type=KeyRequest)
     except msgspec.ValidationError as exc:
-        raise ApiError(400, "invalid_request", str(exc)) from exc
+        raise InvalidInput(str(exc)) from exc
     except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+        raise InvalidInput(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
+    except RecursionError:
+        raise InvalidInput("the body nests JSON too deeply", code="malformed_json") from None
 
 
 def key_json(record: KeyRecord) -> dict[str, Any]:

@@ -16,7 +16,7 @@ async def readyz(request: web.Request) -> web.Response:
     reasons = []
     if not state.ready:
         reasons.append("starting or stopping")
-    if not state.indexer.alive:
+    if not state.writer.alive:
         reasons.append("indexer process is not running")
     if reasons:
         return web.json_response({"status": "not_ready", "reasons": reasons}, status=503)

@@ -11,14 +11,13 @@ import msgspec
 from aiohttp import web
 
 from logtraced.api.authn import authenticate
-from logtraced.api.search import clamp_limit, install_pool, run_query
-from logtraced.errors import ApiError
+from logtraced.api.search import clamp_limit, install_pool, run_search, tenant_view
+from logtraced.errors import InvalidCursor, InvalidInput
 from logtraced.events import event_to_json
-from logtraced.model import Tenant
-from logtraced.query.execute import QueryRequest
 from logtraced.query.kql import parse_kql
 from logtraced.query.pipeline import Filter, Pipeline
 from logtraced.query.timerange import resolve_range
+from logtraced.storage.backend import SearchRequest
 
 ROUTE: Final = "/v1/logs/query"
 SCOPE: Final = "read:logs"
@@ -39,28 +38,21 @@ class KqlRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Cursor(msgspec.Struct, array_like=True):
-    """Where the next page starts, and the window and filter it belongs to (so it cannot be misused)."""
+    """Where the next page starts (the backend's opaque position), and the window and filter it belongs to.
+
+    The window and the filter's digest travel with it, so a cursor cannot be replayed against
+    another filter or widened to another window; the position is checked by the backend.
+    """
 
     version: int
-    timestamp: int
-    tie: int
     start_ns: int
     end_ns: int
     filter_digest: str
+    position: bytes
 
     def is_consistent(self) -> bool:
-        """What every cursor this server issues satisfies; a client may edit one, so it is checked like input.
-
-        The index holds i64 nanoseconds, a window ends at most one past the last of them, the row
-        the cursor names lies in its window, and the next page starts one step past its timestamp
-        and tie-breaker, which therefore cannot be the i64 extremes.
-        """
-        return (
-            self.version == CURSOR_VERSION
-            and _I64_MIN <= self.start_ns <= self.timestamp < self.end_ns <= _I64_MAX + 1
-            and _I64_MIN < self.timestamp
-            and _I64_MIN < self.tie < _I64_MAX
-        )
+        """What every cursor this server issues satisfies; a client may edit one, so it is checked like input."""
+        return self.version == CURSOR_VERSION and _I64_MIN <= self.start_ns < self.end_ns <= _I64_MAX + 1
 
 
 async def query(request: web.Request) -> web.Response:
@@ -71,15 +63,14 @@ async def query(request: web.Request) -> web.Response:
     digest = hashlib.sha256(body.filter.encode()).hexdigest()[:16]
     if body.cursor:
         cursor = _read_cursor(body.cursor, digest)
-        start_ns, end_ns, after = cursor.start_ns, cursor.end_ns, (cursor.timestamp, cursor.tie)
+        start_ns, end_ns, after = cursor.start_ns, cursor.end_ns, cursor.position
     else:
         window = resolve_range(body.from_, body.to, now_ns=time.time_ns(), default_lookback_ns=DEFAULT_LOOKBACK_NS)
         start_ns, end_ns, after = window.start_ns, window.end_ns + 1, None  # `to` is inclusive here
-    principal = context.principal
-    result = await run_query(
+    page = await run_search(
         request,
-        QueryRequest(
-            tenant=Tenant(principal.org, principal.environment),
+        tenant_view(request, context.principal),
+        SearchRequest(
             start_ns=start_ns,
             end_ns=end_ns,
             pipeline=Pipeline((Filter(node),)),
@@ -89,15 +80,14 @@ async def query(request: web.Request) -> web.Response:
         ),
     )
     next_cursor = None
-    if result.more and result.rows:
-        last = result.rows[-1].key
-        next_cursor = _write_cursor(Cursor(CURSOR_VERSION, last[0], last[1], start_ns, end_ns, digest))
+    if page.cursor is not None:
+        next_cursor = _write_cursor(Cursor(CURSOR_VERSION, start_ns, end_ns, digest, page.cursor))
     payload: dict[str, Any] = {
-        "logs": [event_to_json(row.event) for row in result.rows],
-        "count": len(result.rows),
-        "total": result.total,
-        "total_relation": "eq" if result.total_exact else "gte",
-        "took_ms": round(result.seconds * 1000, 3),
+        "logs": [event_to_json(row.event) for row in page.rows],
+        "count": len(page.rows),
+        "total": page.total,
+        "total_relation": "eq" if page.total_exact else "gte",
+        "took_ms": round(page.stats.seconds * 1000, 3),
         "next_cursor": next_cursor,
         "from": start_ns,
         "to": end_ns - 1,
@@ -109,9 +99,11 @@ def _decode(body: bytes) -> KqlRequest:
     try:
         return msgspec.json.decode(body or b"{}", type=KqlRequest)
     except msgspec.ValidationError as exc:
-        raise ApiError(400, "invalid_request", f"bad query request: {exc}") from exc
+        raise InvalidInput(f"bad query request: {exc}") from exc
     except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+        raise InvalidInput(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
+    except RecursionError:
+        raise InvalidInput("the body nests JSON too deeply", code="malformed_json") from None
 
 
 def _write_cursor(cursor: Cursor) -> str:
@@ -123,11 +115,11 @@ def _read_cursor(text: str, digest: str) -> Cursor:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         cursor = msgspec.msgpack.decode(raw, type=Cursor)
     except (ValueError, msgspec.DecodeError) as exc:
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this server issued") from exc
+        raise InvalidCursor("the cursor is not one this server issued") from exc
     if not cursor.is_consistent():
-        raise ApiError(400, "invalid_cursor", "the cursor is not one this server issued")
+        raise InvalidCursor("the cursor is not one this server issued")
     if cursor.filter_digest != digest:
-        raise ApiError(400, "invalid_cursor", "the cursor belongs to another filter; send the same filter to page")
+        raise InvalidCursor("the cursor belongs to another filter; send the same filter to page")
     return cursor
 
 

@@ -15,22 +15,20 @@ from aiohttp import web
 
 from logtraced.api.authn import AUTHORIZATION, LAST9_TOKEN, AuthContext, authenticate
 from logtraced.api.context import get_state
-from logtraced.api.search import clamp_limit, install_pool, run_blocking, run_counts, run_query
-from logtraced.errors import ApiError, QueryError
-from logtraced.model import Tenant
-from logtraced.query.execute import QueryRequest, QueryResult, Row, Series
+from logtraced.api.search import clamp_limit, install_pool, run_count, run_read, run_search, tenant_view
+from logtraced.errors import InvalidInput, NotFound, QueryError
 from logtraced.query.pipeline import parse_pipeline
 from logtraced.query.timerange import parse_instant
-from logtraced.storage import schema
-from logtraced.storage.reader import IndexReader, label_names, label_values, newest_events
+from logtraced.storage.backend import CountRequest, CountResult, Row, SearchPage, SearchRequest, Stats, TenantView
 
 BASE: Final = "/api/v4/organizations/{org}/logs/api"
 SCOPE: Final = "read:logs"
 MAX_LABEL_VALUES: Final = 10_000
-END_OF_TIME_NS: Final = 2**63 - 1
 PHYSICAL: Final = "physical_index:"
 REHYDRATION: Final = "rehydration_index:"
-STREAM_FIELDS: Final = schema.LABEL_FIELDS
+# The event fields a stream is labelled with, in this order (those non-empty).
+STREAM_FIELDS: Final = ("service", "level", "env", "host", "index")
+REGION_HEADER: Final = "X-LogTrace-Region"
 MAX_STEPS: Final = 11_000
 _DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _DURATION_UNITS: Final = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
@@ -43,41 +41,47 @@ async def query_range(request: web.Request) -> web.Response:
     limit = clamp_limit(request, _int_parameter(request, "limit"))
     newest_first = _direction(request)
     offset = _int_parameter(request, "offset") or 0
-    _check_region(request, state.config.query.region)
-    index = await _index(request, context, start_ns, end_ns)
+    region = _check_region(request, state.config.query.region)
+    view = tenant_view(request, context.principal)
+    index = await _index(request, view)
     pipeline = parse_pipeline(await request.read())
-    principal = context.principal
-    query = QueryRequest(
-        tenant=Tenant(principal.org, principal.environment),
-        start_ns=start_ns,
-        end_ns=end_ns,
-        pipeline=pipeline,
-        limit=limit,
-        newest_first=newest_first,
-        offset=offset,
-        index=index,
-    )
+    headers = {REGION_HEADER: region}
     aggregate = pipeline.aggregate
     if aggregate is not None:
         step_ns = _step(request, start_ns, end_ns)
-        series, result = await run_counts(request, query, step_ns, aggregate.by)
-        return web.json_response({"status": "success", "data": _matrix(series, result, step_ns, aggregate.function)})
-    result = await run_query(request, query)
-    return web.json_response({"status": "success", "data": _streams(result)})
+        counts = await run_count(
+            request, view, CountRequest(start_ns, end_ns, pipeline, step_ns, aggregate.by, index=index)
+        )
+        data = _matrix(counts, step_ns, aggregate.function)
+        return web.json_response({"status": "success", "data": data}, headers=headers)
+    page = await run_search(
+        request,
+        view,
+        SearchRequest(
+            start_ns=start_ns,
+            end_ns=end_ns,
+            pipeline=pipeline,
+            limit=limit,
+            newest_first=newest_first,
+            offset=offset,
+            index=index,
+        ),
+    )
+    return web.json_response({"status": "success", "data": _streams(page)}, headers=headers)
 
 
-def _matrix(series: list[Series], result: QueryResult, step_ns: int, function: str) -> dict[str, Any]:
+def _matrix(counts: CountResult, step_ns: int, function: str) -> dict[str, Any]:
     """Loki's matrix shape: one entry per label set, values `[seconds, "value"]` in time order."""
     step_seconds = step_ns / 1e9
     entries = []
-    for item in series:
+    for item in counts.series:
         points = []
         for bucket in sorted(item.counts):
             count = item.counts[bucket]
             value = count / step_seconds if function == "rate" else count
             points.append([bucket / 1e9, _number_text(value)])
         entries.append({"metric": item.labels, "values": points})
-    return {"resultType": "matrix", "result": entries or None, "stats": _stats(result)}
+    return {"resultType": "matrix", "result": entries or None, "stats": _stats(counts.stats)}
 
 
 def _number_text(value: float) -> str:
@@ -91,39 +95,41 @@ def _step(request: web.Request, start_ns: int, end_ns: int) -> int:
         return max((end_ns - start_ns) // 250 // 10**9, 1) * 10**9
     match = _DURATION.fullmatch(raw)
     if match is None:
-        raise ApiError(400, "invalid_parameter", f"step must be a duration such as 30s, 5m, 1h or seconds, got {raw!r}")
+        raise InvalidInput(
+            f"step must be a duration such as 30s, 5m, 1h or seconds, got {raw!r}", code="invalid_parameter"
+        )
     step_ns = int(float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"])
     if step_ns <= 0:
-        raise ApiError(400, "invalid_parameter", "step must be positive")
+        raise InvalidInput("step must be positive", code="invalid_parameter")
     if (end_ns - start_ns) // step_ns > MAX_STEPS:
-        raise ApiError(
-            400, "invalid_parameter", f"start..end / step gives more than {MAX_STEPS} points; use a larger step"
+        raise InvalidInput(
+            f"start..end / step gives more than {MAX_STEPS} points; use a larger step", code="invalid_parameter"
         )
     return step_ns
 
 
-def _streams(result: QueryResult) -> dict[str, Any]:
+def _streams(page: SearchPage) -> dict[str, Any]:
     """Rows grouped by label set, in first-seen order; each stream's values keep the query's order."""
     streams: dict[tuple[tuple[str, str], ...], list[list[str]]] = {}
-    for row in result.rows:
+    for row in page.rows:
         labels = _stream_labels(row)
         streams.setdefault(tuple(sorted(labels.items())), []).append([str(row.event.timestamp), row.event.message])
     return {
         "resultType": "streams",
         "result": [{"stream": dict(key), "values": values} for key, values in streams.items()] or None,
-        "stats": _stats(result),
+        "stats": _stats(page.stats),
     }
 
 
-def _stats(result: QueryResult) -> dict[str, Any]:
-    """Figures of this query: lines are documents read from the index, bytes their message bytes."""
-    seconds = result.seconds
+def _stats(stats: Stats) -> dict[str, Any]:
+    """Figures of this query: lines are documents read from the store, bytes their message bytes."""
+    seconds = stats.seconds
     return {
         "summary": {
-            "bytesProcessedPerSecond": int(result.bytes_examined / seconds) if seconds else 0,
-            "linesProcessedPerSecond": int(result.lines_examined / seconds) if seconds else 0,
-            "totalBytesProcessed": result.bytes_examined,
-            "totalLinesProcessed": result.lines_examined,
+            "bytesProcessedPerSecond": int(stats.bytes_examined / seconds) if seconds else 0,
+            "linesProcessedPerSecond": int(stats.lines_examined / seconds) if seconds else 0,
+            "totalBytesProcessed": stats.bytes_examined,
+            "totalLinesProcessed": stats.lines_examined,
             "execTime": round(seconds, 6),
         }
     }
@@ -140,8 +146,7 @@ def _stream_labels(row: Row) -> dict[str, str]:
 async def labels(request: web.Request) -> web.Response:
     context = await _authenticate(request)
     start_ns, end_ns = _window(request)
-    tenant = Tenant(context.principal.org, context.principal.environment)
-    names = await run_blocking(request, label_names, get_state(request).reader, tenant, start_ns, end_ns - 1)
+    names = await run_read(request, tenant_view(request, context.principal).label_names, start_ns, end_ns)
     return web.json_response({"status": "success", "data": names})
 
 
@@ -150,10 +155,9 @@ async def values(request: web.Request) -> web.Response:
     start_ns, end_ns = _window(request)
     name = request.match_info["name"]
     if not name or len(name) > 256:
-        raise ApiError(400, "invalid_label", "label names are 1 to 256 characters")
-    tenant = Tenant(context.principal.org, context.principal.environment)
-    reader = get_state(request).reader
-    found = await run_blocking(request, label_values, reader, tenant, start_ns, end_ns - 1, name, MAX_LABEL_VALUES)
+        raise InvalidInput("label names are 1 to 256 characters", code="invalid_label")
+    view = tenant_view(request, context.principal)
+    found = await run_read(request, view.label_values, name, start_ns, end_ns, MAX_LABEL_VALUES)
     return web.json_response({"status": "success", "data": found})
 
 
@@ -169,13 +173,13 @@ def _window(request: web.Request) -> tuple[int, int]:
     for name in ("start", "end"):
         raw = request.query.get(name)
         if raw is None or not raw.strip():
-            raise ApiError(400, "missing_parameter", f"the query parameter {name} (Unix nanoseconds) is required")
+            raise InvalidInput(f"the query parameter {name} (Unix nanoseconds) is required", code="missing_parameter")
         try:
             found[name] = parse_instant(raw)
         except QueryError as exc:
-            raise ApiError(400, "invalid_parameter", f"{name}: {exc.message}") from exc
+            raise InvalidInput(f"{name}: {exc.message}", code="invalid_parameter") from exc
     if found["start"] >= found["end"]:
-        raise ApiError(400, "invalid_parameter", "start must be before end")
+        raise InvalidInput("start must be before end", code="invalid_parameter")
     return found["start"], found["end"]
 
 
@@ -186,9 +190,9 @@ def _int_parameter(request: web.Request, name: str) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer, got {raw!r}") from None
+        raise InvalidInput(f"{name} must be an integer, got {raw!r}", code="invalid_parameter") from None
     if value < 0:
-        raise ApiError(400, "invalid_parameter", f"{name} must not be negative, got {value}")
+        raise InvalidInput(f"{name} must not be negative, got {value}", code="invalid_parameter")
     return value
 
 
@@ -196,47 +200,34 @@ def _direction(request: web.Request) -> bool:
     """True for backward (newest first, the default), False for forward."""
     raw = request.query.get("direction", "backward").lower()
     if raw not in ("backward", "forward"):
-        raise ApiError(400, "invalid_parameter", f"direction must be forward or backward, got {raw!r}")
+        raise InvalidInput(f"direction must be forward or backward, got {raw!r}", code="invalid_parameter")
     return raw == "backward"
 
 
-def _check_region(request: web.Request, configured: str) -> None:
-    region = request.query.get("region")
-    if region and region != configured:
-        raise ApiError(400, "invalid_region", f"this node answers for region {configured!r}, not {region!r}")
+def _check_region(request: web.Request, configured: str) -> str:
+    """The region answered for: a configured `query.region` is enforced; without one the node answers any."""
+    region = request.query.get("region", "")
+    if configured and region and region != configured:
+        raise InvalidInput(f"this node answers for region {configured!r}, not {region!r}", code="invalid_region")
+    return configured or region or "any"
 
 
-async def _index(request: web.Request, context: AuthContext, start_ns: int, end_ns: int) -> str | None:
+async def _index(request: web.Request, view: TenantView) -> str | None:
     """`index=physical_index:<name>` reads one routed index; an index no event was ever routed to is 404."""
     raw = request.query.get("index")
     if not raw:
         return None
     if raw.startswith(REHYDRATION):
-        raise ApiError(
-            404,
-            "index_not_found",
+        raise NotFound(
             f"rehydration index {raw[len(REHYDRATION) :]!r} does not exist: this node has no archive to rehydrate from",
+            code="index_not_found",
         )
     if not raw.startswith(PHYSICAL) or len(raw) == len(PHYSICAL):
-        raise ApiError(400, "invalid_parameter", "index must be physical_index:<name> or rehydration_index:<name>")
+        raise InvalidInput("index must be physical_index:<name> or rehydration_index:<name>", code="invalid_parameter")
     name = raw[len(PHYSICAL) :]
-    tenant = Tenant(context.principal.org, context.principal.environment)
-    known = await run_blocking(request, _index_known, get_state(request).reader, tenant, name, start_ns, end_ns)
-    if not known:
-        raise ApiError(404, "index_not_found", f"no physical index named {name!r} in this organisation")
+    if not await run_read(request, view.has_index, name):
+        raise NotFound(f"no physical index named {name!r} in this organisation", code="index_not_found")
     return name
-
-
-def _index_known(reader: IndexReader, tenant: Tenant, name: str, start_ns: int, end_ns: int) -> bool:
-    """Whether any event of the tenant was routed to `name`, found with one term lookup per day.
-
-    The query's own days are asked first (the query opens them anyway); only when they hold none
-    are the other days asked, so a known index that is empty in the window answers an empty result.
-    """
-    for low, high in ((start_ns, end_ns - 1), (0, END_OF_TIME_NS)):
-        if newest_events(reader, tenant, low, high, field=schema.INDEX, term=name, limit=1):
-            return True
-    return False
 
 
 def register(app: web.Application) -> None:

@@ -1,8 +1,9 @@
-"""Runs queries off the event loop, within the configured time budget, on a small dedicated thread pool.
+"""Runs reads off the event loop, within the configured time budget, on a small dedicated thread pool.
 
-Searching releases the GIL inside tantivy, so a worker thread lets ingestion carry on while a
-query runs; the executor checks the deadline cooperatively, so a query past its budget stops
-instead of holding a thread.
+Searching releases the GIL inside the storage engine, so a worker thread lets ingestion carry
+on while a query runs.  Searches and counts check their deadline cooperatively (the backend
+raises QueryTimeout); label discovery has no such check, so past the budget the client gets its
+504 at once and the worker finishes in the background.
 """
 
 from __future__ import annotations
@@ -17,57 +18,45 @@ from typing import Any, Final, TypeVar
 from aiohttp import web
 
 from logtraced.api.context import get_state
-from logtraced.errors import ApiError, QueryError
-from logtraced.query.execute import QueryRequest, QueryResult, Series, count_per_step, execute
+from logtraced.auth.principal import Principal
+from logtraced.errors import InvalidInput, QueryTimeout
+from logtraced.storage.backend import CountRequest, CountResult, SearchPage, SearchRequest, TenantView
 
 QUERY_THREADS: Final = 2
 POOL_KEY: Final = web.AppKey("query_pool", ThreadPoolExecutor)
 T = TypeVar("T")
 
 
-async def run_query(request: web.Request, query: QueryRequest) -> QueryResult:
-    """Execute on the pool; past `query.timeout_seconds` the answer is 504 `query_timeout`."""
-    state = get_state(request)
-    return await _within_budget(request, execute, state.reader, _bounded(request, query))
+async def run_search(request: web.Request, view: TenantView, query: SearchRequest) -> SearchPage:
+    """One page of a search, on the pool, under `query.timeout_seconds`."""
+    return await run_read(request, view.search, dataclasses.replace(query, deadline=_deadline(request)))
 
 
-async def run_counts(
-    request: web.Request, query: QueryRequest, step_ns: int, by: tuple[str, ...]
-) -> tuple[list[Series], QueryResult]:
-    """Count matches per step on the pool, under the same time budget as a search."""
-    state = get_state(request)
-    return await _within_budget(request, count_per_step, state.reader, _bounded(request, query), step_ns, by)
+async def run_count(request: web.Request, view: TenantView, query: CountRequest) -> CountResult:
+    """Counts per step, on the pool, under the same time budget as a search."""
+    return await run_read(request, view.count, dataclasses.replace(query, deadline=_deadline(request)))
 
 
-def _bounded(request: web.Request, query: QueryRequest) -> QueryRequest:
-    budget = get_state(request).config.query.timeout_seconds
-    return dataclasses.replace(query, deadline=time.monotonic() + budget)
+def tenant_view(request: web.Request, principal: Principal) -> TenantView:
+    """The caller's confined view of the store: the tenant comes from the credential, never from the query."""
+    return get_state(request).store.for_tenant(principal.tenant)
 
 
-async def _within_budget(request: web.Request, function: Callable[..., T], *args: Any) -> T:
-    budget = get_state(request).config.query.timeout_seconds
-    loop = asyncio.get_running_loop()
-    try:
-        return await loop.run_in_executor(request.app[POOL_KEY], function, *args)
-    except QueryError as exc:
-        if exc.code == "query_timeout":
-            raise ApiError(504, "query_timeout", f"the query took longer than {budget:g} s and was cancelled") from exc
-        raise
+def _deadline(request: web.Request) -> float:
+    return time.monotonic() + get_state(request).config.query.timeout_seconds
 
 
-async def run_blocking(request: web.Request, function: Callable[..., T], *args: Any) -> T:
-    """Run a read-only storage call (labels, label values) on the query pool, under the query time budget.
-
-    These calls have no cooperative deadline, so past the budget the client gets its 504 at once and
-    the worker finishes in the background.
-    """
+async def run_read(request: web.Request, function: Callable[..., T], *args: Any) -> T:
+    """Run one read on the query pool; past the time budget the answer is 504 `query_timeout`."""
     budget = get_state(request).config.query.timeout_seconds
     loop = asyncio.get_running_loop()
     work = loop.run_in_executor(request.app[POOL_KEY], function, *args)
     try:
         return await asyncio.wait_for(work, budget)
     except TimeoutError:
-        raise ApiError(504, "query_timeout", f"the request took longer than {budget:g} s and was abandoned") from None
+        raise QueryTimeout(f"the request took longer than {budget:g} s and was abandoned") from None
+    except QueryTimeout:  # the backend's cooperative deadline: say which budget it was
+        raise QueryTimeout(f"the query took longer than {budget:g} s and was cancelled") from None
 
 
 def install_pool(app: web.Application) -> None:
@@ -88,5 +77,5 @@ def clamp_limit(request: web.Request, limit: int | None) -> int:
     if limit is None:
         return config.default_limit
     if not 1 <= limit <= config.max_limit:
-        raise ApiError(400, "invalid_limit", f"limit must be between 1 and {config.max_limit}, got {limit}")
+        raise InvalidInput(f"limit must be between 1 and {config.max_limit}, got {limit}", code="invalid_limit")
     return limit

@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from logtraced.api.context import get_state
-from logtraced.errors import ApiError
+from logtraced.errors import InvalidInput
 
 ROUTE: Final = "/api/v4/oauth/access_tokens"
 
@@ -39,9 +39,11 @@ def _decode(body: bytes) -> TokenRequest:
     try:
         return msgspec.json.decode(body, type=TokenRequest)
     except msgspec.ValidationError as exc:
-        raise ApiError(400, "invalid_request", f'send {{"refresh_token": "<api key>"}}: {exc}') from exc
+        raise InvalidInput(f'send {{"refresh_token": "<api key>"}}: {exc}') from exc
     except msgspec.DecodeError as exc:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from exc
+        raise InvalidInput(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
+    except RecursionError:
+        raise InvalidInput("the body nests JSON too deeply", code="malformed_json") from None
 
 
 def register(app: web.Application) -> None:

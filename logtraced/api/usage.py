@@ -19,7 +19,7 @@ from logtraced.api.context import get_state
 from logtraced.api.keys import utc_iso
 from logtraced.auth.ratelimit import HOUR_SECONDS
 from logtraced.auth.usage import UsageRow
-from logtraced.errors import ApiError
+from logtraced.errors import Forbidden, InvalidInput
 
 ROUTE: Final = "/v1/usage"
 ADMIN_SCOPE: Final = "admin"
@@ -41,13 +41,13 @@ async def usage(request: web.Request) -> web.Response:
     until = parse_moment(query["to"], now, "to") if "to" in query else now
     since = parse_moment(query["from"], now, "from") if "from" in query else until - DEFAULT_SPAN_SECONDS
     if since > until:
-        raise ApiError(400, "invalid_parameter", "from must not be later than to")
+        raise InvalidInput("from must not be later than to", code="invalid_parameter")
     if until - since > MAX_SPAN_SECONDS:
-        raise ApiError(400, "invalid_parameter", f"from..to may span at most {MAX_SPAN_SECONDS // 86_400} days")
+        raise InvalidInput(f"from..to may span at most {MAX_SPAN_SECONDS // 86_400} days", code="invalid_parameter")
     key_id = request.query.get("key_id") or None
     if ADMIN_SCOPE not in principal.scopes:
         if key_id not in (None, principal.key_id):
-            raise ApiError(403, "insufficient_scope", "only an admin key may read the usage of other keys")
+            raise Forbidden("only an admin key may read the usage of other keys", code="insufficient_scope")
         key_id = principal.key_id
     rows = auth.usage.report(principal.org, key_id, since, until)
     return web.json_response(
@@ -71,10 +71,9 @@ def parse_moment(text: str, now: float, name: str) -> float:
         return now - int(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
     epoch = _epoch_or_iso(text)
     if epoch is None or not math.isfinite(epoch):
-        raise ApiError(
-            400,
-            "invalid_parameter",
+        raise InvalidInput(
             f"{name}={text!r} is not a time: use epoch seconds, ISO-8601, now, or -<n>(s|m|h|d)",
+            code="invalid_parameter",
         )
     return epoch
 

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from logtraced.auth.db import Clock, Database
-from logtraced.errors import ApiError
+from logtraced.errors import InvalidInput
 
 ENVIRONMENTS = ("production", "staging", "development")
 SCOPES = frozenset({"write:logs", "read:logs", "admin"})
@@ -142,7 +142,7 @@ def _validate(org: str, environment: str, scopes: frozenset[str], tier: str, nam
     """Refuse a bad key up front; the message names the offending value for the operator."""
     problem = _problem(org, environment, scopes, tier, name)
     if problem is not None:
-        raise ApiError(400, "invalid_request", problem)
+        raise InvalidInput(problem)
 
 
 def _problem(org: str, environment: str, scopes: frozenset[str], tier: str, name: str) -> str | None:

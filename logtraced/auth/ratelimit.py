@@ -25,7 +25,7 @@ import msgspec
 
 from logtraced.auth.db import Clock, Database
 from logtraced.auth.principal import Principal
-from logtraced.errors import ApiError
+from logtraced.errors import Forbidden, RateLimited
 
 Kind: TypeAlias = Literal["ingest", "query"]
 
@@ -130,7 +130,7 @@ class RateLimiter:
         """A key whose tier is missing from the configuration fails closed, naming the tier."""
         tier = self._tiers.get(principal.tier)
         if tier is None:
-            raise ApiError(403, "unknown_tier", f"this key's tier {principal.tier!r} is not configured")
+            raise Forbidden(f"this key's tier {principal.tier!r} is not configured", code="unknown_tier")
         return tier
 
     def _counter(self, key_id: str, kind: Kind, window: int) -> _Counter:
@@ -158,11 +158,9 @@ def headers(decision: Decision) -> dict[str, str]:
     return values
 
 
-def rate_limited(decision: Decision, kind: Kind) -> ApiError:
+def rate_limited(decision: Decision, kind: Kind) -> RateLimited:
     """The 429 to raise for a refused decision, carrying its headers."""
-    return ApiError(
-        429,
-        "rate_limited",
+    return RateLimited(
         f"hourly {kind} limit of {decision.limit} requests reached; retry in {decision.retry_after_seconds} s",
-        headers=headers(decision),
+        retry_after=decision.retry_after_seconds,
     )

@@ -16,7 +16,7 @@ import time
 from logtraced.auth.db import Clock, Database
 from logtraced.auth.keys import KeyStore, hash_secret
 from logtraced.auth.principal import Principal, require_scope
-from logtraced.errors import ApiError
+from logtraced.errors import Unauthenticated
 
 TOKEN_PATTERN = re.compile(r"lta_[0-9a-f]{40}")
 DEFAULT_TTL_SECONDS = 86_400
@@ -39,7 +39,7 @@ class TokenStore:
         """Exchange an API key holding read:logs for a token; returns it and its expiry (epoch seconds)."""
         record = self._keys.authenticate(refresh_secret)
         if record is None:
-            raise ApiError(401, "invalid_token", "the refresh token is not a valid API key")
+            raise Unauthenticated("the refresh token is not a valid API key", code="invalid_token")
         require_scope(Principal.from_key(record), REFRESH_SCOPE)
         now = int(self._clock())
         token = "lta_" + secrets.token_hex(20)
@@ -78,5 +78,5 @@ class TokenStore:
             return None
         key_id, org, environment, scopes, tier, expires_at = row
         if self._clock() >= expires_at:
-            raise ApiError(401, "token_expired", "Authorization token is expired")
+            raise Unauthenticated("Authorization token is expired", code="token_expired")
         return Principal(key_id, org, environment, frozenset(scopes.split()), tier, "token")

@@ -1,6 +1,7 @@
-"""The ingest pipeline: stamps tenancy, groups events by partition, appends them to the WAL and tracks backpressure.
+"""The one ingest path: stamps tenancy and routing, appends canonical events to the WAL, tracks backpressure.
 
-Every receiver hands its events to `IngestPipeline.submit`; nothing else writes the WAL.
+Every receiver, stream or HTTP, hands its events to `IngestPipeline.submit` (and waits on
+`durable` before acknowledging); nothing else writes the WAL.  Counters are kept per protocol.
 The pipeline knows how many events and bytes are written but not yet searchable, and that
 figure, bounded by `ingest.queue_max_events` / `queue_max_bytes`, is the one backpressure
 signal: TCP stops reading, UDP counts drops, HTTP answers 429/503.
@@ -9,25 +10,29 @@ signal: TCP stops reading, UDP counts drops, HTTP answers 429/503.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from logtraced.config import Config, RoutingRule
-from logtraced.errors import StorageError
-from logtraced.events import encode_documents
-from logtraced.log import get_logger
+from logtraced.errors import RateLimited, StorageError
+from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import Event, Tenant
-from logtraced.storage import schema
-from logtraced.storage.partitions import NS_PER_DAY, Partition, day_of
 from logtraced.storage.wal import WalWriter
 
 # Paused receivers resume once the backlog falls below this share of the limits.
 RESUME_FRACTION = 0.8
+# New batches are refused when the data directory's file system has less free space than this,
+# keeping room for the writer to store what was already acknowledged.
+STORAGE_RESERVE_BYTES = 64 * 1024 * 1024
+BACKPRESSURE_RETRY_SECONDS = 1
+# A failing disk is not fixed in a second: tell well-behaved senders to wait longer.
+STORAGE_RETRY_SECONDS = 30
+# An fsync normally takes milliseconds; one that never returns must not hold a sender forever.
+DURABLE_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass
@@ -45,6 +50,16 @@ class IngestCounters:
     udp_dropped: int = 0
     tcp_connections: int = 0
     tcp_connections_total: int = 0
+
+
+@dataclass
+class ProtocolCounters:
+    """What one protocol's receivers took in and refused, by cause (health and metrics report them)."""
+
+    events: int = 0
+    bytes: int = 0
+    rejected: int = 0
+    causes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -101,53 +116,90 @@ class IngestPipeline:
         self.backlog = Backlog(config.ingest.queue_max_events, config.ingest.queue_max_bytes)
         self.durable_seq = wal.written_seq
         self.committed_seq = 0
+        self.protocols: dict[str, ProtocolCounters] = {}
         self._routing: Sequence[RoutingRule] = config.routing
-        self._stemming = config.index.stemming
         self._waiters: deque[_Waiter] = deque()
         self._dirty = asyncio.Event()
         self._resume_callbacks: list[Callable[[], None]] = []
         self._syncer: asyncio.Task[None] | None = None
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)
+        self._warnings = WarningLimiter(get_logger("ingest"))
 
     def start(self) -> None:
         self._syncer = asyncio.get_running_loop().create_task(self._sync_forever())
         self.notify_durable(self.durable_seq)
 
-    def submit(self, events: list[Event], tenant: Tenant, raw_bytes: int) -> int:
+    def protocol(self, name: str) -> ProtocolCounters:
+        """The counters of one protocol, created on first use."""
+        counters = self.protocols.get(name)
+        if counters is None:
+            counters = self.protocols[name] = ProtocolCounters()
+        return counters
+
+    def reject(self, protocol: str, cause: str, events: int = 1) -> None:
+        """Count input a receiver refused (the receiver logs it, rate-limited, with the sender's address)."""
+        counters = self.protocol(protocol)
+        counters.rejected += events
+        counters.causes[cause] = counters.causes.get(cause, 0) + events
+
+    def submit(self, events: list[Event], tenant: Tenant, raw_bytes: int, protocol: str) -> int:
         """Append the events to the WAL (written, not yet durable); return the last record's sequence."""
         if not events:
             return self.wal.written_seq
-        groups: dict[int, list[Event]] = {}
         routing = self._routing
+        org, env = tenant.org, tenant.env
         for event in events:
-            event.org = tenant.org
-            event.env = tenant.env
+            event.org = org
+            event.env = env
             _route(event, routing)
-            day = event.timestamp // NS_PER_DAY
-            group = groups.get(day)
-            if group is None:
-                groups[day] = [event]
-            else:
-                group.append(event)
         first = self.wal.next_seq
-        records = []
-        for offset, (day, group) in enumerate(groups.items()):
-            key = Partition(tenant.org, day_of(day * NS_PER_DAY)).key
-            documents = encode_documents(group, first + offset)
-            if self._stemming:
-                documents = _with_stemmed_message(group, documents)
-            records.append((key, documents))
-        seq = self.wal.append_all(records)
-        for offset, (_, documents) in enumerate(records):
-            self.backlog.add(first + offset, len(documents), sum(map(len, documents)))
+        seq = self.wal.append(tenant, events)
+        self.backlog.add(seq, len(events), raw_bytes)
         self.counters.events_accepted += len(events)
         self.counters.bytes_accepted += raw_bytes
-        self.counters.records_written += len(groups)
+        self.counters.records_written += seq - first + 1
+        counters = self.protocol(protocol)
+        counters.events += len(events)
+        counters.bytes += raw_bytes
         if self.config.wal.fsync == "never":
             self._mark_durable(seq)
         else:
             self._dirty.set()
         return seq
+
+    def admit(self, *, may_overflow: bool) -> bool:
+        """Refuse a batch early when storage or the writer cannot keep up; True when it goes to the overflow queue.
+
+        A sender allowed to overflow (enterprise tier) is still accepted while the writer is behind:
+        its batch is durable in the WAL, which is the overflow queue.
+        """
+        free = shutil.disk_usage(self.config.data_path).free
+        if free < STORAGE_RESERVE_BYTES:
+            self._warnings.warn("ingest_storage_low", free_bytes=free, reserve_bytes=STORAGE_RESERVE_BYTES)
+            raise _storage_unavailable(f"only {free} bytes are free in the data directory")
+        if self.full and not may_overflow:
+            raise RateLimited(
+                "the indexer is behind; nothing was stored, retry shortly",
+                code="ingest_backpressure",
+                retry_after=BACKPRESSURE_RETRY_SECONDS,
+            )
+        return self.full
+
+    async def store(self, events: list[Event], tenant: Tenant, raw_bytes: int, protocol: str) -> None:
+        """Submit and wait until durable: what every acknowledging receiver (HTTP 2xx, acks) awaits first.
+
+        A failing disk (ENOSPC, EIO, read-only) or an fsync that never returns is a StorageError,
+        and nothing may be acknowledged.
+        """
+        try:
+            seq = self.submit(events, tenant, raw_bytes, protocol)
+        except (OSError, StorageError) as exc:
+            self._warnings.warn("ingest_storage_failed", error=str(exc))
+            raise _storage_unavailable("the write-ahead log could not be written") from exc
+        try:
+            await asyncio.wait_for(self.durable(seq), DURABLE_TIMEOUT_SECONDS)
+        except TimeoutError as exc:
+            raise _storage_unavailable("the write-ahead log did not reach the disk in time") from exc
 
     async def durable(self, seq: int) -> None:
         """Wait until record `seq` is fsynced: the moment an HTTP batch may be acknowledged."""
@@ -248,20 +300,8 @@ class IngestPipeline:
         return (self.counters.events_accepted - first_count) / elapsed if elapsed > 0 else 0.0
 
 
-_encode_text = msgspec.json.Encoder().encode
-_STEMMED_MEMBER = b',"' + schema.MESSAGE_STEMMED.encode() + b'":'
-
-
-def _with_stemmed_message(events: list[Event], documents: list[bytes]) -> list[bytes]:
-    """Add the copy of the message that the stemmed field analyses (only when index.stemming is on).
-
-    A document is a JSON object, so the member goes in before its closing brace; partitions made
-    without the stemmed field ignore it.
-    """
-    return [
-        document[:-1] + _STEMMED_MEMBER + _encode_text(event.message) + b"}"
-        for event, document in zip(events, documents, strict=True)
-    ]
+def _storage_unavailable(reason: str) -> StorageError:
+    return StorageError(f"{reason}; nothing new is accepted until storage recovers", retry_after=STORAGE_RETRY_SECONDS)
 
 
 def _route(event: Event, rules: Sequence[RoutingRule]) -> None:

@@ -25,6 +25,9 @@ READ_CHUNK_HINT = 256 * 1024
 class TcpReceiver:
     """Accepts connections on one listener and owns what they share."""
 
+    name = "tcp"
+    network = "tcp"
+
     def __init__(self, config: TcpConfig, pipeline: IngestPipeline) -> None:
         self.config = config
         self.pipeline = pipeline
@@ -131,7 +134,7 @@ class TcpConnection(asyncio.Protocol):
             events.extend(events_from_frame(data, received_ns, truncated=truncated))
         self._count_bad_input(events, frames)
         pipeline = receiver.pipeline
-        pipeline.submit(events, receiver.tenant, size)
+        pipeline.submit(events, receiver.tenant, size, "tcp")
         if pipeline.full and not self.paused:
             self._pause()
 

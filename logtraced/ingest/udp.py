@@ -20,6 +20,9 @@ from logtraced.model import Event, Tenant
 class UdpReceiver(asyncio.DatagramProtocol):
     """Listens on one UDP port; every datagram is either stored or counted as dropped."""
 
+    name = "udp"
+    network = "udp"
+
     def __init__(self, config: UdpConfig, pipeline: IngestPipeline) -> None:
         self.config = config
         self.pipeline = pipeline
@@ -55,11 +58,11 @@ class UdpReceiver(asyncio.DatagramProtocol):
         if failures:
             pipeline.counters.parse_failures += failures
             self.warnings.warn("udp_json_parse_failure", stored_as="raw message")
-        pipeline.submit(events, self.tenant, len(data))
+        pipeline.submit(events, self.tenant, len(data), "udp")
 
     def error_received(self, exc: Exception) -> None:
         self.warnings.warn("udp_socket_error", error=type(exc).__name__)
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self.transport is not None:
             self.transport.close()

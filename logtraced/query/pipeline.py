@@ -180,6 +180,8 @@ def _decode(body: bytes | str) -> Any:
         return msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise _error(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _error(f"the body nests JSON deeper than a pipeline may ({MAX_DEPTH} levels)") from None
 
 
 def _stage(index: int, raw: Any) -> Stage:
@@ -341,7 +343,7 @@ def _select(found: Mapping[str, Any], labels: tuple[tuple[str, str], ...], *, ne
 def _json_values(text: str) -> Mapping[str, Any]:
     try:
         decoded = msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return {}
     return decoded if isinstance(decoded, dict) else {}
 

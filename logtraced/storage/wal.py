@@ -1,12 +1,15 @@
 """Segmented write-ahead log: every accepted batch is appended and fsynced here before it is acknowledged.
 
-A record holds the encoded documents of one partition (organisation + UTC day) under one
-sequence number.  The indexer process tails the log and stores that sequence number in
-each document, so after a crash the index itself says which records it already holds.
+A record holds one accepted batch: its tenant and its canonical events (msgpack arrays of
+`model.Event`), under one sequence number.  The log knows nothing of any storage backend: the
+writer process tails it and turns the events into the backend's own documents, and the backend
+records the sequence numbers it holds, so after a crash the store itself says where replay resumes.
 
 Record layout (little endian)::
 
-    magic "LTW1" | payload length u32 | crc32 u32 | seq u64 | count u32 | key length u16 | key | payload
+    magic "LTW2" | payload length u32 | crc32 u32 | seq u64 | count u32 | key length u16 | key | payload
+
+where key is `org/env` and payload the msgpack array of the events.
 
 The CRC covers everything after itself.  A torn tail (a crash mid-write) fails the length or
 CRC check and is truncated away when the writer reopens the log; it was never acknowledged.
@@ -22,14 +25,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from logtraced.errors import StorageError
+import msgspec
 
-MAGIC = b"LTW1"
+from logtraced.errors import StorageError
+from logtraced.model import MAX_EVENTS_PER_RECORD, Event, Tenant
+
+MAGIC = b"LTW2"
+# The format written before events were canonical: refused at start instead of being read as a torn tail.
+OLD_MAGICS = (b"LTW1",)
 _HEADER = struct.Struct("<4sIIQIH")
 HEADER_SIZE = _HEADER.size
 SEGMENT_SUFFIX = ".wal"
 MAX_PAYLOAD = 1 << 31
 READ_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+_encode_events = msgspec.msgpack.Encoder().encode
+_decode_events = msgspec.msgpack.Decoder(list[Event]).decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +51,19 @@ class WalRecord:
     count: int
     payload: bytes
 
-    def documents(self) -> list[str]:
-        """The encoded documents; JSON escapes newlines inside strings, so a newline always separates two."""
-        return self.payload.decode().split("\n") if self.count else []
+    @property
+    def tenant(self) -> Tenant:
+        org, _, env = self.key.partition("/")
+        return Tenant(org, env)
+
+    def events(self) -> list[Event]:
+        """The batch's canonical events, in the order they were accepted."""
+        return _decode_events(self.payload)
+
+
+def tenant_key(tenant: Tenant) -> str:
+    """`org/env`: organisations are slugs, so the first slash separates the two."""
+    return f"{tenant.org}/{tenant.env}"
 
 
 def segment_name(first_seq: int) -> str:
@@ -59,10 +81,10 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def encode_record(seq: int, key: str, documents: list[bytes]) -> bytes:
-    key_bytes = key.encode()
-    payload = b"\n".join(documents)
-    body = struct.pack("<QIH", seq, len(documents), len(key_bytes)) + key_bytes + payload
+def encode_record(seq: int, tenant: Tenant, events: list[Event]) -> bytes:
+    key_bytes = tenant_key(tenant).encode()
+    payload = _encode_events(events)
+    body = struct.pack("<QIH", seq, len(events), len(key_bytes)) + key_bytes + payload
     crc = zlib.crc32(body)
     return MAGIC + struct.pack("<II", len(payload), crc) + body
 
@@ -107,6 +129,13 @@ class WalWriter:
         segments = list_segments(self.directory)
         if not segments:
             return 1, self.directory / segment_name(1), 0
+        for _, older in segments:
+            with older.open("rb") as handle:
+                if handle.read(len(MAGIC)) in OLD_MAGICS:
+                    raise StorageError(
+                        f"{older} was written by an older logtraced whose log format this version cannot read; "
+                        "start with an empty data directory"
+                    )
         first_seq, path = segments[-1]
         data = path.read_bytes()
         last_seq, good_end = first_seq - 1, 0
@@ -118,12 +147,10 @@ class WalWriter:
                 os.fsync(handle.fileno())
         return max(last_seq + 1, first_seq), path, good_end
 
-    def append(self, key: str, documents: list[bytes]) -> int:
-        """Write one record and return its sequence number (not yet durable)."""
-        return self.append_all([(key, documents)])
+    def append(self, tenant: Tenant, events: list[Event]) -> int:
+        """Write one batch as records numbered next_seq, next_seq+1, ... in one write; return the last number.
 
-    def append_all(self, records: list[tuple[str, list[bytes]]]) -> int:
-        """Write records numbered next_seq, next_seq+1, ... in one write; return the last number.
+        A batch larger than the ids of one record can number is split into several records.
 
         All or nothing: if the write fails part-way (disk full, I/O error), the file is cut back
         to where it was, so a later append can never land behind a torn record.
@@ -133,7 +160,8 @@ class WalWriter:
         if self._size >= self.segment_bytes:
             self._rotate()
         first = self.next_seq
-        data = b"".join(encode_record(first + i, key, documents) for i, (key, documents) in enumerate(records))
+        chunks = [events[at : at + MAX_EVENTS_PER_RECORD] for at in range(0, len(events), MAX_EVENTS_PER_RECORD)]
+        data = b"".join(encode_record(first + i, tenant, chunk) for i, chunk in enumerate(chunks))
         if len(data) >= MAX_PAYLOAD:
             raise StorageError(f"a WAL write of {len(data)} bytes is too large")
         try:
@@ -142,7 +170,7 @@ class WalWriter:
             self._cut_back()
             raise StorageError(f"cannot write the write-ahead log: {exc.strerror or exc}") from exc
         self._size += len(data)
-        self.next_seq = first + len(records)
+        self.next_seq = first + len(chunks)
         self.written_seq = self.next_seq - 1
         return self.written_seq
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from logtraced.api.ingest import STORAGE_RESERVE_BYTES
+from logtraced.ingest.pipeline import STORAGE_RESERVE_BYTES
 from tests.api.conftest import Key, marker, mint_key
 from tests.conftest import Store
 from tests.harness import DaemonProcess

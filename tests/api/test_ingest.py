@@ -16,6 +16,9 @@ def events(word: str, count: int, **fields: Any) -> list[dict[str, Any]]:
     return [{"message": f"{word} event {i}", "seq": i, **fields} for i in range(count)]
 
 
+MISSING_MESSAGE = "missing required field `message` (also looked for msg, log, body)"
+
+
 class TestAccepted:
     """A valid batch is acknowledged with 202 once durable, and becomes searchable with its fields."""
 
@@ -185,17 +188,26 @@ class TestRefused:
         assert (status, body["error"]["code"]) == (400, "malformed_json")
         assert body["error"]["details"] == {"position": 17 + 12}
 
+    def test_one_missing_message_is_named_in_the_message(self, api: Api, writer: Key) -> None:
+        status, _, body = api.ingest(writer, {"logs": [{"message": "fine"}, {"level": "error"}]})
+        assert (status, body["error"]["code"]) == (400, "invalid_events")
+        assert "event 1: missing required field `message`" in body["error"]["message"]
+
     def test_invalid_events_are_listed_and_nothing_is_stored(self, api: Api, writer: Key) -> None:
         word = marker()
         batch = {"logs": [{"message": word}, {"level": "info"}, "text", {"message": 42}, {"message": ""}]}
         status, _, body = api.ingest(writer, batch)
         assert (status, body["error"]["code"]) == (400, "invalid_events")
         assert body["error"]["details"] == [
-            {"index": 1, "field": "message", "problem": "missing or empty (also looked for msg, log, body)"},
+            {"index": 1, "field": "message", "problem": MISSING_MESSAGE},
             {"index": 2, "field": None, "problem": "an event must be a JSON object, got string"},
             {"index": 3, "field": "message", "problem": "must be a string, got number"},
-            {"index": 4, "field": "message", "problem": "missing or empty (also looked for msg, log, body)"},
+            {"index": 4, "field": "message", "problem": MISSING_MESSAGE},
         ]
+        assert body["error"]["message"] == (
+            "4 of 5 events are invalid; nothing was stored (event 1: missing required field `message` "
+            "(also looked for msg, log, body))"
+        )
         assert api.ingest(writer, {"logs": [{"message": f"{word} later"}]})[0] == 202
         api.store.wait_for(1, tenant=writer.tenant, field="message", term="later")
         assert [event.message for event in api.store.events(writer.tenant, field="message", term=word)] == [

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from logtraced.storage.partitions import day_of
+from logtraced.storage.tantivy.partitions import day_of
 from tests.api.conftest import Key
 from tests.api.query_fixtures import (
     DAY_NS,

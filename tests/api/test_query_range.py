@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from logtraced.model import Tenant
-from logtraced.storage.partitions import PartitionLayout, day_of
-from logtraced.storage.reader import IndexReader
+from logtraced.storage.tantivy.partitions import PartitionLayout, day_of
+from logtraced.storage.tantivy.reader import IndexReader
 from tests.api.conftest import Key
 from tests.api.query_fixtures import (
     DAY_NS,

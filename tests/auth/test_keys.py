@@ -12,7 +12,7 @@ import pytest
 from logtraced.auth.db import MIGRATIONS, Database
 from logtraced.auth.keys import KeyStore, hash_secret
 from logtraced.auth.principal import Principal, check_environment, require_scope
-from logtraced.errors import ApiError, StorageError
+from logtraced.errors import LogtracedError, StorageError
 
 from . import FakeClock, at, database_bytes
 
@@ -98,7 +98,7 @@ class TestKeyValidation:
     def test_refused(
         self, store: KeyStore, org: str, environment: str, scopes: list[str], tier: str, fragment: str
     ) -> None:
-        with pytest.raises(ApiError, match=fragment) as caught:
+        with pytest.raises(LogtracedError, match=fragment) as caught:
             store.create(org, environment, scopes, tier, "name")
         assert (caught.value.status, caught.value.code) == (400, "invalid_request")
         assert store.list(None) == []
@@ -216,7 +216,7 @@ class TestPrincipalChecks:
     def test_missing_scope(self, store: KeyStore) -> None:
         principal = self.principal(store)
         require_scope(principal, "read:logs")
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(LogtracedError) as caught:
             require_scope(principal, "write:logs")
         assert (caught.value.status, caught.value.code) == (403, "insufficient_scope")
         assert caught.value.message == "this key lacks the scope write:logs"
@@ -225,6 +225,6 @@ class TestPrincipalChecks:
         principal = self.principal(store)
         check_environment(principal, None)
         check_environment(principal, "staging")
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(LogtracedError) as caught:
             check_environment(principal, "production")
         assert (caught.value.status, caught.value.code) == (403, "cross_environment")

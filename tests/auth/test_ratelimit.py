@@ -10,7 +10,7 @@ import pytest
 from logtraced.auth.db import Database
 from logtraced.auth.principal import Principal
 from logtraced.auth.ratelimit import Decision, RateLimiter, Tier, headers, hour_start, rate_limited
-from logtraced.errors import ApiError
+from logtraced.errors import LogtracedError
 
 from . import FakeClock, at
 
@@ -64,7 +64,7 @@ class TestBudget:
 
     def test_unknown_tier_fails_closed(self, limiter: RateLimiter) -> None:
         gold = Principal("key_dddddddddddd", "acme", "production", frozenset(), "gold", "key")
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(LogtracedError) as caught:
             limiter.check(gold, "ingest")
         assert (caught.value.status, caught.value.code) == (403, "unknown_tier")
 
@@ -125,7 +125,7 @@ class TestHeaders:
         decision = limiter.check(STANDARD, "query")
         assert headers(decision)["Retry-After"] == "2400"
         error = rate_limited(decision, "query")
-        assert (error.status, error.code, error.headers) == (429, "rate_limited", headers(decision))
+        assert (error.status, error.code, error.retry_after) == (429, "rate_limited", 2400)
 
 
 class TestPersistence:

@@ -10,7 +10,7 @@ import pytest
 from logtraced.auth.db import Database
 from logtraced.auth.keys import KeyStore
 from logtraced.auth.tokens import EXPIRED_GRACE_SECONDS, TokenStore
-from logtraced.errors import ApiError
+from logtraced.errors import LogtracedError
 
 from . import FakeClock, at, database_bytes
 
@@ -52,20 +52,20 @@ class TestMint:
 
     def test_key_without_read_scope(self, tokens: TokenStore, keys: KeyStore) -> None:
         _, shipper = keys.create("acme", "production", ["write:logs"], "standard", "shipper")
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(LogtracedError) as caught:
             tokens.mint(shipper)
         assert (caught.value.status, caught.value.code) == (403, "insufficient_scope")
         assert "read:logs" in caught.value.message
 
     @pytest.mark.parametrize("secret", ["lt_live_" + "0" * 32, "nonsense"])
     def test_unknown_refresh_token(self, tokens: TokenStore, secret: str) -> None:
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(LogtracedError) as caught:
             tokens.mint(secret)
         assert (caught.value.status, caught.value.code) == (401, "invalid_token")
 
     def test_revoked_refresh_token(self, tokens: TokenStore, keys: KeyStore, refresh: str) -> None:
         keys.revoke(keys.list("acme")[0].id, "acme")
-        with pytest.raises(ApiError, match="not a valid API key"):
+        with pytest.raises(LogtracedError, match="not a valid API key"):
             tokens.mint(refresh)
 
     def test_only_the_hash_is_stored(self, tmp_path: Path, tokens: TokenStore, refresh: str) -> None:
@@ -100,7 +100,7 @@ class TestAuthenticate:
         clock.now = expires_at - 0.001
         assert tokens.authenticate(token) is not None
         clock.now = expires_at
-        with pytest.raises(ApiError) as caught:
+        with pytest.raises(LogtracedError) as caught:
             tokens.authenticate(token)
         assert (caught.value.status, caught.value.code) == (401, "token_expired")
         assert caught.value.message == "Authorization token is expired"
@@ -125,7 +125,7 @@ class TestPurge:
         clock.advance(TTL + EXPIRED_GRACE_SECONDS)
         tokens.mint(refresh)
         assert token_rows(db) == 2
-        with pytest.raises(ApiError, match="expired"):
+        with pytest.raises(LogtracedError, match="expired"):
             tokens.authenticate(old)
         clock.advance(1)
         tokens.mint(refresh)

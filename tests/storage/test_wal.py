@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 
 from logtraced.errors import StorageError
+from logtraced.model import Event, Tenant
+from logtraced.storage import wal
 from logtraced.storage.wal import WalTailer, WalWriter, delete_segments_through, list_segments, read_records
 
+TENANT = Tenant("default", "production")
+K = Tenant("k", "production")
 
-def _append(writer: WalWriter, count: int, key: str = "default/2024-03-15") -> list[int]:
-    return [writer.append(key, [b'{"n":%d}' % i, b'{"m":1}']) for i in range(count)]
+
+def _append(writer: WalWriter, count: int, tenant: Tenant = TENANT) -> list[int]:
+    return [writer.append(tenant, [Event(i, f"n{i}"), Event(1, "m", attributes={"m": 1})]) for i in range(count)]
 
 
 class TestWriter:
@@ -36,7 +41,7 @@ class TestWriter:
             handle.write(b"LTW1\x40\x00\x00\x00garbage")
         writer = WalWriter(tmp_path, 1 << 20)
         assert path.stat().st_size == intact
-        assert writer.append("k", [b"{}"]) == 3
+        assert writer.append(K, [Event(1, "")]) == 3
         writer.close()
         assert [record.seq for _, record in read_records(path.read_bytes())] == [1, 2, 3]
 
@@ -69,8 +74,8 @@ class TestTailer:
         _append(writer, 2)
         records = list(tailer.read_until(12))
         assert [r.seq for r in records] == [11, 12]
-        assert records[0].documents() == ['{"n":0}', '{"m":1}']
-        assert records[0].key == "default/2024-03-15"
+        assert records[0].events() == [Event(0, "n0"), Event(1, "m", attributes={"m": 1})]
+        assert records[0].tenant == TENANT
         writer.close()
         tailer.close()
 
@@ -101,7 +106,7 @@ class TestSegmentDeletion:
         assert len(list_segments(tmp_path)) == 1
         writer.close()
         writer = WalWriter(tmp_path, 100)
-        assert writer.append("k", [b"{}"]) == 7
+        assert writer.append(K, [Event(1, "")]) == 7
         writer.close()
 
 
@@ -126,19 +131,30 @@ class TestWriteFailures:
 
         monkeypatch.setattr(os, "write", half_write)
         with pytest.raises(StorageError, match="No space left"):
-            writer.append_all([("k", [b'{"a":1}']), ("j", [b'{"b":2}'])])
+            writer.append(K, [Event(1, "a"), Event(2, "b")])
         monkeypatch.undo()
-        assert writer.append("k", [b"{}"]) == 3
+        assert writer.append(K, [Event(1, "")]) == 3
         writer.close()
         ((_, path),) = list_segments(tmp_path)
         assert [record.seq for _, record in read_records(path.read_bytes())] == [1, 2, 3]
 
-    def test_batch_of_records_is_one_write(self, tmp_path: Path) -> None:
+    def test_batch_larger_than_a_record_is_split_in_one_write(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(wal, "MAX_EVENTS_PER_RECORD", 2)
         writer = WalWriter(tmp_path, 1 << 20)
-        assert writer.append_all([("a/2024-01-01", [b"{}"]), ("a/2024-01-02", [b"{}", b"{}"])]) == 2
+        assert writer.append(Tenant("a", "staging"), [Event(n, "x") for n in range(5)]) == 3
         writer.close()
         ((_, path),) = list_segments(tmp_path)
-        assert [(r.seq, r.key, r.count) for _, r in read_records(path.read_bytes())] == [
-            (1, "a/2024-01-01", 1),
-            (2, "a/2024-01-02", 2),
+        assert [(r.seq, r.tenant, r.count) for _, r in read_records(path.read_bytes())] == [
+            (1, Tenant("a", "staging"), 2),
+            (2, Tenant("a", "staging"), 2),
+            (3, Tenant("a", "staging"), 1),
         ]
+
+    def test_log_of_an_older_format_is_refused_not_truncated(self, tmp_path: Path) -> None:
+        old = tmp_path / "00000000000000000001.wal"
+        old.write_bytes(b"LTW1" + bytes(40))
+        with pytest.raises(StorageError, match="older logtraced"):
+            WalWriter(tmp_path, 1 << 20)
+        assert old.read_bytes() == b"LTW1" + bytes(40)

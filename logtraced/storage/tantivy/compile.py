@@ -54,7 +54,7 @@ from logtraced.query.ast import (
 )
 from logtraced.query.evaluate import as_number, date_value, glob_parts
 from logtraced.query.timerange import parse_instant
-from logtraced.storage import schema as fields
+from logtraced.storage.tantivy import schema as fields
 
 _MAX_PATH_SEGMENTS = 6  # a path of n segments has 2**(n-1) nested/dotted readings
 _MAX_LITERALS = 32  # beyond this many required literals a regex narrows by nothing

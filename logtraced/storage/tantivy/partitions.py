@@ -12,10 +12,9 @@ from typing import NamedTuple
 
 import tantivy
 
-from logtraced.storage import schema
+from logtraced.model import ID_POSITION_BITS, NS_PER_DAY
+from logtraced.storage.tantivy import schema
 
-NS_PER_SECOND = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_SECOND
 _EPOCH = dt.date(1970, 1, 1)
 # Days outside this range are clamped so a wild timestamp cannot make a path tantivy or the OS rejects.
 MIN_DAY = 0
@@ -94,12 +93,11 @@ def open_index(path: Path, *, stemming: bool, create: bool) -> tantivy.Index | N
 
 
 def max_wal_seq(index: tantivy.Index) -> int:
-    """The newest WAL record this index holds: recovery resumes after it."""
+    """The newest WAL record this index holds (the high bits of its newest event id): recovery resumes after it."""
     searcher = index.searcher()
     if searcher.num_docs == 0:
         return 0
     hits = searcher.search(
-        tantivy.Query.all_query(), 1, count=False, order_by_field=schema.WAL_SEQ, order=tantivy.Order.Desc
+        tantivy.Query.all_query(), 1, count=False, order_by_field=schema.ID, order=tantivy.Order.Desc
     ).hits
-    values = searcher.fast_field_values(schema.WAL_SEQ, [hits[0][1]])
-    return int(values[0] or 0)
+    return int(hits[0][0]) >> ID_POSITION_BITS

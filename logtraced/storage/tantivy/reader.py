@@ -1,9 +1,8 @@
-"""The read side of storage: opens day-partitions for a time range and confines every search to one tenant.
+"""The Tantivy read side: opens day-partitions for a time range and confines every query to one tenant.
 
-`IndexReader.search` is the one function through which every query reads documents, and
-it adds the tenant restriction itself (the organisation picks the directory, the
-environment is a term no user text can widen), so no query language can reach another
-tenant's data.
+`IndexReader.confine` is the one function that builds the query every read runs: the
+organisation picks the directory, the environment is a term no user text can widen, and the
+window bounds the timestamp.  Label discovery (names, values, routed indexes) lives here too.
 """
 
 from __future__ import annotations
@@ -14,10 +13,9 @@ from typing import Any
 
 import tantivy
 
-from logtraced.events import event_from_document
-from logtraced.model import Event, Tenant
-from logtraced.storage import schema
-from logtraced.storage.partitions import NS_PER_DAY, Partition, PartitionLayout, open_index
+from logtraced.model import NS_PER_DAY, Tenant
+from logtraced.storage.tantivy import schema
+from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, open_index
 
 
 @dataclass
@@ -90,65 +88,6 @@ class IndexReader:
             parts.append(query)
         return tantivy.Query.boolean_query([(tantivy.Occur.Must, part) for part in parts])
 
-    def search(
-        self,
-        tenant: Tenant,
-        start_ns: int,
-        end_ns: int,
-        build_query: Any,
-        *,
-        limit: int,
-        newest_first: bool = True,
-    ) -> Iterator[tuple[Partition, tantivy.Searcher, list[tuple[int, tantivy.DocAddress]]]]:
-        """Per partition (in time order), the top `limit` matches by timestamp.
-
-        `build_query(index)` returns the user's tantivy query for that partition's schema (or None
-        for everything); the tenant restriction is added here whatever it returns.
-        """
-        order = tantivy.Order.Desc if newest_first else tantivy.Order.Asc
-        for partition, index, searcher in self.searchers(tenant, start_ns, end_ns, newest_first=newest_first):
-            query = self.confine(index, tenant, start_ns, end_ns, build_query(index))
-            result = searcher.search(query, limit, count=False, order_by_field=schema.TIMESTAMP, order=order)
-            yield partition, searcher, [(int(score), address) for score, address in result.hits]
-
-
-def newest_events(
-    reader: IndexReader,
-    tenant: Tenant,
-    start_ns: int,
-    end_ns: int,
-    *,
-    field: str | None = None,
-    term: str | None = None,
-    limit: int = 100,
-) -> list[Event]:
-    """The newest `limit` events of a tenant in [start_ns, end_ns], optionally where `field` holds `term`.
-
-    `term` is matched as one indexed term: exact for raw fields, one lowercased word for the message.
-    """
-
-    def build(index: tantivy.Index) -> tantivy.Query | None:
-        if field is None or term is None:
-            return None
-        value = term.lower() if field in (schema.MESSAGE, schema.LEVEL) else term
-        return tantivy.Query.term_query(index.schema, field, value)
-
-    events: list[Event] = []
-    for _, searcher, hits in reader.search(tenant, start_ns, end_ns, build, limit=limit):
-        for _, address in hits:
-            events.append(event_from_document(searcher.doc(address).to_dict()))
-        if len(events) >= limit:
-            break
-    return events[:limit]
-
-
-def count_events(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int) -> int:
-    """How many events of a tenant fall in [start_ns, end_ns] (counted by the index, no documents read)."""
-    total = 0
-    for _, index, searcher in reader.searchers(tenant, start_ns, end_ns):
-        total += hit_count(searcher, reader.confine(index, tenant, start_ns, end_ns, None))
-    return total
-
 
 def hit_count(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
     """How many documents match, counted by the index (tantivy's type stubs omit `SearchResult.count`)."""
@@ -156,7 +95,7 @@ def hit_count(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
     return int(result.count or 0)
 
 
-def aggregate(
+def _aggregate(
     reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int, spec: dict[str, Any]
 ) -> Iterator[dict[str, Any]]:
     """Run a tantivy aggregation over each partition of the tenant in range (confined like every search)."""
@@ -208,9 +147,18 @@ def label_values(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int
     """Distinct values of a label in range (a canonical field or an attribute path), sorted, at most `limit`."""
     spec = {"values": {"terms": {"field": label_field(name), "size": limit}}}
     values: set[str] = set()
-    for result in aggregate(reader, tenant, start_ns, end_ns, spec):
+    for result in _aggregate(reader, tenant, start_ns, end_ns, spec):
         for bucket in result.get("values", {}).get("buckets", []):
             key = bucket["key"]
             if key != "":
                 values.add(str(int(key)) if isinstance(key, float) and key.is_integer() else str(key))
     return sorted(values)[:limit]
+
+
+def has_index(reader: IndexReader, tenant: Tenant, name: str) -> bool:
+    """Whether any event of the tenant, on any day, was routed to `name` (one term count per day, newest first)."""
+    for _, index, searcher in reader.searchers(tenant, 0, 2**63 - 1):
+        term = tantivy.Query.term_query(index.schema, schema.INDEX, name)
+        if hit_count(searcher, reader.confine(index, tenant, 0, 2**63 - 1, term)):
+            return True
+    return False

@@ -8,18 +8,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 import tantivy
 
 from logtraced.errors import QueryError
 from logtraced.model import Event
 from logtraced.query.ast import Compare, Node, Op
-from logtraced.query.compile import Compiled, compile_query
 from logtraced.query.evaluate import build_matcher
 from logtraced.query.kql import parse_kql
 from logtraced.query.pipeline import parse_pipeline
-from logtraced.storage import schema
+from logtraced.storage.tantivy import schema
+from logtraced.storage.tantivy.compile import Compiled, compile_query
+from logtraced.storage.tantivy.documents import encode_documents
 
 SECOND = 1_000_000_000
 BASE_NS = 1_710_496_800 * SECOND  # 2024-03-15T10:00:00Z
@@ -106,11 +106,8 @@ class Partition:
         self.index = tantivy.Index(self.schema, path=str(path))
         schema.register_tokenizers(self.index)
         writer = self.index.writer(heap_size=15_000_000, num_threads=1)
-        for event in EVENTS.values():
-            document = msgspec.to_builtins(event) | {schema.WAL_SEQ: 1}
-            if stemming:
-                document[schema.MESSAGE_STEMMED] = event.message
-            writer.add_json(msgspec.json.encode(document).decode())
+        for document in encode_documents(list(EVENTS.values()), stemming=stemming):
+            writer.add_json(document)
         writer.commit()
         writer.wait_merging_threads()
         self.index.reload()

@@ -2,7 +2,7 @@
 
 Everything that writes or reads a Tantivy partition takes field names from here, so the
 document layout can change in one module.  A document is the JSON object produced by
-`events.encode_document` and fed verbatim to `IndexWriter.add_json`.
+`documents.encode_documents` and fed verbatim to `IndexWriter.add_json`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ ORG = "org"
 INDEX = "index"  # named index the event was routed to ("" = the default index)
 TAGS = "tags"  # raw, multi-valued: _jsonparsefailure, _truncated, shipper tags
 ATTRIBUTES = "attributes"  # JSON: every other field, nested as sent, numbers stay numbers
-WAL_SEQ = "wal_seq"  # i64 fast: sequence of the WAL batch this document came from
-TIE = "tie"  # i64 fast, filled by tantivy: orders documents with equal timestamps, stable across merges
+ID = "id"  # i64 fast+indexed: the event's unique id (model.event_id: WAL sequence and position), the tie-breaker
 RAW_FIELDS = (LEVEL, SERVICE, HOST, ENV, ORG, INDEX)
 # Fields offered as stream labels (the labels API and query_range's `stream`), in this order.
 LABEL_FIELDS = (SERVICE, LEVEL, ENV, HOST, INDEX)
@@ -68,8 +67,7 @@ def build_schema(*, stemming: bool) -> tantivy.Schema:
     builder.add_json_field(
         ATTRIBUTES, stored=True, fast=True, tokenizer_name=MESSAGE_TOKENIZER, expand_dots_enabled=True
     )
-    builder.add_integer_field(WAL_SEQ, stored=False, indexed=True, fast=True)
-    builder.add_tie_breaker_field(TIE)
+    builder.add_integer_field(ID, stored=False, indexed=True, fast=True)
     return builder.build()
 
 

@@ -1,0 +1,1 @@
+"""The default storage backend: one Tantivy index per organisation per UTC day; the only package importing tantivy."""

@@ -1,0 +1,346 @@
+"""Runs a parsed query over the day-partitions of one tenant: narrow with the index, verify, order, page, count.
+
+Every query language arrives here as a `Pipeline` (KQL is a pipeline of one filter stage).  Every
+read is confined by `IndexReader.confine`, so the tenant restriction is added in one place
+whatever the query says.
+
+Order is by timestamp, then by the event's unique id, so paging is exact: a cursor is the
+(timestamp, id) of the last row, and the next page is everything strictly after it.  Rows at a
+page's boundary timestamp are read in full before the page is cut, so equal timestamps never
+make a row appear twice or go missing.
+
+Counts per step run as a tantivy aggregation over the fast fields (a histogram on the timestamp
+with terms sub-aggregations per label) whenever the index answers the filter exactly and the
+labels are stored ones; only a filter that needs verification, or a parsed label, reads documents.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import tantivy
+
+from logtraced.errors import InvalidCursor, QueryTimeout
+from logtraced.model import Tenant
+from logtraced.query.pipeline import Parse, Pipeline
+from logtraced.storage.backend import CountRequest, CountResult, Row, SearchPage, SearchRequest, Series, Stats
+from logtraced.storage.tantivy import schema
+from logtraced.storage.tantivy.compile import compile_query
+from logtraced.storage.tantivy.documents import event_from_document
+from logtraced.storage.tantivy.reader import IndexReader, hit_count
+
+FIRST_CHUNK: Final = 256
+MAX_CHUNK: Final = 8192
+# Distinct values per label one aggregation bucket reports; more and the count reads documents instead.
+MAX_AGGREGATED_VALUES: Final = 10_000
+_INTEGER: Final = tantivy.FieldType.Integer
+_MIN_I64: Final = -(2**63)
+_MAX_I64: Final = 2**63 - 1
+_CURSOR: Final = struct.Struct(">qq")
+
+SortKey = tuple[int, int]  # (timestamp ns, event id)
+
+
+def encode_cursor(key: SortKey) -> bytes:
+    return _CURSOR.pack(*key)
+
+
+def decode_cursor(cursor: bytes) -> SortKey:
+    """A cursor this backend wrote; anything else is InvalidCursor (a client may have edited it)."""
+    if len(cursor) != _CURSOR.size:
+        raise InvalidCursor("the cursor is not one this server issued")
+    timestamp, identifier = _CURSOR.unpack(cursor)
+    if _MIN_I64 in (timestamp, identifier) or _MAX_I64 in (timestamp, identifier):
+        raise InvalidCursor("the cursor is not one this server issued")
+    return timestamp, identifier
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """What the helpers below need of a search or count: the tenant, window, pipeline and order."""
+
+    tenant: Tenant
+    start_ns: int
+    end_ns: int  # exclusive
+    pipeline: Pipeline
+    index: str | None
+    deadline: float
+    newest_first: bool = True
+    after: SortKey | None = None
+
+
+def search(reader: IndexReader, tenant: Tenant, request: SearchRequest) -> SearchPage:
+    """The page of rows the request asks for, with the figures the APIs report."""
+    started = time.perf_counter()
+    after = decode_cursor(request.after) if request.after is not None else None
+    scan = _Scan(
+        tenant,
+        request.start_ns,
+        request.end_ns,
+        request.pipeline,
+        request.index,
+        request.deadline,
+        request.newest_first,
+        after,
+    )
+    page = SearchPage()
+    plans: Iterable[_Plan] = _plans(reader, scan)
+    if request.count_total:
+        plans = list(plans)
+        _total(plans, page)
+    else:
+        page.total_exact = False
+    last: SortKey | None = None
+    for position, (row, key) in enumerate(_matches(plans, scan, page.stats)):
+        if position < request.offset:
+            continue
+        if len(page.rows) == request.limit:
+            page.more = True
+            break
+        page.rows.append(row)
+        last = key
+    if page.more and last is not None:
+        page.cursor = encode_cursor(last)
+    if not page.total_exact:
+        # Verified queries stop reading once the page is full: what was seen is a lower bound.
+        page.total = request.offset + len(page.rows) + (1 if page.more else 0)
+    page.stats.seconds = time.perf_counter() - started
+    return page
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One partition's confined query, and whether its hits must be verified one by one."""
+
+    index: tantivy.Index
+    searcher: tantivy.Searcher
+    query: tantivy.Query
+    verify: bool
+    stemming: bool
+
+
+def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
+    """The partitions the window overlaps, in scan order (days are disjoint, so concatenation is ordered).
+
+    Planned lazily: a newest-first page usually fills from the newest day, and older days are then
+    never opened or compiled.
+    """
+    prefilter = scan.pipeline.prefilter
+    has_parse = any(isinstance(stage, Parse) for stage in scan.pipeline.stages)
+    end_inclusive = scan.end_ns - 1
+    for partition in reader.partitions(scan.tenant, scan.start_ns, end_inclusive, newest_first=scan.newest_first):
+        index = reader.index(partition)
+        if index is None:
+            continue
+        stemming = schema.has_field(index.schema, schema.MESSAGE_STEMMED)
+        compiled = compile_query(prefilter, index.schema, stemming=stemming)
+        user_query = _with_index(index, compiled.query, scan.index)
+        query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
+        yield _Plan(index, index.searcher(), query, compiled.needs_verification or has_parse, stemming)
+
+
+def _total(plans: list[_Plan], page: SearchPage) -> None:
+    """The exact total over every partition, counted by the index, when no partition needs verification.
+
+    Counting up front matters: the scan stops as soon as the page is full, often before the older
+    partitions are reached, and the total must still cover them.
+    """
+    if any(plan.verify for plan in plans):
+        page.total_exact = False
+        return
+    page.total = sum(hit_count(plan.searcher, plan.query) for plan in plans)
+
+
+def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats) -> Iterator[tuple[Row, SortKey]]:
+    """Matching rows in order across partitions, verified where the index alone cannot decide."""
+    for plan in plans:
+        matcher = scan.pipeline.matcher(stem=_stemmer(plan.stemming))
+        for key, address in _ordered(plan.searcher, plan.index, plan.query, scan):
+            _check_deadline(scan.deadline)
+            event = event_from_document(plan.searcher.doc(address).to_dict(), key[1])
+            stats.lines_examined += 1
+            stats.bytes_examined += len(event.message)
+            labels = matcher(event) if plan.verify else {}
+            if labels is None:
+                continue
+            yield Row(event, labels), key
+
+
+def _with_index(index: tantivy.Index, query: tantivy.Query, name: str | None) -> tantivy.Query:
+    if name is None:
+        return query
+    term = tantivy.Query.term_query(index.schema, schema.INDEX, name)
+    return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, term)])
+
+
+def _stemmer(stemming: bool) -> Callable[[str], str] | None:
+    if not stemming:
+        return None
+    analyzer = schema.stemmed_analyzer()
+
+    def stem(word: str) -> str:
+        tokens = analyzer.analyze(word)
+        return tokens[0] if tokens else word
+
+    return stem
+
+
+def _check_deadline(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise QueryTimeout("the query ran past its time budget and was cancelled")
+
+
+def _ordered(
+    searcher: tantivy.Searcher, index: tantivy.Index, query: tantivy.Query, scan: _Scan
+) -> Iterator[tuple[SortKey, tantivy.DocAddress]]:
+    """Every hit of `query` in (timestamp, id) order after `scan.after`, read in growing chunks."""
+    order = tantivy.Order.Desc if scan.newest_first else tantivy.Order.Asc
+    after = scan.after
+    chunk = FIRST_CHUNK
+    while True:
+        _check_deadline(scan.deadline)
+        bounded = _after(index, query, after, scan.newest_first)
+        hits = searcher.search(bounded, chunk, count=False, order_by_field=schema.TIMESTAMP, order=order).hits
+        if not hits:
+            return
+        rows = _keyed(searcher, hits)
+        if len(hits) == chunk:
+            boundary = rows[-1][0][0]
+            rows = [row for row in rows if row[0][0] != boundary]
+            rows += _all_at(searcher, index, bounded, boundary)
+        rows.sort(key=lambda row: row[0], reverse=scan.newest_first)
+        yield from rows
+        if len(hits) < chunk:
+            return
+        after = rows[-1][0]
+        chunk = min(chunk * 4, MAX_CHUNK)
+
+
+def _keyed(
+    searcher: tantivy.Searcher, hits: list[tuple[int, tantivy.DocAddress]]
+) -> list[tuple[SortKey, tantivy.DocAddress]]:
+    addresses = [address for _, address in hits]
+    ids = searcher.fast_field_values(schema.ID, addresses)
+    return [((int(ts), int(identifier or 0)), address) for (ts, address), identifier in zip(hits, ids, strict=True)]
+
+
+def _all_at(
+    searcher: tantivy.Searcher, index: tantivy.Index, query: tantivy.Query, timestamp: int
+) -> list[tuple[SortKey, tantivy.DocAddress]]:
+    """Every hit with exactly this timestamp: a page boundary must not split equal timestamps arbitrarily."""
+    exact = _range(index, schema.TIMESTAMP, timestamp, timestamp)
+    both = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, exact)])
+    hits = searcher.search(both, max(hit_count(searcher, both), 1), count=False).hits
+    return _keyed(searcher, [(timestamp, address) for _, address in hits])
+
+
+def _after(index: tantivy.Index, query: tantivy.Query, after: SortKey | None, newest_first: bool) -> tantivy.Query:
+    """`query` restricted to rows strictly after the cursor in the scan's order."""
+    if after is None:
+        return query
+    timestamp, identifier = after
+    if newest_first:
+        strictly = _range(index, schema.TIMESTAMP, _MIN_I64, timestamp - 1)
+        same = _range(index, schema.ID, _MIN_I64, identifier - 1)
+    else:
+        strictly = _range(index, schema.TIMESTAMP, timestamp + 1, _MAX_I64)
+        same = _range(index, schema.ID, identifier + 1, _MAX_I64)
+    at = tantivy.Query.boolean_query(
+        [(tantivy.Occur.Must, _range(index, schema.TIMESTAMP, timestamp, timestamp)), (tantivy.Occur.Must, same)]
+    )
+    either = tantivy.Query.boolean_query([(tantivy.Occur.Should, strictly), (tantivy.Occur.Should, at)])
+    return tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, either)])
+
+
+def _range(index: tantivy.Index, name: str, low: int, high: int) -> tantivy.Query:
+    return tantivy.Query.range_query(index.schema, name, _INTEGER, low, high)
+
+
+def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountResult:
+    """Matching events counted into steps aligned on `request.start_ns`, per set of `by` values."""
+    started = time.perf_counter()
+    scan = _Scan(tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline)
+    plans = list(_plans(reader, scan))
+    result = CountResult()
+    series: dict[tuple[str, ...], Series] = {}
+    aggregated = all(name in schema.LABEL_FIELDS for name in request.by) and not any(plan.verify for plan in plans)
+    if aggregated:
+        for plan in plans:
+            _check_deadline(request.deadline)
+            _aggregate(plan, request, series)
+    else:
+        for row, key in _matches(plans, scan, result.stats):
+            _add(series, request, tuple(_label_value(row, name) for name in request.by), key[0], 1)
+    result.series = list(series.values())
+    result.stats.seconds = time.perf_counter() - started
+    return result
+
+
+def _aggregate(plan: _Plan, request: CountRequest, series: dict[tuple[str, ...], Series]) -> None:
+    """One partition's counts from the fast fields: a timestamp histogram with one terms level per label.
+
+    Histogram keys are f64, exact for step-aligned bucket starts; an event within 128 ns before a
+    step boundary may be counted in the next step (the f64 spacing of nanosecond timestamps today).
+    """
+    histogram: dict[str, Any] = {
+        "histogram": {
+            "field": schema.TIMESTAMP,
+            "interval": request.step_ns,
+            "offset": request.start_ns % request.step_ns,
+            "min_doc_count": 1,
+        }
+    }
+    terms = _terms_spec(request.by)
+    if terms is not None:
+        histogram["aggs"] = terms
+    result = plan.searcher.aggregate(plan.query, {"steps": histogram})
+    for bucket in result["steps"]["buckets"]:
+        timestamp = request.start_ns + round((bucket["key"] - request.start_ns) / request.step_ns) * request.step_ns
+        _collect(series, request, bucket, (), timestamp)
+
+
+def _terms_spec(by: tuple[str, ...]) -> dict[str, Any] | None:
+    """Nested terms aggregations, one level per label, each named "by"."""
+    spec: dict[str, Any] | None = None
+    for name in reversed(by):
+        node: dict[str, Any] = {"terms": {"field": name, "size": MAX_AGGREGATED_VALUES, "missing": ""}}
+        if spec is not None:
+            node["aggs"] = spec
+        spec = {"by": node}
+    return spec
+
+
+def _collect(
+    series: dict[tuple[str, ...], Series], request: CountRequest, bucket: dict[str, Any], values: tuple[str, ...],
+    timestamp: int,
+) -> None:  # fmt: skip
+    """Walk the nested terms buckets down to one count per full set of label values."""
+    if len(values) == len(request.by):
+        _add(series, request, values, timestamp, int(bucket["doc_count"]))
+        return
+    for child in bucket["by"]["buckets"]:
+        _collect(series, request, child, (*values, str(child["key"])), timestamp)
+
+
+def _add(
+    series: dict[tuple[str, ...], Series], request: CountRequest, values: tuple[str, ...], ts: int, n: int
+) -> None:
+    entry = series.get(values)
+    if entry is None:
+        entry = series[values] = Series(dict(zip(request.by, values, strict=True)))
+    bucket = request.start_ns + (ts - request.start_ns) // request.step_ns * request.step_ns
+    entry.counts[bucket] = entry.counts.get(bucket, 0) + n
+
+
+def _label_value(row: Row, name: str) -> str:
+    """A canonical field, else a parsed label, else a top-level attribute; "" when absent."""
+    if name in schema.LABEL_FIELDS:
+        return str(getattr(row.event, name))
+    if name in row.labels:
+        return row.labels[name]
+    value = row.event.attributes.get(name)
+    return "" if value is None else str(value)

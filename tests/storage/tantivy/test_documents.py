@@ -1,0 +1,148 @@
+"""Documents for a real Tantivy partition: every event indexes and reads back as the same Event, with its id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import msgspec
+import pytest
+import tantivy
+
+from logtraced.events import MAX_NESTING, events_from_frame
+from logtraced.model import Event, event_id
+from logtraced.storage.tantivy import schema
+from logtraced.storage.tantivy.documents import encode_documents, event_from_document
+from tests.test_events import I64_MAX, RECEIVED, logstash_ecs, nested
+
+
+@pytest.fixture
+def index() -> tantivy.Index:
+    built = tantivy.Index(schema.build_schema(stemming=False))
+    schema.register_tokenizers(built)
+    return built
+
+
+def stored(index: tantivy.Index, events: list[Event]) -> Iterator[Event]:
+    """Index the events' documents and read every stored document back, in insertion order."""
+    writer = index.writer(15_000_000, 1)
+    for document in encode_documents(with_ids(events), stemming=False):
+        writer.add_json(document)
+    writer.commit()
+    writer.wait_merging_threads()
+    index.reload()
+    searcher = index.searcher()
+    hits = searcher.search(tantivy.Query.all_query(), len(events) + 1).hits
+    addresses = sorted((address for _, address in hits), key=lambda a: (a.segment_ord, a.doc))
+    ids = searcher.fast_field_values(schema.ID, addresses)
+    return (event_from_document(searcher.doc(a).to_dict(), int(i or 0)) for a, i in zip(addresses, ids, strict=True))
+
+
+def with_ids(events: list[Event]) -> list[Event]:
+    """The events as stored from WAL record 7: each carries the id of its position."""
+    return [msgspec.structs.replace(event, id=event_id(7, n)) for n, event in enumerate(events)]
+
+
+ROUND_TRIPS = [
+    pytest.param(logstash_ecs()[1], id="logstash"),
+    pytest.param(Event(0, ""), id="empty"),
+    pytest.param(
+        Event(
+            -1_500_000_000,
+            "Ошибка подключения к базе данных: timeout\nsecond line \x00 nul",
+            level="error",
+            service="billing",
+            host="db-1",
+            env="production",
+            org="acme",
+            index="audit",
+            tags=["_jsonparsefailure", "_truncated"],
+        ),
+        id="text-tenancy-tags",
+    ),
+    pytest.param(
+        Event(
+            I64_MAX,
+            "m",
+            attributes={
+                "int": 200,
+                "negative": -5,
+                "i64_max": I64_MAX,
+                "u64_max": 2**64 - 1,
+                "float": 12.5,
+                "integral_float": 2.0,
+                "bool": True,
+                "null": None,
+                "text": "not a date",
+                "list": [1, "two", 3.5, None, [4, {"five": 5}]],
+                "object": {"a": {"b": {"c": [1, 2]}}},
+                "empty_object": {},
+                "empty_list": [],
+                "dotted.key": "kept literally",
+                "": "empty key",
+                "@version": "1",
+            },
+        ),
+        id="attributes",
+    ),
+    pytest.param(Event(1, "deep", attributes=nested(MAX_NESTING)), id="deepest-accepted"),
+]
+
+
+class TestIndexDocument:
+    """The document indexes into a real partition and reads back as the same Event."""
+
+    def test_fields_are_the_schema_fields(self) -> None:
+        [text] = encode_documents([Event(1, "m", id=event_id(9, 0))], stemming=False)
+        document = msgspec.json.decode(text)
+        assert set(document) == {
+            schema.TIMESTAMP,
+            schema.MESSAGE,
+            schema.LEVEL,
+            schema.SERVICE,
+            schema.HOST,
+            schema.ENV,
+            schema.ORG,
+            schema.INDEX,
+            schema.TAGS,
+            schema.ATTRIBUTES,
+            schema.ID,
+        }
+        assert document[schema.ID] == event_id(9, 0)
+
+    def test_stemmed_copy_of_the_message(self) -> None:
+        [text] = encode_documents([Event(1, "ошибки")], stemming=True)
+        assert msgspec.json.decode(text)[schema.MESSAGE_STEMMED] == "ошибки"
+
+    def test_documents_carry_the_event_ids(self) -> None:
+        events = [Event(2, "x", tags=["t"], attributes={"n": 1}, id=event_id(3, 1)), Event(1, "y", id=event_id(4, 0))]
+        documents = [msgspec.json.decode(text) for text in encode_documents(events, stemming=False)]
+        assert [document[schema.ID] for document in documents] == [event_id(3, 1), event_id(4, 0)]
+
+    @pytest.mark.parametrize("event", ROUND_TRIPS)
+    def test_round_trip(self, index: tantivy.Index, event: Event) -> None:
+        assert list(stored(index, [event])) == with_ids([event])
+
+    def test_frame_round_trip(self, index: tantivy.Index) -> None:
+        frame = b'{"@timestamp":"2024-06-10T06:13:20.123456789Z","message":"m","n":[1,{"x":2.5}]}'
+        events = events_from_frame(frame, RECEIVED)
+        assert list(stored(index, events)) == with_ids(events)
+
+    @pytest.mark.parametrize(
+        ("sent", "read_back"),
+        [
+            ("2024-06-10T06:13:20Z", "2024-06-10T06:13:20Z"),
+            ("2024-06-10T06:13:20.123Z", "2024-06-10T06:13:20.123Z"),
+            ("2024-06-10T06:13:20.123456Z", "2024-06-10T06:13:20.123456Z"),
+            ("2024-06-10T08:13:20.5+02:00", "2024-06-10T06:13:20.500Z"),
+            ("2024-06-10T06:13:20.123456789Z", "2024-06-10T06:13:20.123456Z"),
+            ("2024-06-10 06:13:20", "2024-06-10 06:13:20"),
+        ],
+    )
+    def test_date_like_attribute_reads_back_as_utc_text(self, index: tantivy.Index, sent: str, read_back: str) -> None:
+        event = Event(1, "m", attributes={"when": [sent]})
+        [read] = stored(index, [event])
+        assert read.attributes == {"when": [read_back]}
+
+    def test_integer_beyond_64_bits_reads_back_as_float(self, index: tantivy.Index) -> None:
+        [read] = stored(index, [Event(1, "m", attributes={"n": 2**64})])
+        assert read.attributes == {"n": float(2**64)}

@@ -1,0 +1,158 @@
+"""The storage seam in-process: WAL, writer and Tantivy store; replay without duplicates; every read confined."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from logtraced.config import Config, load_config
+from logtraced.model import NS_PER_DAY, Event, Tenant
+from logtraced.query.ast import MatchAll
+from logtraced.query.kql import parse_kql
+from logtraced.query.pipeline import Filter, Pipeline
+from logtraced.storage.backend import CountRequest, SearchRequest, TenantView
+from logtraced.storage.tantivy.store import TantivyStore
+from logtraced.storage.tantivy.writer import TantivyWriter
+from logtraced.storage.wal import WalWriter
+from logtraced.storage.writer import WalApplier
+
+NOW = time.time_ns()
+HOUR = 3600 * 10**9
+MINE = Tenant("acme", "production")
+STRANGERS = (Tenant("acme", "staging"), Tenant("globex", "production"))
+EVERYTHING = Pipeline((Filter(MatchAll()),))
+
+
+def config(data_dir: Path, **index: Any) -> Config:
+    base = load_config(None, overrides={"data_dir": str(data_dir)})
+    return msgspec.structs.replace(base, index=msgspec.structs.replace(base.index, **index))
+
+
+def write(cfg: Config, batches: list[tuple[Tenant, list[Event]]]) -> WalApplier:
+    """Append the batches to a real WAL and apply them with the real writer, as the writer process does."""
+    wal = WalWriter(cfg.data_path / "wal", cfg.wal.segment_bytes)
+    for tenant, events in batches:
+        for event in events:
+            event.org, event.env = tenant.org, tenant.env
+        wal.append(tenant, events)
+    wal.sync()
+    applier = WalApplier(cfg, TantivyWriter(cfg))
+    applier.apply_until(wal.written_seq, float("inf"))
+    applier.commit()
+    wal.close()
+    return applier
+
+
+def event(offset_ns: int, message: str, **fields: Any) -> Event:
+    return Event(NOW - offset_ns, message, **fields)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TantivyStore:
+    cfg = config(tmp_path)
+    batches = [(MINE, [event(HOUR, "mine one", level="error", service="api", attributes={"region": "eu"}, index="audit"),
+                       event(2 * HOUR, "mine two", level="info", service="api")])]  # fmt: skip
+    for stranger in STRANGERS:
+        batches.append((stranger, [event(HOUR, "secret", level="fatal", service=f"svc-{stranger.org}-{stranger.env}",
+                                         host="leak", attributes={"region": "leak"}, index="leak")]))  # fmt: skip
+    write(cfg, batches).close()
+    return TantivyStore(cfg.data_path)
+
+
+def window() -> tuple[int, int]:
+    return NOW - 3 * NS_PER_DAY, NOW + 1
+
+
+# Every public read of TenantView, called so that another tenant's data would show if it leaked.
+READS: dict[str, Callable[[TenantView], list[str]]] = {
+    "search": lambda view: [row.event.message for row in view.search(SearchRequest(*window(), EVERYTHING, 100)).rows],
+    "count": lambda view: [
+        f"{series.labels}:{sum(series.counts.values())}"
+        for series in view.count(CountRequest(*window(), EVERYTHING, HOUR, ("service", "level", "host"))).series
+    ],
+    "label_names": lambda view: view.label_names(*window()),
+    "label_values": lambda view: [
+        value
+        for name in ("service", "level", "host", "index", "region")
+        for value in view.label_values(name, *window(), 100)
+    ],  # fmt: skip
+    "has_index": lambda view: ["leak"] if view.has_index("leak") else [],
+}
+
+
+def test_every_public_read_is_listed() -> None:
+    public = {name for name, _ in inspect.getmembers(TenantView, inspect.isfunction) if not name.startswith("_")}
+    assert public == set(READS)
+
+
+@pytest.mark.parametrize("read", sorted(READS))
+def test_every_read_is_confined_to_its_tenant(store: TantivyStore, read: str) -> None:
+    found = READS[read](store.for_tenant(MINE))
+    assert not [item for item in found if "leak" in item or "secret" in item or "fatal" in item]
+    for stranger in STRANGERS:
+        theirs = READS[read](store.for_tenant(stranger))
+        assert not [item for item in theirs if "mine" in item or "eu" in item]
+
+
+def test_search_reads_the_tenants_events(store: TantivyStore) -> None:
+    page = store.for_tenant(MINE).search(SearchRequest(*window(), EVERYTHING, 100))
+    assert [row.event.message for row in page.rows] == ["mine one", "mine two"]
+    assert page.total == 2
+
+
+def test_counts_come_from_the_fast_fields(store: TantivyStore) -> None:
+    result = store.for_tenant(MINE).count(CountRequest(*window(), EVERYTHING, NS_PER_DAY, ("level",)))
+    assert result.stats.lines_examined == 0  # aggregated, not read
+    totals = {series.labels["level"]: sum(series.counts.values()) for series in result.series}
+    assert totals == {"error": 1, "info": 1}
+
+
+def test_counts_that_need_verification_read_documents_and_agree(store: TantivyStore) -> None:
+    pipeline = Pipeline((Filter(parse_kql("*one*")),))
+    result = store.for_tenant(MINE).count(CountRequest(*window(), pipeline, NS_PER_DAY, ("level",)))
+    assert result.stats.lines_examined >= 1
+    assert {series.labels["level"]: sum(series.counts.values()) for series in result.series} == {"error": 1}
+
+
+def test_paging_is_exact_for_events_sharing_a_nanosecond(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    same = NOW - HOUR
+    batches = [(MINE, [Event(same, f"m{n}") for n in range(7)]), (MINE, [Event(same, f"m{n}") for n in range(7, 12)])]
+    write(cfg, batches).close()
+    view = TantivyStore(cfg.data_path).for_tenant(MINE)
+    seen: list[str] = []
+    after = None
+    while True:
+        page = view.search(SearchRequest(*window(), EVERYTHING, 5, after=after))
+        seen += [row.event.message for row in page.rows]
+        if page.cursor is None:
+            break
+        after = page.cursor
+    assert sorted(seen) == sorted(f"m{n}" for n in range(12))
+    assert len(seen) == 12
+
+
+def test_replay_after_a_crash_stores_nothing_twice(tmp_path: Path) -> None:
+    """The writer died after committing: the WAL is applied again from the start, as after kill -9."""
+    cfg = config(tmp_path)
+    write(cfg, [(MINE, [event(HOUR, "once"), event(NS_PER_DAY, "yesterday too")])]).close()
+    applier = WalApplier(cfg, TantivyWriter(cfg))
+    applier.apply_until(1, float("inf"))
+    applier.commit()
+    applier.close()
+    page = TantivyStore(cfg.data_path).for_tenant(MINE).search(SearchRequest(*window(), EVERYTHING, 10))
+    assert sorted(row.event.message for row in page.rows) == ["once", "yesterday too"]
+    assert len({row.event.id for row in page.rows}) == 2
+
+
+def test_events_older_than_retention_are_counted_not_stored(tmp_path: Path) -> None:
+    cfg = config(tmp_path, retention_days=2)
+    applier = write(cfg, [(MINE, [event(HOUR, "kept"), event(5 * NS_PER_DAY, "expired")])])
+    assert (applier.store.counters.documents, applier.store.counters.expired) == (1, 1)
+    applier.close()
