@@ -293,7 +293,7 @@ def _pri_attributes(pri: int) -> dict[str, Any]:
 
 def _parse_5424(rest: str, now_ns: int, header: dict[str, Any], zone: ZoneInfo) -> Event | None:
     """`1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [MSG]` (after the PRI), or None if malformed."""
-    match = _HEADER_5424.match(rest + " " if rest.count(" ") == 6 else rest)
+    match = _HEADER_5424.match(rest)
     if match is None:
         return None
     stamp, host, app, procid, msgid = match.groups()
