@@ -13,7 +13,8 @@ retry only what failed.  Choices, where Elasticsearch itself would behave otherw
   a JSON object, an action with no source left.  Elasticsearch would refuse the whole request
   for some of these; failing only the item keeps one broken record from blocking a batch.
   A line that cannot be read as an action takes the next line with it as its source, unless
-  that line is itself a well-formed action (then it starts the next item).
+  that line is itself a well-formed action (then it starts the next item); its reply item is
+  keyed `index`, since it named no action that could be read.
 * Blank lines are skipped.
 * The index name (`_index` of the action, else the URL's `{index}`) is returned per item as
   `BulkItem.index`, not written into the event: routing owns `Event.index`.
@@ -59,7 +60,6 @@ CLUSTER_NAME: Final = "logtraced"
 ILLEGAL_ARGUMENT: Final = "illegal_argument_exception"
 DOCUMENT_PARSING: Final = "document_parsing_exception"
 VALIDATION: Final = "action_request_validation_exception"
-PARSE_EXCEPTION: Final = "parse_exception"
 MEDIA_TYPE: Final = "media_type_header_exception"
 
 _DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeDecodeError)

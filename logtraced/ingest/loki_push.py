@@ -96,8 +96,8 @@ def decode_push(
 ) -> LokiPush:
     """The events of a push body; raises BodyRejected when none of it can be read.
 
-    `received_ns` is unused by Loki's format (every entry carries its own time) but kept so
-    every dialect's decoder has the same shape.
+    `received_ns` stands in for a protobuf entry sent without a timestamp (Loki would store
+    it at the epoch and then refuse it as too old).
     """
     kind = media_type(content_type)
     if kind == JSON_TYPE:
@@ -115,7 +115,7 @@ def decode_push(
         push.entries += len(entries)
         if push.entries > max_events:
             raise BodyRejected(TOO_MANY_EVENTS, f"more than {max_events} entries in one push; split the batch")
-        _add_stream(push, number, labels, entries)
+        _add_stream(push, number, labels, entries, received_ns)
     return push
 
 
@@ -123,13 +123,13 @@ def decode_push(
 _RawStream = tuple[object, list[Any]]
 
 
-def _add_stream(push: LokiPush, number: int, labels: object, entries: list[Any]) -> None:
+def _add_stream(push: LokiPush, number: int, labels: object, entries: list[Any], received_ns: int) -> None:
     stream = _stream(labels)
     if isinstance(stream, str):
         push.refused += [f"stream {number}: {stream}"] * len(entries)
         return
     for entry in entries:
-        event = _event(stream, entry)
+        event = _event(stream, entry, received_ns)
         if isinstance(event, str):
             push.refused.append(f"stream {number}: {event}")
         else:
@@ -223,10 +223,10 @@ def _unquote(quoted: str) -> str | None:
     return out.decode("utf-8", "replace")
 
 
-def _event(stream: _Stream, entry: Any) -> Event | str:
+def _event(stream: _Stream, entry: Any, received_ns: int) -> Event | str:
     """One entry's event, or why it is refused; `entry` is a JSON value array or an EntryAdapter."""
     if isinstance(entry, push_pb2.EntryAdapter):
-        timestamp: int | str = _proto_timestamp(entry)
+        timestamp: int | str = _proto_timestamp(entry) if entry.HasField("timestamp") else received_ns
         line: object = entry.line
         metadata: object = {pair.name: pair.value for pair in entry.structuredMetadata}
     else:

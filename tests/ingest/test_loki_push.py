@@ -105,6 +105,12 @@ class TestPromtailProtobuf:
         push = decode(bytes(cramjam.snappy.compress_raw(request.SerializeToString())))
         assert [e.message for e in push.events] == ["good"] and len(push.refused) == 1
 
+    def test_entry_without_timestamp_gets_the_received_time(self) -> None:
+        request = push_pb2.PushRequest()
+        request.streams.add(labels='{a="b"}').entries.add(line="no time")
+        (event,) = decode(bytes(cramjam.snappy.compress_raw(request.SerializeToString()))).events
+        assert event.timestamp == NOW
+
 
 class TestSelector:
     @pytest.mark.parametrize(
