@@ -261,7 +261,7 @@ def error_body(status: int, error_type: str, reason: str) -> bytes:
 def rejection_body(rejected: BodyRejected) -> bytes:
     """The Elasticsearch error for a whole refused body, typed as Elasticsearch types that failure."""
     error_type = MEDIA_TYPE if rejected.cause == UNSUPPORTED_CONTENT_TYPE else ILLEGAL_ARGUMENT
-    return error_body(rejected.status, error_type, rejected.message)
+    return error_body(rejected.http_status, error_type, rejected.message)
 
 
 def banner(node_name: str, cluster_uuid: str) -> bytes:

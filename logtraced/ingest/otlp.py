@@ -295,7 +295,7 @@ def encode_status(http_status: int, message: str, content_type: str) -> bytes:
 
 def rejection_status(rejected: BodyRejected, content_type: str) -> bytes:
     """`encode_status` for a body refused whole."""
-    return encode_status(rejected.status, rejected.message, content_type)
+    return encode_status(rejected.http_status, rejected.message, content_type)
 
 
 def _encode(message: Message, content_type: str) -> bytes:

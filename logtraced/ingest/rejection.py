@@ -27,13 +27,12 @@ class BodyRejected(DecodeError):
     """A request body none of which can be accepted; nothing of it may be stored."""
 
     def __init__(self, cause: str, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
+        super().__init__(message, code=cause)
         self.cause = cause
-        self.message = message
-        self.status = status
+        self.http_status = status  # the dialect's own status, which may lie outside errors.Status (406)
 
     def __repr__(self) -> str:
-        return f"BodyRejected({self.cause!r}, {self.message!r}, status={self.status})"
+        return f"BodyRejected({self.cause!r}, {self.message!r}, status={self.http_status})"
 
 
 def media_type(content_type: str) -> str:

@@ -205,7 +205,7 @@ class TestBadLines:
     def test_wrong_content_type_is_406(self) -> None:
         with pytest.raises(BodyRejected) as caught:
             decode(b"", content_type="text/plain")
-        assert (caught.value.cause, caught.value.status) == ("unsupported_content_type", 406)
+        assert (caught.value.cause, caught.value.http_status) == ("unsupported_content_type", 406)
 
     def test_vendor_content_type_with_compatibility_parameter(self) -> None:
         items = decode(

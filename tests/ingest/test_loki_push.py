@@ -214,7 +214,7 @@ class TestJson:
     def test_whole_body_refusals(self, body: bytes, cause: str) -> None:
         with pytest.raises(BodyRejected) as caught:
             decode(body, JSON)
-        assert (caught.value.cause, caught.value.status) == (cause, 400)
+        assert (caught.value.cause, caught.value.http_status) == (cause, 400)
         assert rejection_text(caught.value).endswith("\n")
 
 
@@ -222,14 +222,14 @@ class TestBadBodies:
     def test_wrong_content_type(self) -> None:
         with pytest.raises(BodyRejected) as caught:
             decode(b"{}", "text/plain")
-        assert (caught.value.cause, caught.value.status) == ("unsupported_content_type", 415)
+        assert (caught.value.cause, caught.value.http_status) == ("unsupported_content_type", 415)
 
     def test_snappy_bomb_is_refused_before_inflating(self) -> None:
         bomb = bytes(cramjam.snappy.compress_raw(b"\0" * (4 * LIMIT)))
         assert len(bomb) < LIMIT // 4
         with pytest.raises(BodyRejected) as caught:
             decode(bomb)
-        assert (caught.value.cause, caught.value.status) == ("decompressed_too_large", 413)
+        assert (caught.value.cause, caught.value.http_status) == ("decompressed_too_large", 413)
 
     def test_huge_declared_length_on_a_tiny_body(self) -> None:
         with pytest.raises(BodyRejected) as caught:

@@ -376,7 +376,7 @@ class TestJson:
     def test_whole_body_refusals(self, body: bytes, cause: str) -> None:
         with pytest.raises(BodyRejected) as caught:
             decode(body, JSON_TYPE)
-        assert (caught.value.cause, caught.value.status) == (cause, 400)
+        assert (caught.value.cause, caught.value.http_status) == (cause, 400)
 
     def test_deep_nesting_is_refused_not_a_crash(self) -> None:
         value: dict[str, Any] = {"stringValue": "leaf"}
@@ -417,7 +417,7 @@ class TestBadBodies:
     def test_wrong_content_type(self) -> None:
         with pytest.raises(BodyRejected) as caught:
             decode(b"", "application/x-www-form-urlencoded")
-        assert (caught.value.cause, caught.value.status) == ("unsupported_content_type", 415)
+        assert (caught.value.cause, caught.value.http_status) == ("unsupported_content_type", 415)
 
     @pytest.mark.parametrize(
         "body", [b"\xff" * 20, gzip.compress(request_with({})), request_with({"body": string_value("x" * 50)})[:-4]]
