@@ -22,13 +22,9 @@ from typing import Any, Final, NamedTuple, NoReturn
 from logtraced.errors import QueryError
 from logtraced.events import canonical_level
 from logtraced.query.ast import (
-    ENV,
-    HOST,
-    INDEX,
     LEVEL,
     MAX_DEPTH,
     MESSAGE,
-    SERVICE,
     Compare,
     Exists,
     Node,
@@ -56,6 +52,8 @@ from logtraced.query.logql_ast import (
     VectorLiteral,
 )
 from logtraced.query.logql_stages import (
+    FIELD_OF_LABEL,
+    LEVEL_LABELS,
     CompareOp,
     Decolorize,
     DropLabels,
@@ -76,20 +74,6 @@ from logtraced.query.logql_stages import (
 )
 from logtraced.query.pipeline import Filter, Parse, ParserKind, Pipeline, Stage
 from logtraced.query.template import Template, parse_template
-
-# Loki label names that are canonical event fields; every other label name is an attribute path.
-FIELD_OF_LABEL: Final = MappingProxyType(
-    {
-        "service_name": SERVICE,
-        "service": SERVICE,
-        "level": LEVEL,
-        "detected_level": LEVEL,
-        "host": HOST,
-        "env": ENV,
-        "index": INDEX,
-    }
-)
-LEVEL_LABELS: Final = frozenset({"level", "detected_level"})
 
 _PUNCTUATION: Final = (
     "|=",

@@ -12,9 +12,33 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
+from logtraced.query.ast import ENV, HOST, INDEX, LEVEL, SERVICE
 from logtraced.query.template import Template
+
+# Loki label names that are canonical event fields; every other label name is an attribute path.
+FIELD_OF_LABEL: Final = MappingProxyType(
+    {
+        "service_name": SERVICE,
+        "service": SERVICE,
+        "level": LEVEL,
+        "detected_level": LEVEL,
+        "host": HOST,
+        "env": ENV,
+        "index": INDEX,
+    }
+)
+LEVEL_LABELS: Final = frozenset({"level", "detected_level"})
+# Event field -> the stream label it is shown as: an event's stream labels in LogQL.
+STREAM_LABELS: Final = (
+    ("service", "service_name"),
+    ("level", "level"),
+    ("host", "host"),
+    ("env", "env"),
+    ("index", "index"),
+)
 
 ERROR_LABEL: Final = "__error__"
 ERROR_DETAILS_LABEL: Final = "__error_details__"
