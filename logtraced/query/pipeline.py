@@ -37,6 +37,7 @@ from logtraced.query.ast import (
     or_,
 )
 from logtraced.query.evaluate import EventLike, Stemmer, as_number, build_matcher, compile_regex
+from logtraced.query.logql_stages import LogqlStage
 from logtraced.query.timerange import parse_instant
 
 _COMPARISONS: dict[str, tuple[Op, bool]] = {
@@ -114,7 +115,8 @@ class Aggregate:
     by: tuple[str, ...] = ()
 
 
-Stage: TypeAlias = Filter | Parse | Aggregate
+# LogQL pipelines add their own stages; `matcher` runs the JSON pipeline's, logql_eval.py runs all of them.
+Stage: TypeAlias = Filter | Parse | Aggregate | LogqlStage
 
 
 @dataclasses.dataclass(frozen=True)
