@@ -32,26 +32,36 @@ class LogConfig(_Section, frozen=True):
     format: Literal["auto", "json", "console"] = "auto"
 
 
-class TcpConfig(_Section, frozen=True):
+class ListenerConfig(_Section, frozen=True):
+    """What every listener section has: where it listens and whose events arrive there."""
+
     enabled: bool = True
     host: str = "0.0.0.0"
-    port: int = 5000
+    port: int = 0
     org: str = "default"
     environment: str = "production"
-    max_line_bytes: int = 1024 * 1024
+
+
+class StreamListenerConfig(ListenerConfig, frozen=True):
+    """A TCP listener: connection limits, idle timeout, optional TLS."""
+
     max_connections: int = 10_000
     idle_timeout_seconds: float = 3600.0
     tls_cert_file: str = ""
     tls_key_file: str = ""
 
 
-class UdpConfig(_Section, frozen=True):
-    enabled: bool = True
-    host: str = "0.0.0.0"
-    port: int = 5000
-    org: str = "default"
-    environment: str = "production"
+class DatagramListenerConfig(ListenerConfig, frozen=True):
     receive_buffer_bytes: int = 8 * 1024 * 1024
+
+
+class TcpConfig(StreamListenerConfig, frozen=True):
+    port: int = 5000
+    max_line_bytes: int = 1024 * 1024
+
+
+class UdpConfig(DatagramListenerConfig, frozen=True):
+    port: int = 5000
 
 
 class HttpConfig(_Section, frozen=True):
@@ -214,13 +224,12 @@ def _describe(exc: msgspec.ValidationError) -> str:
 
 def _check(config: Config) -> None:
     """Rules a type cannot express; each message names the key."""
-    for section in ("tcp", "udp"):
-        listener = getattr(config, section)
+    for section, listener in listener_sections(config).items():
         _check_tenant(f"{section}.org", listener.org, f"{section}.environment", listener.environment)
         _check_port(f"{section}.port", listener.port)
+        if isinstance(listener, StreamListenerConfig) and bool(listener.tls_cert_file) != bool(listener.tls_key_file):
+            raise ConfigError(f"{section}.tls_cert_file and {section}.tls_key_file must be set together")
     _check_port("http.port", config.http.port)
-    if bool(config.tcp.tls_cert_file) != bool(config.tcp.tls_key_file):
-        raise ConfigError("tcp.tls_cert_file and tcp.tls_key_file must be set together")
     positives = {
         "tcp.max_line_bytes": config.tcp.max_line_bytes,
         "http.max_body_bytes": config.http.max_body_bytes,
@@ -243,6 +252,15 @@ def _check(config: Config) -> None:
         raise ConfigError("index.writer_heap_bytes: must be at least 15000000 per writer thread")
     if config.auth.default_tier not in config.auth.tiers:
         raise ConfigError(f"auth.default_tier: no tier named {config.auth.default_tier!r} in auth.tiers")
+
+
+def listener_sections(config: Config) -> dict[str, ListenerConfig]:
+    """Every listener section by name (tcp, udp and each protocol's), found by type, so none is missed."""
+    return {
+        item.name: getattr(config, item.name)
+        for item in msgspec.structs.fields(config)
+        if isinstance(getattr(config, item.name), ListenerConfig)
+    }
 
 
 def _check_tenant(org_key: str, org: str, env_key: str, environment: str) -> None:

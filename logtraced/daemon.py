@@ -27,7 +27,8 @@ from logtraced.auth.services import AuthServices, tiers_from_config
 from logtraced.config import Config, load_config
 from logtraced.errors import ConfigError
 from logtraced.ingest.pipeline import IngestPipeline
-from logtraced.ingest.registry import Receiver, build_receivers
+from logtraced.ingest.receiver import Receiver
+from logtraced.ingest.registry import build_receivers
 from logtraced.log import configure_logging, get_logger
 from logtraced.storage import writer
 from logtraced.storage.backends import open_store

@@ -1,9 +1,9 @@
-"""The canonical Event and the normalisation of shipper field spellings onto it.
+"""Shippers' JSON field spellings onto the canonical Event, and the Event's public JSON shape.
 
 Logstash, Fluent Bit, Beats and plain applications each name the same facts differently
 (`@timestamp` or `date`, `level` or `log.level`, `host` as a string or an object).  This
-module maps all of them onto one `Event`, and gives an Event its public JSON shape.  It is sans-IO and runs once per received event, so the decoders and
-encoders are built once at import and the decoded dict itself becomes `attributes`.
+module maps all of them onto one `Event`.  It is sans-IO and runs once per received event, so
+the decoders and encoders are built once at import and the decoded dict becomes `attributes`.
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ overflow the handler reported through `AuthContext.count`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Final
 
@@ -116,23 +118,36 @@ def _principal(request: web.Request, header: str) -> Principal:
 
 
 def _bearer(request: web.Request, header: str) -> str:
-    """The credential of a `Bearer` header; a missing header or another scheme is 401 `missing_credentials`."""
+    """The credential of `header`; a missing header or an unknown scheme is 401 `missing_credentials`.
+
+    `Bearer <key>` is the API's own scheme.  Shippers that can only send other schemes are met
+    where they are: `Basic base64(<any user>:<key>)` (Fluent Bit, Promtail, Beats, Grafana's
+    "Basic auth" with the key as password) and Elasticsearch's `ApiKey <key>` or
+    `ApiKey base64(<id>:<key>)`.  A scheme is read only for its credential; what the key may
+    do is decided by the key, whatever scheme carried it.
+    """
     value = request.headers.get(header, "")
     scheme, _, credential = value.strip().partition(" ")
-    credential = credential.strip()
-    if scheme.lower() != "bearer" or not credential:
+    credential = _credential(scheme.lower(), credential.strip())
+    if not credential:
         raise Unauthenticated(
             f"send the credential as '{header}: Bearer <key>'", code="missing_credentials", credential_sent=False
         )
     return credential
 
 
-def _challenge(error: str | None) -> dict[str, str]:
-    """The WWW-Authenticate header of a 401 (RFC 6750): a bare challenge, or one naming the error."""
-    value = 'Bearer realm="logtraced"'
-    if error is not None:
-        value += f', error="{error}"'
-    return {"WWW-Authenticate": value}
+def _credential(scheme: str, text: str) -> str:
+    """The key inside one scheme's credential text, or "" when the scheme is not one we read."""
+    if scheme == "bearer" or not text:
+        return text
+    if scheme not in ("basic", "apikey"):
+        return ""
+    try:
+        decoded = base64.b64decode(text, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return text if scheme == "apikey" else ""  # an ApiKey may be the key itself
+    user, colon, secret = decoded.partition(":")
+    return (secret or user) if colon else (decoded if scheme == "apikey" else "")
 
 
 async def add_rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -57,7 +57,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except LogtracedError as exc:
-        return domain_error_response(exc)
+        response = domain_error_response(exc)
+        if request.body_exists and not request.content.is_eof():
+            # The rest of the body was not (or could not be) read, so the next request on this
+            # connection cannot be found: announce the close instead of leaving the client to a reset.
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

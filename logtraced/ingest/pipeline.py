@@ -19,6 +19,7 @@ from typing import Any
 
 from logtraced.config import Config, RoutingRule
 from logtraced.errors import RateLimited, StorageError
+from logtraced.ingest.codec import Decoded
 from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import Event, Tenant
 from logtraced.storage.wal import WalWriter
@@ -60,6 +61,7 @@ class ProtocolCounters:
     bytes: int = 0
     rejected: int = 0
     causes: dict[str, int] = field(default_factory=dict)
+    connections: int = 0  # open now (stream listeners)
 
 
 @dataclass
@@ -136,11 +138,38 @@ class IngestPipeline:
             counters = self.protocols[name] = ProtocolCounters()
         return counters
 
-    def reject(self, protocol: str, cause: str, events: int = 1) -> None:
-        """Count input a receiver refused (the receiver logs it, rate-limited, with the sender's address)."""
+    def count_input(self, protocol: str, decoded: Decoded, warnings: WarningLimiter, *, peer: str) -> None:
+        """Count what a decoder found wrong with some input, and warn once per cause per minute, naming the sender."""
+        if decoded.truncated:
+            self.counters.truncated += decoded.truncated
+            warnings.warn(f"{protocol}_line_truncated", frames=decoded.truncated, peer=peer)
+        if decoded.parse_failures:
+            self.counters.parse_failures += decoded.parse_failures
+            warnings.warn(f"{protocol}_json_parse_failure", stored_as="raw message", peer=peer)
+        if decoded.rejected or decoded.close:
+            counters = self.protocol(protocol)
+            for cause, count in decoded.rejected.items():
+                counters.rejected += count
+                counters.causes[cause] = counters.causes.get(cause, 0) + count
+                warnings.warn(f"{protocol}_{cause}", count=count, peer=peer)
+            if decoded.close:
+                warnings.warn(f"{protocol}_{decoded.close}", closed=True, peer=peer)
+
+    def connection_opened(self, protocol: str) -> None:
+        self.counters.tcp_connections += 1
+        self.counters.tcp_connections_total += 1
+        self.protocol(protocol).connections += 1
+
+    def connection_closed(self, protocol: str) -> None:
+        self.counters.tcp_connections -= 1
+        self.protocol(protocol).connections -= 1
+
+    def drop_datagram(self, protocol: str) -> None:
+        """UDP cannot push back: a datagram that arrives while the backlog is full is counted and dropped."""
+        self.counters.udp_dropped += 1
         counters = self.protocol(protocol)
-        counters.rejected += events
-        counters.causes[cause] = counters.causes.get(cause, 0) + events
+        counters.rejected += 1
+        counters.causes["dropped_backpressure"] = counters.causes.get("dropped_backpressure", 0) + 1
 
     def submit(self, events: list[Event], tenant: Tenant, raw_bytes: int, protocol: str) -> int:
         """Append the events to the WAL (written, not yet durable); return the last record's sequence."""

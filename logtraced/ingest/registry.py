@@ -1,48 +1,20 @@
 """The receivers a daemon runs: every protocol's listeners, built from the config through one list of factories.
 
-Adding a protocol touches its own module, its config section and the `FACTORIES` list below;
-the daemon starts and stops whatever this module builds, in order, and knows no protocol.
+Adding a protocol touches its own module (a sans-IO codec and a `receivers` factory), its
+config section and `FACTORIES` below; the daemon starts and stops whatever this module builds,
+in order, and knows no protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final, Protocol
+from typing import Final
 
 from logtraced.config import Config
+from logtraced.ingest import jsonlines
 from logtraced.ingest.pipeline import IngestPipeline
-from logtraced.ingest.tcp import TcpReceiver
-from logtraced.ingest.udp import UdpReceiver
+from logtraced.ingest.receiver import Receiver, ReceiverFactory
 
-
-class Receiver(Protocol):
-    """One bound listener of one protocol."""
-
-    name: str  # the protocol, as counters and logs name it
-    network: str  # "tcp" or "udp"
-
-    async def start(self) -> int:
-        """Bind and listen; return the bound port (the config may say 0)."""
-        ...
-
-    async def stop(self) -> None:
-        """Stop accepting, store whatever partial input is buffered, close."""
-        ...
-
-
-ReceiverFactory = Callable[[Config, IngestPipeline], list[Receiver]]
-
-
-def _json_lines(config: Config, pipeline: IngestPipeline) -> list[Receiver]:
-    receivers: list[Receiver] = []
-    if config.tcp.enabled:
-        receivers.append(TcpReceiver(config.tcp, pipeline))
-    if config.udp.enabled:
-        receivers.append(UdpReceiver(config.udp, pipeline))
-    return receivers
-
-
-FACTORIES: Final[tuple[ReceiverFactory, ...]] = (_json_lines,)
+FACTORIES: Final[tuple[ReceiverFactory, ...]] = (jsonlines.receivers,)
 
 
 def build_receivers(config: Config, pipeline: IngestPipeline) -> list[Receiver]:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+
 from tests.api.conftest import Api, Key
 from tests.harness import wait_until
 
 UNKNOWN = "lt_live_" + "0" * 32
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
 
 
 class TestCredentials:
@@ -19,6 +25,20 @@ class TestCredentials:
     def test_other_scheme(self, api: Api, writer: Key) -> None:
         status, _, body = api.request("GET", "/v1/health", headers={"Authorization": f"Basic {writer.secret}"})
         assert (status, body["error"]["code"]) == (401, "missing_credentials")
+
+    def test_shippers_schemes_carry_the_key(self, api: Api, writer: Key) -> None:
+        """Basic with the key as password (or as user), and Elasticsearch's ApiKey, plain or base64(id:key)."""
+        for value in (
+            "Basic " + b64(f"fluent-bit:{writer.secret}"),
+            "Basic " + b64(f"{writer.secret}:"),
+            f"ApiKey {writer.secret}",
+            "ApiKey " + b64(f"key-id:{writer.secret}"),
+        ):
+            assert api.request("GET", "/v1/health", headers={"Authorization": value})[0] == 200, value
+
+    def test_a_wrong_key_in_another_scheme_is_still_refused(self, api: Api) -> None:
+        status, _, body = api.request("GET", "/v1/health", headers={"Authorization": "Basic " + b64(f"u:{UNKNOWN}")})
+        assert (status, body["error"]["code"]) == (401, "invalid_api_key")
 
     def test_unknown_and_malformed_keys(self, api: Api) -> None:
         for secret in (UNKNOWN, "not-a-key", "lta_" + "0" * 40):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import time
@@ -237,6 +238,20 @@ class TestRefused:
         raw = gzipped({"logs": []})[:10] + b"garbage" * 10
         status, _, body = api.ingest(writer, raw=raw, headers={"Content-Encoding": "gzip"})
         assert (status, body["error"]["code"]) == (400, "malformed_body")
+
+    def test_corrupt_gzip_announces_the_close_and_the_next_request_works(self, api: Api, writer: Key) -> None:
+        """A body that fails to inflate cannot be skipped to find the next request: say so, then close."""
+        raw = gzipped({"logs": []})[:10] + b"garbage" * 10
+        connection = http.client.HTTPConnection("127.0.0.1", api.daemon.http_port, timeout=10)
+        headers = {**writer.bearer, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+        connection.request("POST", "/v1/logs/ingest", body=raw, headers=headers)
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Connection")) == (400, "close")
+        response.read()
+        connection.request("POST", "/v1/logs/ingest", body=json.dumps({"logs": [{"message": "next"}]}), headers={
+            **writer.bearer, "Content-Type": "application/json"})  # fmt: skip
+        assert connection.getresponse().status == 202
+        connection.close()
 
     def test_body_over_the_limit(self, api: Api, writer: Key) -> None:
         raw = json.dumps({"logs": [{"message": "x" * (MAX_BODY_BYTES + 10)}]}).encode()
