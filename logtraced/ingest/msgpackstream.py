@@ -35,6 +35,8 @@ MAX_DEPTH: Final = 100
 TOO_DEEP: Final = "[nested too deep]"
 
 _RAW: Final = msgspec.msgpack.Decoder(msgspec.Raw)
+_RAW_LIST: Final = msgspec.msgpack.Decoder(list[msgspec.Raw])
+_U32_ARRAY: Final = struct.Struct(">BI")  # an array 32 header
 _TRAILING: Final = re.compile(r"trailing characters \(byte (\d+)\)")
 _TRUNCATED: Final = "truncated"
 
@@ -124,21 +126,20 @@ def _header(data: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[i
     return kind, size, length
 
 
-def _c_skip(data: bytes | bytearray | memoryview, pos: int, end: int) -> int | None:
-    """End of the value at `pos`, skipped in C; None when it is cut (or too deep for C)."""
-    with memoryview(data) as view, view[pos:end] as piece:
-        try:
-            _RAW.decode(piece)
-        except msgspec.DecodeError as error:
-            text = str(error)
-            if _TRUNCATED in text:
-                return None
-            trailing = _TRAILING.search(text)
-            if trailing is None:
-                raise MalformedMsgpack(text) from None
-            return pos + int(trailing.group(1))
-        except RecursionError:
+def _c_skip(view: memoryview, pos: int, end: int) -> int | None:
+    """End of the value at view[pos], skipped in C; None when it is cut (or too deep for C)."""
+    try:
+        _RAW.decode(view[pos:end])  # the Raw it returns is dropped at once, so no export outlives this
+    except msgspec.DecodeError as error:
+        text = str(error)
+        if _TRUNCATED in text:
             return None
+        trailing = _TRAILING.search(text)
+        if trailing is None:
+            raise MalformedMsgpack(text) from None
+        return pos + int(trailing.group(1))
+    except RecursionError:
+        return None
     return end
 
 
@@ -149,15 +150,21 @@ class ValueScanner:
     value is complete, else -1, and remembers how far it got.  `reset()` after removing the
     value from the buffer.  `known_length` is a lower bound of the value's length, so a
     caller can refuse an oversize value before it has arrived.
+
+    The state is one position and the count of values still to skip: descending into a
+    container that is cut replaces it by its children, so the values still to skip are
+    always complete values back to back.  That lets runs of them (the entries of a large
+    Forward request) be skipped in one C call, a `list[Raw]` decode behind an array header
+    of a guessed count that doubles while it fits and halves when it overshoots.
     """
 
     def __init__(self) -> None:
-        self._pos = 0
-        self._remaining = 1  # values still to skip before the first top-level value is complete
+        self.reset()
 
     def reset(self) -> None:
         self._pos = 0
-        self._remaining = 1
+        self._remaining = 1  # values still to skip before the first top-level value is complete
+        self._run = 1  # how many values the next bulk skip tries
 
     @property
     def known_length(self) -> int:
@@ -165,11 +172,20 @@ class ValueScanner:
 
     def scan(self, data: bytes | bytearray, start: int = 0) -> int:
         """Length of the value starting at data[start] once it is complete there, else -1."""
-        pos, remaining, end = start + self._pos, self._remaining, len(data)
+        pos, remaining, run, end = start + self._pos, self._remaining, self._run, len(data)
+        view = memoryview(data)
         try:
             while remaining:
                 if pos >= end:
                     return -1
+                if run > 1 and remaining > 1:
+                    count = min(run, remaining)
+                    stop = _bulk_skip(view, pos, end, count)
+                    if stop is None:
+                        run //= 2
+                    else:
+                        pos, remaining, run = stop, remaining - count, run * 2
+                    continue
                 header = _header(data, pos, end)
                 if header is None:
                     return -1
@@ -181,22 +197,42 @@ class ValueScanner:
                 elif length == 0:
                     pos += size
                 else:
-                    stop = _c_skip(data, pos, end)
+                    stop = _c_skip(view, pos, end)
                     if stop is None:  # cut by the end of the buffer: walk into it
                         pos += size
                         remaining += length * (2 if kind == _MAP else 1)
                     else:
                         pos = stop
                 remaining -= 1
+                run = 2
         finally:
-            self._pos, self._remaining = pos - start, remaining
+            view.release()  # the caller may resize a bytearray buffer next
+            self._pos, self._remaining, self._run = pos - start, remaining, run
         return pos - start if pos <= end else -1
+
+
+def _bulk_skip(view: memoryview, pos: int, end: int, count: int) -> int | None:
+    """End of the `count` complete values at view[pos] back to back; None if they are not all there."""
+    try:
+        _RAW_LIST.decode(_U32_ARRAY.pack(0xDD, count) + view[pos:end])
+    except msgspec.DecodeError as error:
+        text = str(error)
+        if _TRUNCATED in text:
+            return None
+        trailing = _TRAILING.search(text)
+        if trailing is None:
+            raise MalformedMsgpack(text) from None
+        return pos + int(trailing.group(1)) - _U32_ARRAY.size
+    except RecursionError:
+        return None
+    return end
 
 
 def skip(data: bytes | bytearray | memoryview, pos: int = 0) -> int:
     """End of the complete value at `pos`; MalformedMsgpack if it is cut or invalid."""
     end = len(data)
-    stop = _c_skip(data, pos, end) if pos < end else None
+    with memoryview(data) as view:
+        stop = _c_skip(view, pos, end) if pos < end else None
     if stop is not None:
         return stop
     scanner = ValueScanner()
@@ -270,10 +306,6 @@ def count_values(data: bytes | bytearray) -> int:
                 return _count_by_walking(data)
             return count + guess
     return count
-
-
-_RAW_LIST: Final = msgspec.msgpack.Decoder(list[msgspec.Raw])
-_U32_ARRAY: Final = struct.Struct(">BI")
 
 
 def _count_by_walking(data: bytes | bytearray) -> int:

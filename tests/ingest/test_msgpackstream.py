@@ -125,6 +125,23 @@ class TestScanner:
         with pytest.raises(MalformedMsgpack):
             skip(data)
 
+    def test_invalid_byte_after_a_run_of_complete_values(self) -> None:
+        entries = b"".join(encode([i, {"k": "v"}]) for i in range(50))
+        scanner = ValueScanner()
+        assert scanner.scan(b"\xdc\x00\x64" + entries) == -1  # an array of 100, 50 of them here
+        with pytest.raises(MalformedMsgpack):
+            scanner.scan(b"\xdc\x00\x64" + entries + entries[:20] + b"\xc1" * 30)
+
+    def test_many_small_values_in_reads_of_every_size(self) -> None:
+        data = encode(["tag", [[i, {"log": "x" * (i % 13)}] for i in range(2000)], {"chunk": "c"}])
+        for size in (1, 5, 64, 999, 4096, 65536):
+            scanner, buffer, found = ValueScanner(), bytearray(), -1
+            for pos in range(0, len(data), size):
+                buffer += data[pos : pos + size]
+                found = scanner.scan(buffer)
+                assert found in (-1, len(data))
+            assert found == len(data), size
+
     def test_random_bytes_never_raise_anything_else(self) -> None:
         rng = random.Random(3)
         for _ in range(3000):
