@@ -28,8 +28,8 @@ MAX_NESTING: Final = 100
 _CONTAINERS: Final = frozenset((dict, list))
 
 
-def _json_type(depth: int) -> Any:
-    """The type of any JSON value nested at most `depth` levels deep."""
+def json_value_type(depth: int) -> Any:
+    """The type of any JSON value nested at most `depth` levels deep (build it once: its size grows with depth)."""
     value_type: Any = str | int | float | bool | None
     for _ in range(depth):
         value_type = dict[str, value_type] | list[value_type] | str | int | float | bool | None
@@ -41,7 +41,7 @@ _DECODER: Final = msgspec.json.Decoder()
 # shallow frame needs no depth check of its own.  (msgspec builds the type in time
 # exponential in the depth, so this cannot be MAX_NESTING itself.)
 _SHALLOW_DEPTH: Final = 8
-_SHALLOW_DECODER: Final = msgspec.json.Decoder(_json_type(_SHALLOW_DEPTH))
+_SHALLOW_DECODER: Final = msgspec.json.Decoder(json_value_type(_SHALLOW_DEPTH))
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
@@ -368,11 +368,15 @@ def _take_name(record: dict[str, Any], candidates: _Candidates) -> str:
     return ""
 
 
-def events_from_frame(frame: bytes, received_ns: int, *, truncated: bool = False) -> list[Event]:
+def events_from_frame(
+    frame: bytes, received_ns: int, *, truncated: bool = False, drop_keys: tuple[str, ...] = ()
+) -> list[Event]:
     """The events in one frame, as Logstash's json codec would make them; never raises.
 
     An object is one event, an array one event per element.  Anything that is not JSON, or
     is nested too deep to index, is kept whole as the message of a `_jsonparsefailure` event.
+    Top-level keys in `drop_keys` are removed from each object first (Beats' `@metadata`,
+    which Logstash never stores either).
     """
     try:
         value = _decode(frame)
@@ -380,6 +384,11 @@ def events_from_frame(frame: bytes, received_ns: int, *, truncated: bool = False
         if not frame or frame.isspace():
             return []
         return [_unparsed(frame, received_ns, truncated)]
+    if drop_keys:
+        for item in value if type(value) is list else (value,):
+            if type(item) is dict:
+                for key in drop_keys:
+                    item.pop(key, None)
     if type(value) is dict:
         events = [normalise(value, received_ns)]
     elif type(value) is list:

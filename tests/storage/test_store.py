@@ -56,11 +56,16 @@ def event(offset_ns: int, message: str, **fields: Any) -> Event:
 @pytest.fixture
 def store(tmp_path: Path) -> TantivyStore:
     cfg = config(tmp_path)
-    batches = [(MINE, [event(HOUR, "mine one", level="error", service="api", attributes={"region": "eu"}, index="audit"),
-                       event(2 * HOUR, "mine two", level="info", service="api")])]  # fmt: skip
+    mine = [
+        event(HOUR, "mine one", level="error", service="api", attributes={"region": "eu"}, index="audit"),
+        event(2 * HOUR, "mine two", level="info", service="api"),
+    ]
+    batches = [(MINE, mine)]
     for stranger in STRANGERS:
-        batches.append((stranger, [event(HOUR, "secret", level="fatal", service=f"svc-{stranger.org}-{stranger.env}",
-                                         host="leak", attributes={"region": "leak"}, index="leak")]))  # fmt: skip
+        service = f"svc-{stranger.org}-{stranger.env}"
+        theirs = event(HOUR, "secret", level="fatal", service=service, host="leak", attributes={"region": "leak"})
+        theirs.index = "leak"
+        batches.append((stranger, [theirs]))
     write(cfg, batches).close()
     return TantivyStore(cfg.data_path)
 
@@ -81,7 +86,7 @@ READS: dict[str, Callable[[TenantView], list[str]]] = {
         value
         for name in ("service", "level", "host", "index", "region")
         for value in view.label_values(name, *window(), 100)
-    ],  # fmt: skip
+    ],
     "has_index": lambda view: ["leak"] if view.has_index("leak") else [],
 }
 
