@@ -44,9 +44,9 @@ import msgspec  # noqa: E402
 import tantivy  # noqa: E402
 
 from logtraced.model import NS_PER_DAY, Event, Tenant, event_id  # noqa: E402
+from logtraced.query.gosyntax import NS_PER_SECOND  # noqa: E402
 from logtraced.query.kql import parse_kql  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline  # noqa: E402
-from logtraced.query.timerange import NS_PER_SECOND  # noqa: E402
 from logtraced.storage.backend import SearchRequest, TenantView  # noqa: E402
 from logtraced.storage.tantivy.documents import encode_documents  # noqa: E402
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, open_index  # noqa: E402
