@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logtraced import __version__
-from logtraced.config import Config, load_config
+from logtraced.config import ENVIRONMENTS, Config, load_config
 from logtraced.errors import LogtracedError
 
 if TYPE_CHECKING:
     from logtraced.auth.keys import KeyStore
+    from logtraced.storage.backend import LogStore
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+# The installed service's config (README, "Running under systemd"): the CLI's default when present.
+SYSTEM_CONFIG = Path("/etc/logtraced/logtraced.toml")
+# What `keys create` grants when no --scope is given: what a shipper and a reader need, not admin.
+DEFAULT_KEY_SCOPES = ("write:logs", "read:logs")
+
+
+class UsageError(LogtracedError):
+    """The command line itself is wrong (exit 2, as argparse's own usage errors)."""
+
+
+_FLAG_HELP = {
+    "listeners.org": "sets the org of every listener (tcp.org, udp.org and each protocol's)",
+    "listeners.environment": "sets the environment of every listener",
+}
 
 # Flags of `serve` and the config keys they set.
 SERVE_FLAGS: dict[str, tuple[str, type]] = {
@@ -28,8 +45,8 @@ SERVE_FLAGS: dict[str, tuple[str, type]] = {
     "--udp-port": ("udp.port", int),
     "--http-host": ("http.host", str),
     "--http-port": ("http.port", int),
-    "--org": ("tcp.org", str),
-    "--environment": ("tcp.environment", str),
+    "--org": ("listeners.org", str),
+    "--environment": ("listeners.environment", str),
     "--retention-days": ("index.retention_days", int),
     "--log-level": ("log.level", str),
     "--log-format": ("log.format", str),
@@ -45,9 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.run(args)
         return result
+    except UsageError as exc:
+        print(f"logtraced: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except LogtracedError as exc:
         print(f"logtraced: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`check-config | head -1`): nothing more to say, and no traceback at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -72,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
     _add_config_flags(parser)
     for flag, (key, kind) in SERVE_FLAGS.items():
-        parser.add_argument(flag, dest=key, type=kind, default=None, help=f"sets {key}")
+        parser.add_argument(flag, dest=key, type=kind, default=None, help=_FLAG_HELP.get(key, f"sets {key}"))
     parser.add_argument(
         "--set",
         dest="assignments",
@@ -96,22 +120,37 @@ def config_from_args(args: argparse.Namespace) -> tuple[Config, str | None]:
 
 
 def config_path(args: argparse.Namespace) -> str | None:
-    import os
+    """--config, else $LOGTRACED_CONFIG, else the installed service's file when there is one, else none."""
+    if args.config or os.environ.get("LOGTRACED_CONFIG"):
+        return str(args.config or os.environ["LOGTRACED_CONFIG"])
+    return str(SYSTEM_CONFIG) if SYSTEM_CONFIG.is_file() else None
 
-    return args.config or os.environ.get("LOGTRACED_CONFIG")
+
+def existing_data_dir(config: Config) -> Config:
+    """Commands that read or write an existing store must not create a new one where the operator mistyped."""
+    if not config.data_path.is_dir():
+        raise LogtracedError(
+            f"no data directory at {config.data_path}; point to the daemon's with --data-dir DIR or "
+            f"--config FILE (an installed service reads {SYSTEM_CONFIG})"
+        )
+    return config
 
 
 def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The config keys set by flags; SIGHUP re-applies them over the re-read file."""
-    overrides: dict[str, Any] = {key: getattr(args, key, None) for key, _ in SERVE_FLAGS.values()}
-    if getattr(args, "tcp.org", None) is not None:
-        overrides["udp.org"] = getattr(args, "tcp.org")
-    if getattr(args, "tcp.environment", None) is not None:
-        overrides["udp.environment"] = getattr(args, "tcp.environment")
+    from logtraced.config import default_config, listener_sections
+
+    overrides: dict[str, Any] = {
+        key: getattr(args, key, None) for key, _ in SERVE_FLAGS.values() if not key.startswith("listeners.")
+    }
+    for field in ("org", "environment"):
+        value = getattr(args, f"listeners.{field}", None)
+        for section in listener_sections(default_config()):
+            overrides[f"{section}.{field}"] = value
     for assignment in getattr(args, "assignments", []):
         key, sep, value = assignment.partition("=")
         if not sep:
-            raise LogtracedError(f"--set expects KEY=VALUE, got {assignment!r}")
+            raise UsageError(f"--set expects KEY=VALUE, got {assignment!r}")
         overrides[key.strip()] = _parse_value(value)
     return overrides
 
@@ -147,17 +186,23 @@ def _add_keys_commands(commands: Any) -> None:
     keys = commands.add_parser("keys", help="create, list and revoke API keys (works while the daemon runs)")
     actions = keys.add_subparsers(title="actions", required=True)
     create = actions.add_parser("create", help="mint a key; its secret is printed once, then its id")
-    create.add_argument("--org", dest="key_org", required=True, metavar="ORG", help="organisation slug")
     create.add_argument(
-        "--environment", dest="key_environment", required=True, metavar="ENV", help="production, staging or development"
+        "--org", dest="key_org", default="default", metavar="ORG", help="organisation (default: default)"
+    )
+    create.add_argument(
+        "--environment",
+        dest="key_environment",
+        default="production",
+        metavar="ENV",
+        help="production, staging or development (default: production)",
     )
     create.add_argument(
         "--scope",
         dest="key_scopes",
         action="append",
-        required=True,
+        default=None,
         metavar="SCOPE",
-        help="write:logs, read:logs or admin (repeatable)",
+        help="write:logs, read:logs or admin (repeatable; default: write:logs and read:logs)",
     )
     create.add_argument(
         "--tier", dest="key_tier", default=None, metavar="TIER", help="rate-limit tier (default: auth.default_tier)"
@@ -177,12 +222,13 @@ def _add_keys_commands(commands: Any) -> None:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    config, _ = config_from_args(args)
+    config = existing_data_dir(config_from_args(args)[0])
     tier = args.key_tier or config.auth.default_tier
     if tier not in config.auth.tiers:
         raise LogtracedError(f"tier {tier!r} is not one of {', '.join(sorted(config.auth.tiers))} (auth.tiers)")
+    scopes = args.key_scopes or list(DEFAULT_KEY_SCOPES)
     with _key_store(config) as keys:
-        record, secret = keys.create(args.key_org, args.key_environment, args.key_scopes, tier, args.key_name)
+        record, secret = keys.create(args.key_org, args.key_environment, scopes, tier, args.key_name)
     if args.as_json:
         from logtraced.api.keys import key_json
 
@@ -190,14 +236,18 @@ def _keys_create(args: argparse.Namespace) -> int:
     else:
         print(secret)
         print(record.id)
-        print("Store the secret now: it is not kept and cannot be shown again.", file=sys.stderr)
+        print(
+            f"A key of organisation {record.org}, environment {record.environment}, scopes {' '.join(scopes)}, "
+            f"tier {tier}. Store the secret now: it is not kept and cannot be shown again.",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
 def _keys_list(args: argparse.Namespace) -> int:
     from logtraced.api.keys import key_json
 
-    config, _ = config_from_args(args)
+    config = existing_data_dir(config_from_args(args)[0])
     with _key_store(config) as keys:
         rows = [key_json(record) for record in keys.list(args.key_org)]
     if args.as_json:
@@ -212,7 +262,7 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    config, _ = config_from_args(args)
+    config = existing_data_dir(config_from_args(args)[0])
     with _key_store(config) as keys:
         if not keys.revoke(args.key_id, None):
             raise LogtracedError(f"no active key {args.key_id}")
@@ -252,19 +302,40 @@ def _query(args: argparse.Namespace) -> int:
     from logtraced.storage.backend import SearchRequest
     from logtraced.storage.backends import open_store
 
-    config, _ = config_from_args(args)
+    if args.limit < 1:
+        raise UsageError(f"-n/--limit must be at least 1, got {args.limit}")
+    if args.query_environment not in ENVIRONMENTS:
+        raise UsageError(f"--environment must be one of {', '.join(ENVIRONMENTS)}, got {args.query_environment!r}")
+    config = existing_data_dir(config_from_args(args)[0])
     window = resolve_range(args.since, args.until, now_ns=time.time_ns(), default_lookback_ns=3600 * 10**9)
     request = SearchRequest(
         start_ns=window.start_ns,
         end_ns=window.end_ns + 1,
         pipeline=Pipeline((Filter(parse_kql(args.filter)),)),
-        limit=max(args.limit, 1),
+        limit=args.limit,
     )
-    page = open_store(config).for_tenant(Tenant(args.query_org, args.query_environment)).search(request)
+    store = open_store(config)
+    page = store.for_tenant(Tenant(args.query_org, args.query_environment)).search(request)
     encode = msgspec.json.encode
     for row in page.rows:
         sys.stdout.write(encode(event_to_json(row.event)).decode() + "\n")
+    if not page.rows:
+        _explain_nothing(store, args.query_org, args.query_environment, window.start_ns, window.end_ns + 1)
     return EXIT_OK
+
+
+def _explain_nothing(store: LogStore, org: str, environment: str, start_ns: int, end_ns: int) -> None:
+    """An empty answer says where events are, so a wrong --environment or --org is not mistaken for silence."""
+    from logtraced.model import Tenant
+
+    others = [
+        env
+        for env in ENVIRONMENTS
+        if env != environment and store.for_tenant(Tenant(org, env)).label_names(start_ns, end_ns)
+    ]
+    where = f"organisation {org}, environment {environment}"
+    hint = f"; environments with events: {', '.join(others)}" if others else "; check --org and --from"
+    print(f"no events for {where} in this time range{hint}", file=sys.stderr)
 
 
 @contextmanager

@@ -145,14 +145,23 @@ class Config(_Section, frozen=True):
         return Path(self.data_dir)
 
 
+def default_config() -> Config:
+    """The embedded defaults alone (what every key is before files, environment and flags)."""
+    return Config()
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Merge the layers and validate; `overrides` maps dotted keys (`tcp.port`) to flag values."""
-    tree: dict[str, Any] = {}
+    """Merge the layers and validate; `overrides` maps dotted keys (`tcp.port`) to flag values.
+
+    The built-in tiers are the first layer, so a file or flag that sets one budget of a tier keeps
+    the tier's other budgets, and a new tier is added beside the built-in ones.
+    """
+    tree: dict[str, Any] = {"auth": {"tiers": msgspec.to_builtins(_default_tiers())}}
     if path is not None:
         _merge(tree, _read_toml(Path(path)))
     _merge(tree, _environment_layer(os.environ if environ is None else environ))
@@ -230,6 +239,7 @@ def _check(config: Config) -> None:
         if isinstance(listener, StreamListenerConfig) and bool(listener.tls_cert_file) != bool(listener.tls_key_file):
             raise ConfigError(f"{section}.tls_cert_file and {section}.tls_key_file must be set together")
     _check_port("http.port", config.http.port)
+    _check_distinct_ports(config)
     positives = {
         "tcp.max_line_bytes": config.tcp.max_line_bytes,
         "http.max_body_bytes": config.http.max_body_bytes,
@@ -261,6 +271,21 @@ def listener_sections(config: Config) -> dict[str, ListenerConfig]:
         for item in msgspec.structs.fields(config)
         if isinstance(getattr(config, item.name), ListenerConfig)
     }
+
+
+def _check_distinct_ports(config: Config) -> None:
+    """Two enabled listeners on one TCP (or one UDP) port would fail to bind at start: refuse the config instead."""
+    taken: dict[tuple[str, int], str] = {}
+    listeners: list[tuple[str, str, bool, int]] = [("http", "tcp", config.http.enabled, config.http.port)]
+    for section, listener in listener_sections(config).items():
+        network = "udp" if isinstance(listener, DatagramListenerConfig) else "tcp"
+        listeners.append((section, network, listener.enabled, listener.port))
+    for section, network, enabled, port in listeners:
+        if not enabled or port == 0:
+            continue
+        other = taken.setdefault((network, port), section)
+        if other != section:
+            raise ConfigError(f"{section}.port: {network} port {port} is already {other}.port; give each its own")
 
 
 def _check_tenant(org_key: str, org: str, env_key: str, environment: str) -> None:

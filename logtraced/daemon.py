@@ -25,13 +25,14 @@ from logtraced.api.app import HttpServer
 from logtraced.api.context import Services
 from logtraced.auth.services import AuthServices, tiers_from_config
 from logtraced.config import Config, load_config
-from logtraced.errors import ConfigError
+from logtraced.errors import ConfigError, StartupError, StorageError
 from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.ingest.receiver import Receiver
 from logtraced.ingest.registry import build_receivers
 from logtraced.log import configure_logging, get_logger
 from logtraced.storage import writer
 from logtraced.storage.backends import open_store
+from logtraced.storage.datadir import DataDirectory
 from logtraced.storage.wal import WalWriter
 
 # Config sections that SIGHUP applies to the running daemon; everything else needs a restart.
@@ -128,7 +129,9 @@ class WriterLink:
         if self.stopping:
             return
         self.services.writer.restarts += 1
-        self.log.error("indexer_exited", exitcode=self.process.exitcode if self.process else None, restarting=True)
+        code = self.process.exitcode if self.process else None
+        killed_by = signal.Signals(-code).name if code is not None and code < 0 else None
+        self.log.error("indexer_exited", exitcode=code, signal=killed_by, restarting=True)
         loop.call_later(WRITER_RESTART_DELAY_SECONDS, self.start)
 
     async def stop(self, seq: int, deadline_seconds: float) -> None:
@@ -166,12 +169,17 @@ class Server:
         self.listeners: list[Receiver | HttpServer] = []
 
     async def start(self) -> Services:
-        """Open the WAL, the state database and the store, start the writer, bind every listener."""
+        """Lock the data directory, open the WAL, the state database and the store, start the writer, bind every
+        listener.  A failure on the way stops what was started and raises StartupError naming what failed."""
         config = self.config
         data_dir = config.data_path
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.wal = WalWriter(data_dir / "wal", config.wal.segment_bytes)
-        auth = AuthServices.open(config)
+        self.directory = DataDirectory.acquire(data_dir)
+        try:
+            self.wal = WalWriter(data_dir / "wal", config.wal.segment_bytes)
+            auth = AuthServices.open(config)
+        except StorageError as exc:
+            self.directory.release()
+            raise StartupError(str(exc)) from exc
         self.link: WriterLink
         pipeline = IngestPipeline(config, self.wal, lambda seq: self.link.send_durable(seq))
         self.services = Services(config, pipeline, open_store(config), auth)
@@ -181,16 +189,34 @@ class Server:
         pipeline.start()
         await auth.start()
         self._install_signals()
-        self.listeners = [*build_receivers(config, pipeline)]
+        listeners: list[Receiver | HttpServer] = [*build_receivers(config, pipeline)]
         if config.http.enabled:
-            self.listeners.append(HttpServer(self.services))
-        for listener in self.listeners:
-            self.ports.by_protocol[listener.name] = await listener.start()
+            listeners.append(HttpServer(self.services))
+        for listener in listeners:
+            await self._listen(listener)
         self.services.ready = True
+        if not auth.keys.list(None):
+            self.log.info(
+                "no_api_keys",
+                hint=f"create the first key with: logtraced keys create --data-dir {data_dir}",
+            )
         self.log.info("daemon_ready", **{f"{name}_port": port for name, port in self.ports.by_protocol.items()},
                       data_dir=str(data_dir))  # fmt: skip
         _notify_systemd("READY=1")
         return self.services
+
+    async def _listen(self, listener: Receiver | HttpServer) -> None:
+        """Bind one listener; a port that is taken (or any bind failure) stops the whole start."""
+        try:
+            port = await listener.start()
+        except OSError as exc:
+            await self.drain()
+            await self.stop()
+            reason = exc.strerror or str(exc)
+            raise StartupError(f"the {listener.name} listener cannot listen on {listener.address}: {reason}") from exc
+        self.listeners.append(listener)
+        self.ports.by_protocol[listener.name] = port
+        self.log.info(f"{listener.name}_listening", address=listener.address, port=port)
 
     async def serve(self) -> None:
         """Until SIGTERM or SIGINT."""
@@ -211,9 +237,10 @@ class Server:
         self.drain_seconds = time.monotonic() - started
 
     async def stop(self) -> None:
-        """Close what is left open: the WAL and the state database."""
+        """Close what is left open: the WAL, the state database, the data directory's lock."""
         self.wal.close()
         await self.services.auth.close()
+        self.directory.release()
         self.log.info(
             "daemon_stopped",
             seconds=round(self.drain_seconds, 3),

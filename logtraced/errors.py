@@ -143,3 +143,9 @@ class QueryTimeout(LogtracedError):
 
     status = Status.TIMED_OUT
     default_code = "query_timeout"
+
+
+class StartupError(LogtracedError):
+    """The daemon cannot start as configured: a port is taken, the data directory is in use or not writable."""
+
+    default_code = "cannot_start"

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
+from logtraced.levels import canonical_level
 from logtraced.model import Event
 
 TAG_JSON_PARSE_FAILURE: Final = "_jsonparsefailure"  # Logstash's own tag, so queries carry over
@@ -72,47 +73,6 @@ _HOST_KEYS: Final[_Candidates] = (
     ("hostname", True, ()),
 )
 
-_LEVEL_NAMES: Final = {
-    "trace": "trace",
-    "debug": "debug",
-    "info": "info",
-    "information": "info",
-    "informational": "info",
-    "notice": "info",
-    "warn": "warn",
-    "warning": "warn",
-    "error": "error",
-    "err": "error",
-    "fatal": "fatal",
-    "critical": "fatal",
-    "crit": "fatal",
-    "emerg": "fatal",
-    "emergency": "fatal",
-    "alert": "fatal",
-    "panic": "fatal",
-}
-# Syslog severities 0-7 and bunyan/pino levels 10-60.
-_LEVEL_NUMBERS: Final = {
-    0: "fatal",
-    1: "fatal",
-    2: "fatal",
-    3: "error",
-    4: "warn",
-    5: "info",
-    6: "info",
-    7: "debug",
-    10: "trace",
-    20: "debug",
-    30: "info",
-    40: "warn",
-    50: "error",
-    60: "fatal",
-}
-# Shippers send levels as lower, UPPER or Title case: one dict lookup covers all three.
-_LEVEL_SPELLINGS: Final = {
-    spelling: level for name, level in _LEVEL_NAMES.items() for spelling in (name, name.upper(), name.title())
-}
-
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE: Final = datetime(1970, 1, 1)
 _NS_PER_S: Final = 1_000_000_000
@@ -132,27 +92,6 @@ _EPOCH_UNITS: Final = (
 _FRACTION_SCALE: Final[tuple[int, ...]] = tuple(10 ** (9 - digits) for digits in range(10))
 _DECIMAL: Final = re.compile(r"(-?)(\d+)(?:\.(\d*))?", re.ASCII)
 _SUBMICRO_DIGITS: Final = re.compile(r"\d{1,3}", re.ASCII)
-
-
-def canonical_level(value: object) -> str:
-    """The canonical level for a shipper's level value, or "" when the value is not a level.
-
-    Unknown spellings are kept (lowercased) rather than dropped: a custom level is still
-    a useful filter, and an unknown word must not turn into a wrong known one.
-    """
-    if type(value) is str:
-        known = _LEVEL_SPELLINGS.get(value)
-        if known is not None:
-            return known
-        word = value.strip().lower()
-        if word.isdecimal() and word.isascii():
-            return _LEVEL_NUMBERS.get(int(word), word)
-        return _LEVEL_NAMES.get(word, word)
-    if type(value) is float and value.is_integer():
-        value = int(value)
-    if type(value) is int:
-        return _LEVEL_NUMBERS.get(value, str(value))
-    return ""
 
 
 def parse_timestamp(value: object, received_ns: int) -> int | None:

@@ -102,15 +102,18 @@ class DaemonProcess:
         self.process.wait(10)
         self._reader.join(10)
 
-    def indexer_pid(self) -> int | None:
-        """The indexer child (multiprocessing's resource tracker is a child too)."""
+    def indexer_pid(self, timeout: float = 10.0) -> int | None:
+        """The indexer child, found by the title it gives itself once started (the resource tracker is a child too)."""
         assert self.process is not None
-        for pid in _children(self.process.pid):
-            try:
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return pid
-            except OSError:
-                continue
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pid in _children(self.process.pid):
+                try:
+                    if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"logtraced: indexer"):
+                        return pid
+                except OSError:
+                    continue
+            time.sleep(0.02)
         return None
 
     def events_named(self, name: str) -> list[dict[str, Any]]:

@@ -8,6 +8,9 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
+from logtraced.model import Tenant
 from tests.conftest import Store
 from tests.harness import DaemonProcess
 
@@ -59,3 +62,61 @@ class TestQueryCommand:
         result = _cli("query", "level:(", "--data-dir", str(tmp_path))
         assert result.returncode == 1
         assert "position 7" in result.stderr
+
+
+def test_keys_and_query_refuse_a_data_directory_that_does_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    for args in (["keys", "list"], ["query", "x"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "logtraced", *args, "--data-dir", str(missing)], capture_output=True, text=True
+        )
+        assert done.returncode == 1
+        assert f"no data directory at {missing}" in done.stderr
+    assert not missing.exists()
+
+
+def test_keys_create_has_sensible_defaults_and_says_what_it_made(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "logtraced", "keys", "create", "--data-dir", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    created = json.loads(done.stdout)
+    assert (created["org"], created["environment"], created["scopes"]) == (
+        "default",
+        "production",
+        ["read:logs", "write:logs"],
+    )
+
+
+def test_query_with_nothing_found_names_the_environments_that_have_events(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    daemon = DaemonProcess(data, "--environment", "staging").start()
+    daemon.send_tcp(b'{"message": "staged"}\n')
+    Store(data).wait_for(1, tenant=Tenant("default", "staging"))
+    daemon.stop()
+    done = subprocess.run(
+        [sys.executable, "-m", "logtraced", "query", "--data-dir", str(data), "--environment", "production"],
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stdout) == (0, "")
+    assert "no events for organisation default, environment production" in done.stderr
+    assert "environments with events: staging" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["query", "-n", "0"], ["query", "--environment", "prod"], ["check-config", "--set", "x"]]
+)
+def test_usage_mistakes_exit_2(tmp_path: Path, args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "logtraced", *args, "--data-dir", str(tmp_path)], capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+
+
+def test_a_closed_stdout_is_not_a_traceback() -> None:
+    command = f"{sys.executable} -m logtraced check-config | head -1"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+    assert "Traceback" not in done.stderr and done.stdout.strip() == "{"

@@ -162,7 +162,8 @@ class TestIndexerRestart:
             indexer_pid = daemon.indexer_pid()
             assert indexer_pid is not None
             os.kill(indexer_pid, signal.SIGKILL)
-            wait_until(lambda: daemon.events_named("indexer_exited"))
+            [exited] = wait_until(lambda: daemon.events_named("indexer_exited"))
+            assert (exited["signal"], exited["exitcode"]) == ("SIGKILL", -9)
             daemon.send_tcp(_lines(run, 1000, 1000))
             events = Store(data).wait_for(2000, timeout=60, field="message", term=run)
             numbers = [event.attributes["i"] for event in events]

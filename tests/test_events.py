@@ -14,12 +14,12 @@ from logtraced.events import (
     TAG_NOT_OBJECT,
     TAG_TRUNCATED,
     Event,
-    canonical_level,
     event_to_json,
     events_from_frame,
     normalise,
     parse_timestamp,
 )
+from logtraced.levels import canonical_level
 
 RECEIVED = 1_700_000_000_000_000_000
 T0 = 1_718_000_000 * 10**9  # 2024-06-10T06:13:20Z

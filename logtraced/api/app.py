@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from logtraced.api import authn, health, ingest, keys, probes, query, query_rang
 from logtraced.api.context import SERVICES_KEY, Services, get_state
 from logtraced.api.errors import Handler, error_middleware
 from logtraced.errors import RequestTimeout
+from logtraced.log import get_logger
 
 # Route families register themselves here: each takes the app and the shared state.
 ROUTE_FAMILIES: list[Callable[[web.Application], None]] = [probes.register]
@@ -18,11 +20,14 @@ ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.regist
 ROUTE_FAMILIES += [query.register, query_range.register]
 
 
+_access_log = get_logger("http")
+
+
 def build_app(state: Services) -> web.Application:
     config = state.config
     # Outermost first: usage sees the final status, errors become the envelope, then the body deadline.
     app = web.Application(
-        middlewares=[authn.usage_middleware, error_middleware, body_deadline_middleware],
+        middlewares=[access_log_middleware, authn.usage_middleware, error_middleware, body_deadline_middleware],
         client_max_size=config.http.max_body_bytes,
     )
     app.on_response_prepare.append(authn.add_rate_limit_headers)
@@ -30,6 +35,30 @@ def build_app(state: Services) -> web.Application:
     for register in ROUTE_FAMILIES:
         register(app)
     return app
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With log.level = debug, one line per request: method, route, status, duration, the key's id; never the key."""
+    if get_state(request).config.log.level != "debug":
+        return await handler(request)
+    started = time.perf_counter()
+    status = 499
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        context = request.get(authn.AUTH_CONTEXT)
+        resource = request.match_info.route.resource
+        _access_log.debug(
+            "http_request",
+            method=request.method,
+            route=resource.canonical if resource is not None else request.path,
+            status=status,
+            ms=round((time.perf_counter() - started) * 1000, 3),
+            key_id=context.principal.key_id if context is not None else None,
+        )
 
 
 @web.middleware
@@ -70,6 +99,10 @@ class HttpServer:
     def __init__(self, state: Services) -> None:
         self.state = state
         self.runner: web.AppRunner | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.state.config.http.host}:{self.state.config.http.port}"
 
     async def start(self) -> int:
         config = self.state.config.http

@@ -30,6 +30,14 @@ class Decoded:
     def reject(self, cause: str, count: int = 1) -> None:
         self.rejected[cause] = self.rejected.get(cause, 0) + count
 
+    def mark_source(self, source: dict[str, object]) -> None:
+        """Keep the sender's address on every event (`source.address`, `source.port`), as Logstash keeps its
+        `host` and `port`, so a misconfigured shipper can be found; an event's own `source` is left as sent.
+
+        One dict is shared by the events of a read: it is never changed after this."""
+        for event in self.events:
+            event.attributes.setdefault("source", source)
+
 
 class StreamCodec(Protocol):
     """One connection's decoder: bytes in as they arrive, at any split."""

@@ -34,6 +34,10 @@ class DatagramListener(asyncio.DatagramProtocol):
         self.log = get_logger(name)
         self.warnings = WarningLimiter(self.log)
 
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
@@ -44,7 +48,6 @@ class DatagramListener(asyncio.DatagramProtocol):
         transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
         self.transport = transport
         port: int = sock.getsockname()[1]
-        self.log.info(f"{self.name}_listening", host=self.config.host, port=port)
         return port
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
@@ -56,6 +59,7 @@ class DatagramListener(asyncio.DatagramProtocol):
             return
         decoded = self.decode(data, (str(addr[0]), int(addr[1])))
         pipeline.count_input(self.name, decoded, self.warnings, peer=peer)
+        decoded.mark_source({"address": addr[0], "port": addr[1]})
         pipeline.submit(decoded.events, decoded.tenant or self.tenant, len(data), self.name)
         if decoded.reply and self.transport is not None:
             self.transport.sendto(decoded.reply, addr)

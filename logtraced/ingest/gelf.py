@@ -32,8 +32,9 @@ from typing import Any, Final
 import msgspec
 
 from logtraced.errors import DecodeError
-from logtraced.events import canonical_level, parse_timestamp
+from logtraced.events import parse_timestamp
 from logtraced.ingest.inflate import GZIP_WBITS, ZLIB_WBITS, InflateError, inflate
+from logtraced.levels import canonical_level
 from logtraced.model import Event
 
 TAG_NO_MESSAGE: Final = "_nomessage"

@@ -33,7 +33,6 @@ import cramjam
 import msgspec
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
-from logtraced.events import canonical_level
 from logtraced.ingest.proto import push_pb2
 from logtraced.ingest.rejection import (
     DECOMPRESSED_TOO_LARGE,
@@ -46,6 +45,7 @@ from logtraced.ingest.rejection import (
     BodyRejected,
     media_type,
 )
+from logtraced.levels import canonical_level
 from logtraced.model import Event
 
 JSON_TYPE: Final = "application/json"

@@ -42,7 +42,6 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
-from logtraced.events import canonical_level
 from logtraced.ingest.rejection import (
     INVALID_BODY,
     MALFORMED_JSON,
@@ -52,6 +51,7 @@ from logtraced.ingest.rejection import (
     BodyRejected,
     media_type,
 )
+from logtraced.levels import canonical_level
 from logtraced.model import Event
 
 PROTOBUF_TYPE: Final = "application/x-protobuf"

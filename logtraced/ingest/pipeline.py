@@ -24,6 +24,9 @@ from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import Event, Tenant
 from logtraced.storage.wal import WalWriter
 
+# /v1/health's ingestion rate: accepted counts sampled at most this often, over this window.
+RATE_SAMPLE_SECONDS = 0.25
+RATE_WINDOW_SECONDS = 10.0
 # Paused receivers resume once the backlog falls below this share of the limits.
 RESUME_FRACTION = 0.8
 # New batches are refused when the data directory's file system has less free space than this,
@@ -181,6 +184,9 @@ class IngestPipeline:
             event.org = org
             event.env = env
             _route(event, routing)
+        now = time.monotonic()
+        if not self._recent or now - self._recent[-1][0] >= RATE_SAMPLE_SECONDS:
+            self._recent.append((now, self.counters.events_accepted))
         first = self.wal.next_seq
         seq = self.wal.append(tenant, events)
         self.backlog.add(seq, len(events), raw_bytes)
@@ -304,7 +310,6 @@ class IngestPipeline:
         self.counters.events_indexed = documents
         self.counters.events_expired = expired
         self.counters.events_rejected_by_index = rejected
-        self._recent.append((time.monotonic(), self.counters.events_accepted))
         if self.backlog.drained and self._resume_callbacks:
             callbacks, self._resume_callbacks = self._resume_callbacks, []
             for callback in callbacks:
@@ -319,14 +324,16 @@ class IngestPipeline:
         self._resume_callbacks.append(callback)
 
     def ingestion_rate(self) -> float:
-        """Events accepted per second over the last minute or so, for /v1/health."""
+        """Events the receivers accepted per second over the last RATE_WINDOW_SECONDS, for /v1/health.
+
+        Counted where events are accepted, not where they are committed, so a burst shows at once.
+        Spans shorter than a second count as a second, so one batch does not read as a huge rate.
+        """
         now = time.monotonic()
-        samples = [s for s in self._recent if now - s[0] <= 60]
-        if not samples:
-            return 0.0
-        first_time, first_count = samples[0]
-        elapsed = now - first_time
-        return (self.counters.events_accepted - first_count) / elapsed if elapsed > 0 else 0.0
+        for at, count in self._recent:
+            if now - at <= RATE_WINDOW_SECONDS:
+                return (self.counters.events_accepted - count) / max(now - at, 1.0)
+        return 0.0
 
 
 def _storage_unavailable(reason: str) -> StorageError:

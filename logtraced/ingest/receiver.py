@@ -15,6 +15,11 @@ class Receiver(Protocol):
     name: str  # the listener, as ports, counters and logs name it ("tcp", "udp", "forward", "syslog_udp", ...)
     network: str  # "tcp" or "udp"
 
+    @property
+    def address(self) -> str:
+        """Where it listens, as configured (`host:port`), for messages about it."""
+        ...
+
     async def start(self) -> int:
         """Bind and listen; return the bound port (the config may say 0)."""
         ...

@@ -46,6 +46,10 @@ class StreamListener:
         self.warnings = WarningLimiter(self.log)
         self.server: asyncio.Server | None = None
 
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
     async def start(self) -> int:
         """Listen and return the bound port (the config may say 0)."""
         loop = asyncio.get_running_loop()
@@ -58,7 +62,6 @@ class StreamListener:
             reuse_address=True,
         )
         port: int = self.server.sockets[0].getsockname()[1]
-        self.log.info(f"{self.name}_listening", host=self.config.host, port=port, tls=bool(self.config.tls_cert_file))
         return port
 
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -86,6 +89,7 @@ class StreamConnection(asyncio.Protocol):
         self.codec = listener.codec()
         self.transport: asyncio.Transport | None = None
         self.peer = ""
+        self.source: dict[str, object] = {}
         self.paused = False
         self.last_data = time.monotonic()
         self.idle_timer: asyncio.TimerHandle | None = None
@@ -101,6 +105,7 @@ class StreamConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else ""
+        self.source = {"address": peer[0], "port": peer[1]} if self.peer else {}
         listener.connections.add(self)
         listener.pipeline.connection_opened(listener.name)
         self._arm_idle_timer()
@@ -144,6 +149,8 @@ class StreamConnection(asyncio.Protocol):
         listener = self.listener
         pipeline = listener.pipeline
         pipeline.count_input(listener.name, decoded, listener.warnings, peer=self.peer)
+        if self.source:
+            decoded.mark_source(self.source)
         seq = pipeline.submit(decoded.events, decoded.tenant or listener.tenant, size, listener.name)
         if decoded.reply:
             self._reply_when_durable(seq, decoded.reply)

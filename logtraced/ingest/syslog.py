@@ -38,7 +38,8 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from logtraced.errors import DecodeError
-from logtraced.events import TAG_TRUNCATED, canonical_level, parse_timestamp
+from logtraced.events import TAG_TRUNCATED, parse_timestamp
+from logtraced.levels import canonical_level
 from logtraced.model import Event
 
 TAG_PARSE_FAILURE: Final = "_syslogparsefailure"  # Logstash's syslog input uses the same word

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 import msgspec
+
+from logtraced.levels import canonical_level
 
 # Canonical top-level event fields; every other field name is a path into `attributes`.
 TIMESTAMP = "timestamp"
@@ -103,12 +105,19 @@ def canonical_field(name: str) -> str:
     return name
 
 
+_EXACT_OPS: Final = frozenset({Op.EQ, Op.MATCH, Op.PHRASE})
+
+
 def compare(op: Op, field: str | None, value: Scalar) -> Compare:
-    """A comparison with the field canonicalised and a level value lowercased like stored levels."""
+    """A comparison with the field canonicalised, and a level value read as ingest reads levels.
+
+    `level:WARNING`, `level:warning` and `level:Warn` all mean the stored `warn`; a pattern (glob,
+    substring) over levels is only lowercased, as stored levels are.
+    """
     if field is not None:
         field = canonical_field(field)
     if field == LEVEL and op is not Op.REGEX and isinstance(value, str):
-        value = value.lower()
+        value = (canonical_level(value) or value.lower()) if op in _EXACT_OPS else value.lower()
     return Compare(op, field, value)
 
 

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, Final, NamedTuple, NoReturn
 
 from logtraced.errors import QueryError
-from logtraced.events import canonical_level
+from logtraced.levels import canonical_level
 from logtraced.query.ast import (
     LEVEL,
     MAX_DEPTH,

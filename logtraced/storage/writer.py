@@ -16,6 +16,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 import msgspec
+import setproctitle
 
 from logtraced.config import Config
 from logtraced.log import WarningLimiter, configure_logging, get_logger
@@ -25,6 +26,8 @@ from logtraced.storage.backend import StoreWriter
 from logtraced.storage.backends import open_writer
 
 MAX_RECORDS_BETWEEN_CHECKS = 64
+# What `ps` shows for the writer process, so an operator can tell it from the daemon.
+PROCESS_TITLE = "logtraced: indexer"
 
 
 class WriterMessage(msgspec.Struct, array_like=True, tag=True):
@@ -145,6 +148,7 @@ def run(config: Config, conn: Connection) -> None:
     Signals are the daemon's business: systemd and a terminal's Ctrl-C signal the whole group,
     and the writer must stay up until the daemon has flushed the WAL and sent `Shutdown`.
     """
+    setproctitle.setproctitle(PROCESS_TITLE)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

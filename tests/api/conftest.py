@@ -164,7 +164,12 @@ def mint_key(
     name: str = "",
     config_path: Path | None = None,
 ) -> Key:
-    """`logtraced keys create` for `data_dir`; runs whether or not a daemon is using it."""
+    """`logtraced keys create` for `data_dir`; runs whether or not a daemon is using it.
+
+    The directory is made first, as an operator's first install makes it: the CLI refuses a data
+    directory that does not exist (a mistyped path must not start a new, empty store).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
     org = org or "org-" + uuid.uuid4().hex[:10]
     args = ["keys", "create", "--org", org, "--environment", environment, "--json"]
     for scope in scopes or ("write:logs", "read:logs"):

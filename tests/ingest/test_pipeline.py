@@ -81,3 +81,11 @@ def test_bad_input_is_counted_per_protocol_and_cause(tmp_path: Path) -> None:
     assert ingest.protocols["gelf_udp"].causes == {"dropped_backpressure": 1}
     assert ingest.counters.udp_dropped == 1
     ingest.wal.close()
+
+
+def test_the_ingestion_rate_counts_what_receivers_accepted_before_any_commit(tmp_path: Path) -> None:
+    ingest = pipeline(config(tmp_path), Writer())
+    assert ingest.ingestion_rate() == 0.0
+    ingest.submit([Event(n, "x") for n in range(3000)], TENANT, 3000, "tcp")
+    assert ingest.ingestion_rate() == 3000.0  # one batch, counted over one second
+    ingest.wal.close()

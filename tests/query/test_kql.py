@@ -244,3 +244,18 @@ class TestErrors:
         assert caught.value.code == "invalid_query"
         assert caught.value.position == position
         assert message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [("level:WARNING", "warn"), ("level:warning", "warn"), ("level:err", "error"), ("level:Error", "error"),
+     ('level:"CRITICAL"', "fatal"), ("level:4", "warn"), ("level:custom", "custom")],
+)  # fmt: skip
+def test_level_values_are_read_as_ingest_reads_levels(text: str, stored: str) -> None:
+    node = parse_kql(text)
+    assert isinstance(node, Compare) and (node.field, node.value) == ("level", stored)
+
+
+def test_level_patterns_are_only_lowercased() -> None:
+    node = parse_kql("level:WARN*")
+    assert isinstance(node, Compare) and node.value == "warn*"
