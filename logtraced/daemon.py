@@ -170,7 +170,8 @@ class Server:
         data_dir = config.data_path
         data_dir.mkdir(parents=True, exist_ok=True)
         self.wal = WalWriter(data_dir / "wal", config.wal.segment_bytes)
-        auth = AuthServices.open(config)
+        auth = AuthServices.build(config)
+        await auth.start()
         self.link: WriterLink
         pipeline = IngestPipeline(config, self.wal, lambda seq: self.link.send_durable(seq))
         self.services = Services(config, pipeline, open_store(config), auth)
@@ -178,7 +179,6 @@ class Server:
         self.link.durable_seq = self.wal.written_seq
         self.link.start()
         pipeline.start()
-        await auth.start()
         self._install_signals()
         self.listeners = [*build_receivers(config, pipeline)]
         if config.http.enabled:
