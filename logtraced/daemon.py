@@ -176,7 +176,8 @@ class Server:
         self.directory = DataDirectory.acquire(data_dir)
         try:
             self.wal = WalWriter(data_dir / "wal", config.wal.segment_bytes)
-            auth = AuthServices.open(config)
+            auth = AuthServices.build(config)
+            await auth.start()
         except StorageError as exc:
             self.directory.release()
             raise StartupError(str(exc)) from exc
@@ -187,7 +188,6 @@ class Server:
         self.link.durable_seq = self.wal.written_seq
         self.link.start()
         pipeline.start()
-        await auth.start()
         self._install_signals()
         listeners: list[Receiver | HttpServer] = [*build_receivers(config, pipeline)]
         if config.http.enabled:
@@ -195,7 +195,7 @@ class Server:
         for listener in listeners:
             await self._listen(listener)
         self.services.ready = True
-        if not auth.keys.list(None):
+        if not await auth.keys.list(None):
             self.log.info(
                 "no_api_keys",
                 hint=f"create the first key with: logtraced keys create --data-dir {data_dir}",

@@ -82,7 +82,7 @@ async def authenticate(
     usage, health).  `org` is the `{org}` path segment of routes that have one.  `header`
     is `AUTHORIZATION` for the LogTrace routes and `LAST9_TOKEN` for the query_range routes.
     """
-    principal = _principal(request, header)
+    principal = await _principal(request, header)
     context = request[AUTH_CONTEXT] = AuthContext(principal)
     if scope is not None:
         require_scope(principal, scope)
@@ -103,14 +103,18 @@ def requested_environment(request: web.Request) -> str | None:
     return request.headers.get(ENVIRONMENT_HEADER) or request.query.get(ENVIRONMENT_PARAMETER) or None
 
 
-def _principal(request: web.Request, header: str) -> Principal:
-    """The caller behind the bearer credential of `header`, which may be an API key or an access token."""
+async def _principal(request: web.Request, header: str) -> Principal:
+    """The caller behind the bearer credential of `header`, which may be an API key or an access token.
+
+    Keys come from the keyring's memory after a refresh on the state database's reader thread;
+    when that thread cannot say whether an unknown key exists, this raises StorageError (503).
+    """
     credential = _bearer(request, header)
     auth = get_state(request).auth
     if TOKEN_PATTERN.fullmatch(credential):
-        principal = auth.tokens.authenticate(credential)
+        principal = await auth.tokens.authenticate(credential)
     else:
-        record = auth.keys.authenticate(credential)
+        record = await auth.keys.authenticate(credential)
         principal = Principal.from_key(record) if record is not None else None
     if principal is None:
         raise Unauthenticated("the credential is not a valid, active API key or access token")

@@ -48,7 +48,7 @@ async def create_key(request: web.Request) -> web.Response:
     if tier not in tiers.tiers:
         raise InvalidInput(f"tier {tier!r} is not one of {', '.join(sorted(tiers.tiers))}")
     keys = get_state(request).auth.keys
-    record, secret = keys.create(principal.org, principal.environment, wanted.scopes, tier, wanted.name)
+    record, secret = await keys.create(principal.org, principal.environment, wanted.scopes, tier, wanted.name)
     return web.json_response(
         {**key_json(record), "secret": secret},
         status=201,
@@ -59,7 +59,7 @@ async def create_key(request: web.Request) -> web.Response:
 async def list_keys(request: web.Request) -> web.Response:
     context = await authenticate(request, scope=ADMIN_SCOPE, kind=None)
     principal = context.principal
-    records = get_state(request).auth.keys.list(principal.org)
+    records = await get_state(request).auth.keys.list(principal.org)
     return web.json_response(
         {"keys": [key_json(record) for record in records if record.environment == principal.environment]}
     )
@@ -73,9 +73,9 @@ async def revoke_key(request: web.Request) -> web.Response:
     keys = get_state(request).auth.keys
     owned = any(
         record.id == key_id and record.environment == principal.environment and record.active
-        for record in keys.list(principal.org)
+        for record in await keys.list(principal.org)
     )
-    if not owned or not keys.revoke(key_id, principal.org):
+    if not owned or not await keys.revoke(key_id, principal.org):
         raise NotFound(f"no active key {key_id} in this organisation and environment")
     return web.Response(status=204)
 

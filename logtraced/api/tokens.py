@@ -28,7 +28,7 @@ class TokenRequest(msgspec.Struct):
 async def mint_token(request: web.Request) -> web.Response:
     """200 with the token; 401 for an unknown or revoked key, 403 for a key without read:logs."""
     wanted = _decode(await request.read())
-    token, expires_at = get_state(request).auth.tokens.mint(wanted.refresh_token.strip())
+    token, expires_at = await get_state(request).auth.tokens.mint(wanted.refresh_token.strip())
     return web.json_response(
         {"access_token": token, "expires_at": expires_at, "token_type": "Bearer"},
         headers={"Cache-Control": "no-store"},

@@ -49,7 +49,7 @@ async def usage(request: web.Request) -> web.Response:
         if key_id not in (None, principal.key_id):
             raise Forbidden("only an admin key may read the usage of other keys", code="insufficient_scope")
         key_id = principal.key_id
-    rows = auth.usage.report(principal.org, key_id, since, until)
+    rows = await auth.usage.report(principal.org, key_id, since, until)
     return web.json_response(
         {
             "org": principal.org,

@@ -80,8 +80,12 @@ class Database:
         self.path = path
 
     @classmethod
-    def open(cls, data_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
-        """Open (creating if needed) `<data_dir>/state.sqlite3`, switch to WAL and migrate."""
+    def open(cls, data_dir: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, query_only: bool = False) -> Database:
+        """Open (creating if needed) `<data_dir>/state.sqlite3`, switch to WAL and migrate.
+
+        `query_only` makes a connection that refuses writes once migrated: the daemon's reader
+        connection, which must never take the write lock it exists to avoid waiting for.
+        """
         path = data_dir / FILE_NAME
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,8 @@ class Database:
         try:
             db._configure(busy_timeout_ms)
             db._migrate()
+            if query_only:
+                conn.execute("PRAGMA query_only = ON")
         except BaseException:
             conn.close()
             raise

@@ -1,14 +1,13 @@
-"""API keys: mint them, store only their hash, list and revoke them, and authenticate a bearer secret.
+"""API keys: mint them, store only their hash, list and revoke them in the state database.
 
 A key is `lt_live_` (production) or `lt_test_` (staging, development) followed by 128 random
 bits in hex.  With that much entropy a plain SHA-256 is as good as a slow password hash and
 lets authentication be a dictionary lookup.  The secret itself is returned once by `create`
 and never written anywhere.
 
-The daemon authenticates every request, while keys are created and revoked by the CLI in
-another process.  Records are cached in memory by hash, and the whole cache is dropped when
-`PRAGMA data_version` says another connection committed, so a change made elsewhere is seen
-by the very next `authenticate` call without a restart.
+`KeyStore` is plain synchronous SQL over one `Database`: the CLI calls it directly, the daemon
+only on its database threads.  Authentication in the daemon is `auth.keyring.Keyring`, an
+in-memory copy of this table.
 """
 
 from __future__ import annotations
@@ -71,8 +70,6 @@ class KeyStore:
     def __init__(self, db: Database, clock: Clock = time.time) -> None:
         self._db = db
         self._clock = clock
-        self._cache: dict[bytes, KeyRecord] = {}
-        self._seen_version = db.data_version()
 
     def create(self, org: str, environment: str, scopes: Iterable[str], tier: str, name: str) -> tuple[KeyRecord, str]:
         """Mint a key and return its record and its secret; the secret cannot be recovered later."""
@@ -111,31 +108,12 @@ class KeyStore:
                 f"UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL {where}",
                 (self._clock(), key_id, *params),
             )
-            changed = cur.rowcount > 0
-        # data_version ignores this connection's own commits, so forget cached records here.
-        self._cache.clear()
-        return changed
+            return cur.rowcount > 0
 
-    def authenticate(self, secret: str) -> KeyRecord | None:
-        """The active key for a bearer secret, or None for a malformed, unknown or revoked one."""
-        if not SECRET_PATTERN.fullmatch(secret):
-            return None
-        self._drop_cache_if_changed()
-        digest = hash_secret(secret)
-        record = self._cache.get(digest)
-        if record is None:
-            row = self._db.fetch_one(f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ?", (digest,))
-            if row is None:
-                # Unknown secrets are not cached: anyone can send many, the table bounds the cache.
-                return None
-            record = self._cache[digest] = _from_row(row)
-        return record if record.active else None
-
-    def _drop_cache_if_changed(self) -> None:
-        version = self._db.data_version()
-        if version != self._seen_version:
-            self._seen_version = version
-            self._cache.clear()
+    def load(self) -> dict[bytes, KeyRecord]:
+        """Every key, revoked ones included, by the hash of its secret: what the daemon keeps in memory."""
+        rows = self._db.fetch_all(f"SELECT key_hash, {_COLUMNS} FROM api_keys")
+        return {bytes(row[0]): _from_row(row[1:]) for row in rows}
 
 
 def _validate(org: str, environment: str, scopes: frozenset[str], tier: str, name: str) -> None:

@@ -8,9 +8,11 @@ Policy:
   equal to the work actually accepted.
 - A tier with `overflow` (enterprise) never has ingestion refused: past the budget a request is
   allowed and marked `overflow` so the caller queues it.  Queries are always refused past budget.
-- Counters live in memory (the hot path is a dict lookup) and are written to SQLite at most once
-  a second and on `close`, so a restart within the same hour continues the count.  A crash loses
-  at most the last second of counting.
+- Counters live in memory (the hot path is a dict lookup, never SQLite) and are written to SQLite
+  by `flush`, which the daemon calls every second and at shutdown, on the database writer thread.
+  `load` reads them back at start, so a restart within the same hour continues the count.  A
+  crash loses at most the last second of counting; a flush that fails (the CLI held the lock past
+  the busy timeout) is retried by the next one.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from typing import Literal, TypeAlias
 import msgspec
 
 from logtraced.auth.db import Clock, Database
+from logtraced.auth.dbthread import DatabaseThread
 from logtraced.auth.principal import Principal
-from logtraced.errors import Forbidden, RateLimited
+from logtraced.errors import Forbidden, RateLimited, StorageError
 
 Kind: TypeAlias = Literal["ingest", "query"]
 
 HOUR_SECONDS = 3600
-FLUSH_INTERVAL_SECONDS = 1.0
 
 
 def hour_start(epoch: float) -> int:
@@ -67,17 +69,28 @@ class _Counter:
     window_start: int
     used: int
 
+    def row(self) -> tuple[int, int]:
+        return self.window_start, self.used
+
 
 class RateLimiter:
     """Counts requests per key and kind in the current hour and decides whether one more fits."""
 
-    def __init__(self, db: Database, tiers: Mapping[str, Tier], clock: Clock = time.time) -> None:
-        self._db = db
+    def __init__(self, database: DatabaseThread, tiers: Mapping[str, Tier], clock: Clock = time.time) -> None:
+        self._database = database
         self._tiers = dict(tiers)
         self._clock = clock
         self._counters: dict[tuple[str, Kind], _Counter] = {}
         self._dirty: set[tuple[str, Kind]] = set()
-        self._last_flush = clock()
+
+    async def load(self) -> None:
+        """Read the counters of the current hour before serving; only the daemon writes them, so once is enough."""
+        window = hour_start(self._clock())
+        rows = await self._database.run(
+            lambda db: db.fetch_all("SELECT key_id, kind, used FROM rate_counters WHERE window_start = ?", (window,))
+        )
+        for key_id, kind, used in rows:
+            self._counters.setdefault((key_id, kind), _Counter(window, int(used)))
 
     def replace_tiers(self, tiers: Mapping[str, Tier]) -> None:
         """New budgets from a reloaded config; counts in the current window are kept."""
@@ -98,33 +111,21 @@ class RateLimiter:
             decision = Decision(True, not within, limit, max(limit - counter.used, 0), reset, 0)
         else:
             decision = Decision(False, False, limit, 0, reset, max(math.ceil(reset - now), 1))
-        if now - self._last_flush >= FLUSH_INTERVAL_SECONDS:
-            self.flush()
         return decision
 
-    def flush(self) -> None:
-        """Persist changed counters and drop rows of past windows; cheap when nothing changed."""
-        now = self._clock()
-        self._last_flush = now
+    async def flush(self) -> None:
+        """Write changed counters and drop rows of past windows; nothing changed costs nothing."""
         if not self._dirty:
             return
-        rows = [
-            (key_id, kind, self._counters[key_id, kind].window_start, self._counters[key_id, kind].used)
-            for key_id, kind in self._dirty
-        ]
-        with self._db.transaction() as cur:
-            cur.executemany(
-                "INSERT INTO rate_counters (key_id, kind, window_start, used) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (key_id, kind) DO UPDATE"
-                " SET window_start = excluded.window_start, used = excluded.used",
-                rows,
-            )
-            cur.execute("DELETE FROM rate_counters WHERE window_start < ?", (hour_start(now),))
-        self._dirty.clear()
-
-    def close(self) -> None:
-        """Write what is still in memory; the database stays open for its owner to close."""
-        self.flush()
+        dirty, self._dirty = self._dirty, set()
+        rows = [(key_id, kind, *self._counters[key_id, kind].row()) for key_id, kind in dirty]
+        current = hour_start(self._clock())
+        try:
+            await self._database.run(lambda db: _write_counters(db, rows, current))
+        except StorageError:
+            # The counters in memory are still right; mark them again so the next flush writes them.
+            self._dirty |= dirty
+            raise
 
     def _tier(self, principal: Principal) -> Tier:
         """A key whose tier is missing from the configuration fails closed, naming the tier."""
@@ -134,16 +135,25 @@ class RateLimiter:
         return tier
 
     def _counter(self, key_id: str, kind: Kind, window: int) -> _Counter:
-        """The counter for the current window, loaded from disk the first time a key is seen."""
+        """The counter for the current window; a key not seen since `load` starts at zero."""
         counter = self._counters.get((key_id, kind))
         if counter is None:
-            row = self._db.fetch_one(
-                "SELECT window_start, used FROM rate_counters WHERE key_id = ? AND kind = ?", (key_id, kind)
-            )
-            counter = self._counters[key_id, kind] = _Counter(*row) if row else _Counter(window, 0)
+            counter = self._counters[key_id, kind] = _Counter(window, 0)
         if counter.window_start != window:
             counter.window_start, counter.used = window, 0
         return counter
+
+
+def _write_counters(db: Database, rows: list[tuple[str, Kind, int, int]], current_window: int) -> None:
+    """On the writer thread: upsert the counters (the latest value wins) and forget past windows."""
+    with db.transaction() as cur:
+        cur.executemany(
+            "INSERT INTO rate_counters (key_id, kind, window_start, used) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (key_id, kind) DO UPDATE"
+            " SET window_start = excluded.window_start, used = excluded.used",
+            rows,
+        )
+        cur.execute("DELETE FROM rate_counters WHERE window_start < ?", (current_window,))
 
 
 def headers(decision: Decision) -> dict[str, str]:

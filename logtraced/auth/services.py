@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from logtraced.auth.db import Clock, Database
-from logtraced.auth.keys import KeyStore
+from logtraced.auth.dbthread import DatabaseThread
+from logtraced.auth.keyring import Keyring
 from logtraced.auth.ratelimit import RateLimiter, Tier
 from logtraced.auth.tokens import TokenStore
 from logtraced.auth.usage import UsageRecorder
 from logtraced.config import Config
+from logtraced.errors import StorageError
+from logtraced.log import WarningLimiter, get_logger
 
 FLUSH_EVERY_SECONDS = 1.0
 # Not LOGTRACED_*: every variable with that prefix is read as a configuration key.
@@ -57,48 +60,70 @@ def tiers_from_config(config: Config) -> dict[str, Tier]:
 
 @dataclass
 class AuthServices:
-    """Keys, tokens, rate limits and usage over one SQLite connection owned by the event loop."""
+    """Keys, tokens, rate limits and usage; SQLite only on two threads, never on the event loop.
 
-    db: Database
-    keys: KeyStore
+    The writer thread owns the one write connection (key changes, token minting, counter
+    flushes), so writes are applied in the order they were made.  The reader thread has its own
+    connection for reads (key refreshes, token lookups, listings, reports): in WAL mode it is
+    never blocked by a write lock, whether ours, queued behind a flush, or the CLI's.
+    """
+
+    reader: DatabaseThread
+    writer: DatabaseThread
+    keys: Keyring
     tokens: TokenStore
     limiter: RateLimiter
     usage: UsageRecorder
     clock: Clock = time.time
     _flusher: asyncio.Task[None] | None = field(default=None, repr=False)
+    _warnings: WarningLimiter = field(default_factory=lambda: WarningLimiter(get_logger("auth")), repr=False)
 
     @classmethod
-    def open(cls, config: Config, clock: Clock | None = None) -> AuthServices:
-        """Open the state database; without an explicit clock, `clock_from_environment` picks one."""
+    def build(cls, config: Config, clock: Clock | None = None) -> AuthServices:
+        """Wire the services; nothing is opened until `start`.  Without a clock, `clock_from_environment` picks one."""
         clock = clock if clock is not None else clock_from_environment()
-        config.data_path.mkdir(parents=True, exist_ok=True)
-        db = Database.open(config.data_path)
-        keys = KeyStore(db, clock)
-        tiers = tiers_from_config(config)
+        data_path = config.data_path
+        writer = DatabaseThread(lambda: Database.open(data_path), "logtraced-state-writer")
+        reader = DatabaseThread(lambda: Database.open(data_path, query_only=True), "logtraced-state-reader")
+        keys = Keyring(reader, writer, clock)
         return cls(
-            db=db,
+            reader=reader,
+            writer=writer,
             keys=keys,
-            tokens=TokenStore(db, keys, clock, config.auth.token_ttl_seconds),
-            limiter=RateLimiter(db, tiers, clock),
-            usage=UsageRecorder(db, clock),
+            tokens=TokenStore(reader, writer, keys, clock, config.auth.token_ttl_seconds),
+            limiter=RateLimiter(writer, tiers_from_config(config), clock),
+            usage=UsageRecorder(reader, writer, clock),
             clock=clock,
         )
 
     async def start(self) -> None:
-        """Counters are flushed by traffic; this task also flushes them when traffic stops."""
+        """Open the threads (the writer first: it creates and migrates the file), load keys and counters, flush."""
+        await self.writer.start()
+        await self.reader.start()
+        await self.keys.load()
+        await self.limiter.load()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
 
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_EVERY_SECONDS)
-            self.limiter.flush()
-            self.usage.flush()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Write counters and usage; a failure (the CLI held the lock too long) leaves them for the next flush."""
+        for flush in (self.limiter.flush, self.usage.flush):
+            try:
+                await flush()
+            except StorageError as exc:
+                self._warnings.warn("state_flush_failed", error=exc.message)
 
     async def close(self) -> None:
+        """Stop the periodic flush, write what is pending, then stop the threads behind their queued work."""
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
-        self.limiter.close()
-        self.usage.close()
-        self.db.close()
+        await self._flush()
+        await self.keys.close()
+        await self.writer.close()
+        await self.reader.close()

@@ -1,8 +1,9 @@
 """Usage accounting per key per UTC hour: requests, events, bytes, rejections and queued overflow.
 
-Recording happens on every request, so it only adds to in-memory totals; they are added to the
-database at most once a second and on `close`.  The database upsert adds rather than overwrites,
-so several processes may record into the same file.  Reports are always confined to one
+Recording happens on every request, so it only adds to in-memory totals on the loop; `flush`
+(every second and at shutdown, by the daemon) adds them to the database on the writer thread.
+The database upsert adds rather than overwrites, so several processes may record into the same
+file, and totals whose flush failed are merged back to be added by the next one.  Reports are always confined to one
 organisation: the HTTP layer passes the caller's, never one taken from the request.
 """
 
@@ -10,11 +11,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import msgspec
 
 from logtraced.auth.db import Clock, Database
-from logtraced.auth.ratelimit import FLUSH_INTERVAL_SECONDS, hour_start
+from logtraced.auth.dbthread import DatabaseThread
+from logtraced.auth.ratelimit import hour_start
+from logtraced.errors import StorageError
+
+_Bucket: TypeAlias = tuple[str, str, int]
 
 
 class UsageRow(msgspec.Struct, frozen=True):
@@ -38,15 +44,22 @@ class _Totals:
     rejections: int = 0
     overflow_events: int = 0
 
+    def add(self, other: _Totals) -> None:
+        self.requests += other.requests
+        self.events += other.events
+        self.bytes += other.bytes
+        self.rejections += other.rejections
+        self.overflow_events += other.overflow_events
+
 
 class UsageRecorder:
     """Accumulates usage in memory and adds it to the shared state database."""
 
-    def __init__(self, db: Database, clock: Clock = time.time) -> None:
-        self._db = db
+    def __init__(self, reader: DatabaseThread, writer: DatabaseThread, clock: Clock = time.time) -> None:
+        self._reader = reader
+        self._writer = writer
         self._clock = clock
-        self._pending: dict[tuple[str, str, int], _Totals] = {}
-        self._last_flush = clock()
+        self._pending: dict[_Bucket, _Totals] = {}
 
     def record(
         self,
@@ -60,53 +73,62 @@ class UsageRecorder:
         overflow_events: int = 0,
     ) -> None:
         """Count one request (by default) in the current hour; a rejected request still counts as a request."""
-        now = self._clock()
-        totals = self._pending.setdefault((org, key_id, hour_start(now)), _Totals())
-        totals.requests += requests
-        totals.events += events
-        totals.bytes += bytes
-        totals.rejections += int(rejected)
-        totals.overflow_events += overflow_events
-        if now - self._last_flush >= FLUSH_INTERVAL_SECONDS:
-            self.flush()
+        totals = self._pending.setdefault((org, key_id, hour_start(self._clock())), _Totals())
+        totals.add(_Totals(requests, events, bytes, int(rejected), overflow_events))
 
-    def flush(self) -> None:
-        """Add pending totals to the database and forget them."""
-        self._last_flush = self._clock()
-        if not self._pending:
-            return
-        rows = [
-            (org, key_id, hour, t.requests, t.events, t.bytes, t.rejections, t.overflow_events)
-            for (org, key_id, hour), t in self._pending.items()
-        ]
-        with self._db.transaction() as cur:
-            cur.executemany(
-                "INSERT INTO usage_hourly"
-                " (org, key_id, hour, requests, events, bytes, rejections, overflow_events)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (org, hour, key_id) DO UPDATE SET"
-                " requests = requests + excluded.requests, events = events + excluded.events,"
-                " bytes = bytes + excluded.bytes, rejections = rejections + excluded.rejections,"
-                " overflow_events = overflow_events + excluded.overflow_events",
-                rows,
-            )
-        self._pending.clear()
+    async def flush(self) -> None:
+        """Add pending totals to the database; returns once every flush queued before it is written too."""
+        batch, self._pending = self._pending, {}
+        try:
+            await self._writer.run(lambda db: _add_totals(db, batch))
+        except StorageError:
+            self._merge_back(batch)
+            raise
 
-    def report(self, org: str, key_id: str | None, since_hour: float, until_hour: float) -> list[UsageRow]:
+    async def report(self, org: str, key_id: str | None, since_hour: float, until_hour: float) -> list[UsageRow]:
         """Hourly rows of one organisation (optionally one key) for hours starting in [since_hour, until_hour).
 
         `since_hour` is rounded down to its hour, so passing "now" for `until_hour` includes the
-        current, still open hour.
+        current, still open hour.  Pending totals are flushed first, so the report includes the
+        requests that came before it.
         """
-        self.flush()
-        where, params = ("AND key_id = ?", (key_id,)) if key_id is not None else ("", ())
-        rows = self._db.fetch_all(
-            "SELECT org, key_id, hour, requests, events, bytes, rejections, overflow_events"
-            f" FROM usage_hourly WHERE org = ? AND hour >= ? AND hour < ? {where} ORDER BY hour, key_id",
-            (org, hour_start(since_hour), until_hour, *params),
-        )
-        return [UsageRow(*row) for row in rows]
+        await self.flush()
+        since = hour_start(since_hour)
+        return await self._reader.run(lambda db: _read_rows(db, org, key_id, since, until_hour))
 
-    def close(self) -> None:
-        """Write what is still in memory; the database stays open for its owner to close."""
-        self.flush()
+    def _merge_back(self, batch: dict[_Bucket, _Totals]) -> None:
+        """A failed flush wrote nothing (one transaction), so its totals rejoin those recorded since."""
+        for bucket, totals in batch.items():
+            self._pending.setdefault(bucket, _Totals()).add(totals)
+
+
+def _add_totals(db: Database, batch: dict[_Bucket, _Totals]) -> None:
+    """On the writer thread: add each bucket to its row; an empty batch only keeps the flush order."""
+    if not batch:
+        return
+    rows = [
+        (org, key_id, hour, t.requests, t.events, t.bytes, t.rejections, t.overflow_events)
+        for (org, key_id, hour), t in batch.items()
+    ]
+    with db.transaction() as cur:
+        cur.executemany(
+            "INSERT INTO usage_hourly"
+            " (org, key_id, hour, requests, events, bytes, rejections, overflow_events)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (org, hour, key_id) DO UPDATE SET"
+            " requests = requests + excluded.requests, events = events + excluded.events,"
+            " bytes = bytes + excluded.bytes, rejections = rejections + excluded.rejections,"
+            " overflow_events = overflow_events + excluded.overflow_events",
+            rows,
+        )
+
+
+def _read_rows(db: Database, org: str, key_id: str | None, since: int, until: float) -> list[UsageRow]:
+    """On the reader thread: the stored rows of one organisation, ordered by hour then key."""
+    where, params = ("AND key_id = ?", (key_id,)) if key_id is not None else ("", ())
+    rows = db.fetch_all(
+        "SELECT org, key_id, hour, requests, events, bytes, rejections, overflow_events"
+        f" FROM usage_hourly WHERE org = ? AND hour >= ? AND hour < ? {where} ORDER BY hour, key_id",
+        (org, since, until, *params),
+    )
+    return [UsageRow(*row) for row in rows]

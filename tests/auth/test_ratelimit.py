@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from logtraced.auth.db import Database
+from logtraced.auth.dbthread import DatabaseThread
 from logtraced.auth.principal import Principal
 from logtraced.auth.ratelimit import Decision, RateLimiter, Tier, headers, hour_start, rate_limited
-from logtraced.errors import LogtracedError
+from logtraced.errors import LogtracedError, StorageError
 
 from . import FakeClock, at
 
@@ -29,10 +31,20 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def limiter(db: Database, clock: FakeClock) -> Iterator[RateLimiter]:
-    limiter = RateLimiter(db, TIERS, clock)
+async def limiter(writer: DatabaseThread, clock: FakeClock) -> AsyncIterator[RateLimiter]:
+    limiter = RateLimiter(writer, TIERS, clock)
+    await limiter.load()
     yield limiter
-    limiter.close()
+    await limiter.flush()
+
+
+async def restarted(tmp_path: Path, clock: FakeClock) -> tuple[DatabaseThread, RateLimiter]:
+    """A fresh writer thread and limiter over the same file, as after a daemon restart."""
+    thread = DatabaseThread(lambda: Database.open(tmp_path), "test-writer")
+    await thread.start()
+    limiter = RateLimiter(thread, TIERS, clock)
+    await limiter.load()
+    return thread, limiter
 
 
 def stored_used(db: Database, principal: Principal, kind: str) -> int | None:
@@ -49,10 +61,10 @@ class TestBudget:
         refused = limiter.check(STANDARD, "ingest")
         assert refused == Decision(False, False, 3, 0, reset, 40 * 60)
 
-    def test_refusal_consumes_nothing(self, limiter: RateLimiter, db: Database) -> None:
+    async def test_refusal_consumes_nothing(self, limiter: RateLimiter, db: Database) -> None:
         outcomes = [limiter.check(STANDARD, "query").allowed for _ in range(10)]
         assert outcomes == [True, True] + [False] * 8
-        limiter.flush()
+        await limiter.flush()
         assert stored_used(db, STANDARD, "query") == 2
 
     def test_kinds_and_keys_have_separate_budgets(self, limiter: RateLimiter) -> None:
@@ -129,37 +141,51 @@ class TestHeaders:
 
 
 class TestPersistence:
-    """Counters reach SQLite at most once a second and on close, and a restart in the hour continues them."""
+    """Counters reach SQLite only through flush, and a restart in the hour continues them."""
 
-    def test_flushes_at_most_once_a_second(self, limiter: RateLimiter, db: Database, clock: FakeClock) -> None:
+    async def test_check_never_writes_flush_does(self, limiter: RateLimiter, db: Database) -> None:
         limiter.check(STANDARD, "ingest")
         assert stored_used(db, STANDARD, "ingest") is None
-        clock.advance(1)
         limiter.check(STANDARD, "ingest")
+        await limiter.flush()
         assert stored_used(db, STANDARD, "ingest") == 2
 
-    def test_restart_within_the_hour_continues(self, tmp_path: Path, clock: FakeClock) -> None:
-        with Database.open(tmp_path) as db:
-            limiter = RateLimiter(db, TIERS, clock)
-            for _ in range(2):
-                limiter.check(STANDARD, "ingest")
-            limiter.close()
-        clock.advance(600)
-        with Database.open(tmp_path) as db:
-            limiter = RateLimiter(db, TIERS, clock)
-            assert limiter.check(STANDARD, "ingest").remaining == 0
-            assert limiter.check(STANDARD, "ingest").allowed is False
-            limiter.close()
+    async def test_a_failed_flush_is_written_by_the_next(self, tmp_path: Path, clock: FakeClock, db: Database) -> None:
+        thread = DatabaseThread(lambda: Database.open(tmp_path, busy_timeout_ms=50), "test-writer")
+        await thread.start()
+        limiter = RateLimiter(thread, TIERS, clock)
+        limiter.check(STANDARD, "ingest")
+        cli = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+        cli.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StorageError, match="locked"):
+            await limiter.flush()
+        cli.execute("ROLLBACK")
+        cli.close()
+        await limiter.flush()
+        assert stored_used(db, STANDARD, "ingest") == 1
+        await thread.close()
 
-    def test_restart_in_a_later_hour_starts_afresh(self, tmp_path: Path, clock: FakeClock) -> None:
-        with Database.open(tmp_path) as db:
-            limiter = RateLimiter(db, TIERS, clock)
-            for _ in range(3):
-                limiter.check(STANDARD, "ingest")
-            limiter.close()
+    async def test_restart_within_the_hour_continues(self, tmp_path: Path, clock: FakeClock) -> None:
+        thread, limiter = await restarted(tmp_path, clock)
+        for _ in range(2):
+            limiter.check(STANDARD, "ingest")
+        await limiter.flush()
+        await thread.close()
+        clock.advance(600)
+        thread, limiter = await restarted(tmp_path, clock)
+        assert limiter.check(STANDARD, "ingest").remaining == 0
+        assert limiter.check(STANDARD, "ingest").allowed is False
+        await thread.close()
+
+    async def test_restart_in_a_later_hour_starts_afresh(self, tmp_path: Path, clock: FakeClock, db: Database) -> None:
+        thread, limiter = await restarted(tmp_path, clock)
+        for _ in range(3):
+            limiter.check(STANDARD, "ingest")
+        await limiter.flush()
+        await thread.close()
         clock.now = at("2024-03-15T11:00:00")
-        with Database.open(tmp_path) as db:
-            limiter = RateLimiter(db, TIERS, clock)
-            assert limiter.check(STANDARD, "ingest").remaining == 2
-            limiter.close()
-            assert stored_used(db, STANDARD, "ingest") == 1
+        thread, limiter = await restarted(tmp_path, clock)
+        assert limiter.check(STANDARD, "ingest").remaining == 2
+        await limiter.flush()
+        await thread.close()
+        assert stored_used(db, STANDARD, "ingest") == 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from logtraced.auth.db import Database
+from logtraced.auth.dbthread import DatabaseThread
 from logtraced.auth.usage import UsageRecorder, UsageRow
+from logtraced.errors import StorageError
 
 from . import FakeClock, at
 
@@ -23,10 +26,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def usage(db: Database, clock: FakeClock) -> Iterator[UsageRecorder]:
-    recorder = UsageRecorder(db, clock)
+async def usage(reader: DatabaseThread, writer: DatabaseThread, clock: FakeClock) -> AsyncIterator[UsageRecorder]:
+    recorder = UsageRecorder(reader, writer, clock)
     yield recorder
-    recorder.close()
+    await recorder.flush()
 
 
 def stored_rows(db: Database) -> int:
@@ -37,57 +40,77 @@ def stored_rows(db: Database) -> int:
 class TestTotals:
     """Records add up per key and hour, counting rejections and overflow separately."""
 
-    def test_one_hour(self, usage: UsageRecorder) -> None:
+    async def test_one_hour(self, usage: UsageRecorder) -> None:
         usage.record("key_a", "acme", events=10, bytes=1000)
         usage.record("key_a", "acme", events=5, bytes=400, overflow_events=5)
         usage.record("key_a", "acme", rejected=True)
-        assert usage.report("acme", None, *DAY) == [UsageRow("acme", "key_a", TEN, 3, 15, 1400, 1, 5)]
+        assert await usage.report("acme", None, *DAY) == [UsageRow("acme", "key_a", TEN, 3, 15, 1400, 1, 5)]
 
-    def test_hours_are_separate_buckets(self, usage: UsageRecorder, clock: FakeClock) -> None:
+    async def test_hours_are_separate_buckets(self, usage: UsageRecorder, clock: FakeClock) -> None:
         clock.now = at("2024-03-15T10:59:59")
         usage.record("key_a", "acme", events=1)
         clock.now = at("2024-03-15T11:00:00")
         usage.record("key_a", "acme", events=2)
-        rows = usage.report("acme", "key_a", *DAY)
+        rows = await usage.report("acme", "key_a", *DAY)
         assert [(row.hour, row.events) for row in rows] == [(TEN, 1), (ELEVEN, 2)]
 
 
 class TestReport:
     """Reports show one organisation only, optionally one key, over a range of hours."""
 
-    def test_confined_to_the_org(self, usage: UsageRecorder) -> None:
+    async def test_confined_to_the_org(self, usage: UsageRecorder) -> None:
         usage.record("key_a", "acme")
         usage.record("key_b", "acme")
         usage.record("key_g", "globex")
-        assert {row.key_id for row in usage.report("acme", None, *DAY)} == {"key_a", "key_b"}
-        assert usage.report("acme", "key_g", *DAY) == []
-        assert [row.key_id for row in usage.report("acme", "key_b", *DAY)] == ["key_b"]
+        assert {row.key_id for row in await usage.report("acme", None, *DAY)} == {"key_a", "key_b"}
+        assert await usage.report("acme", "key_g", *DAY) == []
+        assert [row.key_id for row in await usage.report("acme", "key_b", *DAY)] == ["key_b"]
 
-    def test_range_starts_at_the_hour_and_ends_before_until(self, usage: UsageRecorder, clock: FakeClock) -> None:
+    async def test_range_starts_at_the_hour_and_ends_before_until(self, usage: UsageRecorder, clock: FakeClock) -> None:
         usage.record("key_a", "acme")
         clock.now = at("2024-03-15T11:30:00")
         usage.record("key_a", "acme")
-        assert [row.hour for row in usage.report("acme", None, at("2024-03-15T10:45:00"), ELEVEN)] == [TEN]
-        assert [row.hour for row in usage.report("acme", None, ELEVEN, clock.now)] == [ELEVEN]
+        assert [row.hour for row in await usage.report("acme", None, at("2024-03-15T10:45:00"), ELEVEN)] == [TEN]
+        assert [row.hour for row in await usage.report("acme", None, ELEVEN, clock.now)] == [ELEVEN]
 
 
 class TestPersistence:
-    """Totals reach SQLite at most once a second and on close, adding to what is there."""
+    """Totals reach SQLite only through flush, adding to what is there; a failed flush is not lost."""
 
-    def test_flushes_at_most_once_a_second(self, usage: UsageRecorder, db: Database, clock: FakeClock) -> None:
+    async def test_record_never_writes_flush_does(self, usage: UsageRecorder, db: Database) -> None:
         usage.record("key_a", "acme")
         assert stored_rows(db) == 0
-        clock.advance(1)
-        usage.record("key_a", "acme")
+        await usage.flush()
         assert stored_rows(db) == 1
 
-    def test_two_recorders_add_up_across_reopen(self, tmp_path: Path, clock: FakeClock) -> None:
-        with Database.open(tmp_path) as daemon, Database.open(tmp_path) as other:
-            first, second = UsageRecorder(daemon, clock), UsageRecorder(other, clock)
-            first.record("key_a", "acme", events=3)
-            second.record("key_a", "acme", events=4)
-            first.close()
-            second.close()
-        with Database.open(tmp_path) as reopened:
-            rows = UsageRecorder(reopened, clock).report("acme", "key_a", *DAY)
+    async def test_a_failed_flush_is_added_by_the_next(
+        self, tmp_path: Path, reader: DatabaseThread, clock: FakeClock
+    ) -> None:
+        writer = DatabaseThread(lambda: Database.open(tmp_path, busy_timeout_ms=50), "test-writer")
+        await writer.start()
+        usage = UsageRecorder(reader, writer, clock)
+        usage.record("key_a", "acme", events=3)
+        cli = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+        cli.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StorageError, match="locked"):
+            await usage.flush()
+        usage.record("key_a", "acme", events=4)
+        cli.execute("ROLLBACK")
+        cli.close()
+        rows = await usage.report("acme", "key_a", *DAY)
+        assert [(row.requests, row.events) for row in rows] == [(2, 7)]
+        await writer.close()
+
+    async def test_two_recorders_add_up(
+        self, tmp_path: Path, reader: DatabaseThread, writer: DatabaseThread, clock: FakeClock
+    ) -> None:
+        other = DatabaseThread(lambda: Database.open(tmp_path), "test-other-writer")
+        await other.start()
+        first, second = UsageRecorder(reader, writer, clock), UsageRecorder(reader, other, clock)
+        first.record("key_a", "acme", events=3)
+        second.record("key_a", "acme", events=4)
+        await first.flush()
+        await second.flush()
+        await other.close()
+        rows = await first.report("acme", "key_a", *DAY)
         assert [(row.requests, row.events) for row in rows] == [(2, 7)]
