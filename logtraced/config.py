@@ -32,6 +32,23 @@ class LogConfig(_Section, frozen=True):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class FieldMap(_Section, frozen=True):
+    """Where a sender puts the canonical fields, when not in a spelling logtraced knows.
+
+    Each is a list of dotted paths (`payload.text`, a literal dotted key matches too), tried in
+    order before the built-in spellings; the first present wins and is taken out of the attributes.
+    """
+
+    message: list[str] = []
+    timestamp: list[str] = []
+    level: list[str] = []
+    service: list[str] = []
+    host: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.message or self.timestamp or self.level or self.service or self.host)
+
+
 class ListenerConfig(_Section, frozen=True):
     """What every listener section has: where it listens and whose events arrive there."""
 
@@ -40,6 +57,7 @@ class ListenerConfig(_Section, frozen=True):
     port: int = 0
     org: str = "default"
     environment: str = "production"
+    fields: FieldMap = FieldMap()  # for protocols whose events are JSON objects (JSON lines, forward, beats)
 
 
 class StreamListenerConfig(ListenerConfig, frozen=True):

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
+from logtraced.config import FieldMap
 from logtraced.levels import canonical_level
 from logtraced.model import Event
 
@@ -48,8 +49,16 @@ _DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError
 
 _ABSENT: Final = object()
 _is_str: Final = str.__instancecheck__
-_TIMESTAMP_KEYS: Final = ("@timestamp", "timestamp", "time", "date", "ts")
-_MESSAGE_KEYS: Final = ("message", "msg", "log", "body")
+# Each list: the common spellings first (the hot path stops there), then those of particular senders:
+# syslog-ng's format-json (ISODATE, MESSAGE, PROGRAM, HOST, PRIORITY), rsyslog's %jsonmesg%
+# (timereported, programname, syslogseverity), Logstash event v0 (@message, @source_host), GELF sent
+# as JSON lines (short_message), python-json-logger (asctime), python-logstash-async (program,
+# logsource) and several Python formatters (source_host).
+_TIMESTAMP_KEYS: Final = ("@timestamp", "timestamp", "time", "date", "ts", "ISODATE", "timereported", "asctime")
+_MESSAGE_KEYS: Final = ("message", "msg", "log", "body", "@message", "short_message", "MESSAGE")
+# Objects some transports wrap the message in (winston3-logstash-transport's `data`).
+_MESSAGE_WRAPPERS: Final = ("data",)
+TAG_NO_MESSAGE: Final = "_nomessage"
 
 # Where a canonical field may be, in order of preference: (key, whether a plain value there
 # counts, keys to look for when the value there is an object).  A plain `log` is a message.
@@ -60,17 +69,27 @@ _LEVEL_KEYS: Final[_Candidates] = (
     ("log", False, ("level",)),
     ("severity", True, ()),
     ("levelname", True, ()),
+    ("PRIORITY", True, ()),
+    ("syslogseverity-text", True, ()),
+    ("syslogseverity", True, ()),
 )
 _SERVICE_KEYS: Final[_Candidates] = (
     ("service", True, ("name",)),
     ("service.name", True, ()),
     ("app", True, ()),
     ("application", True, ()),
+    ("PROGRAM", True, ()),
+    ("programname", True, ()),
+    ("program", True, ()),
 )
 _HOST_KEYS: Final[_Candidates] = (
     ("host", True, ("name", "hostname")),
     ("host.name", True, ()),
     ("hostname", True, ()),
+    ("HOST", True, ()),
+    ("source_host", True, ()),
+    ("@source_host", True, ()),
+    ("logsource", True, ()),
 )
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -209,23 +228,81 @@ def _epoch_float(value: float) -> int | None:
     return round(value * (per_unit // 1000)) * 1000
 
 
-def normalise(record: dict[str, Any], received_ns: int) -> Event:
+def normalise(record: dict[str, Any], received_ns: int, fields: FieldMap | None = None) -> Event:
     """Map one decoded JSON object onto an Event; `record` is consumed and becomes `attributes`.
 
     Fields used for the canonical ones are removed; everything else stays verbatim, nested
     as sent.  A timestamp that cannot be parsed stays under its key and the event gets
-    `received_ns`, so nothing the shipper sent is lost.
+    `received_ns`, so nothing the shipper sent is lost.  `fields` names where this sender puts
+    the canonical fields (a listener's or a request's mapping); those paths are tried first.
     """
+    if "@fields" in record:
+        _lift_fields(record)
+    if fields:
+        return _normalise_mapped(record, received_ns, fields)
     timestamp = _take_timestamp(record, received_ns)
     level = _take_level(record)
     message = _take_message(record)
     service = _take_name(record, _SERVICE_KEYS)
     host = _take_name(record, _HOST_KEYS)
+    return _event(record, received_ns, timestamp, message, level, service, host)
+
+
+def _normalise_mapped(record: dict[str, Any], received_ns: int, fields: FieldMap) -> Event:
+    """`normalise` with the sender's own paths tried before the built-in spellings."""
+    found = _take_path(record, fields.timestamp, lambda value: parse_timestamp(value, received_ns))
+    timestamp = found if found is not None else _take_timestamp(record, received_ns)
+    level = _take_path(record, fields.level, lambda value: canonical_level(value) or None) or _take_level(record)
+    message = _take_path(record, fields.message, _text_of) or _take_message(record)
+    service = _take_path(record, fields.service, _name_of) or _take_name(record, _SERVICE_KEYS)
+    host = _take_path(record, fields.host, _name_of) or _take_name(record, _HOST_KEYS)
+    return _event(record, received_ns, timestamp, message, level, service, host)
+
+
+def _take_path(record: dict[str, Any], paths: list[str], read: Any) -> Any:
+    """The first path (nested objects, or a literal dotted key) whose value `read` accepts, taken out of the record."""
+    for path in paths:
+        parent, key = _locate(record, path)
+        if parent is not None:
+            value = read(parent[key])
+            if value is not None:
+                del parent[key]
+                return value
+    return None
+
+
+def _locate(record: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
+    """The object holding `path` and the key in it: a literal dotted key wins over nested objects."""
+    if path in record:
+        return record, path
+    node: Any = record
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.get(part) if type(node) is dict else None
+    return (node, leaf) if type(node) is dict and leaf in node else (None, "")
+
+
+def _text_of(value: Any) -> str | None:
+    if type(value) is str:
+        return value or None
+    return None if value is None else _ENCODER.encode(value).decode()
+
+
+def _name_of(value: Any) -> str | None:
+    return value if type(value) is str and value else None
+
+
+def _event(
+    record: dict[str, Any], received_ns: int, timestamp: int | None, message: str, level: str, service: str, host: str
+) -> Event:
+    """The Event of what was taken out of `record`; the rest of it becomes the attributes."""
     tags = record.get("tags")
     if type(tags) is list and all(map(_is_str, tags)):
         del record["tags"]
     else:
         tags = []
+    if not message:
+        tags.append(TAG_NO_MESSAGE)
     return Event(
         received_ns if timestamp is None else timestamp,
         message,
@@ -259,8 +336,30 @@ def _take_message(record: dict[str, Any]) -> str:
         if value is _ABSENT or (key == "log" and type(value) is dict):
             continue
         del record[key]
-        return value if type(value) is str else _ENCODER.encode(value).decode()
+        if type(value) is not str:
+            return _ENCODER.encode(value).decode()
+        # rsyslog's templates leave the space that followed the tag in front of the message.
+        return value.lstrip(" ") if key == "msg" and "syslogtag" in record else value
+    for key in _MESSAGE_WRAPPERS:
+        wrapper = record.get(key)
+        if type(wrapper) is dict:
+            for inner in ("message", "msg"):
+                value = wrapper.get(inner)
+                if type(value) is str:
+                    del wrapper[inner]
+                    if not wrapper:
+                        del record[key]
+                    return value
     return ""
+
+
+def _lift_fields(record: dict[str, Any]) -> None:
+    """Logstash event v0 (python-logstash's default, logstash_formatter v0) nests every field under `@fields`."""
+    fields = record.get("@fields")
+    if type(fields) is dict:
+        del record["@fields"]
+        for key, value in fields.items():
+            record.setdefault(key, value)
 
 
 def _take_level(record: dict[str, Any]) -> str:
@@ -308,7 +407,12 @@ def _take_name(record: dict[str, Any], candidates: _Candidates) -> str:
 
 
 def events_from_frame(
-    frame: bytes, received_ns: int, *, truncated: bool = False, drop_keys: tuple[str, ...] = ()
+    frame: bytes,
+    received_ns: int,
+    *,
+    truncated: bool = False,
+    drop_keys: tuple[str, ...] = (),
+    fields: FieldMap | None = None,
 ) -> list[Event]:
     """The events in one frame, as Logstash's json codec would make them; never raises.
 
@@ -329,10 +433,11 @@ def events_from_frame(
                 for key in drop_keys:
                     item.pop(key, None)
     if type(value) is dict:
-        events = [normalise(value, received_ns)]
+        events = [normalise(value, received_ns, fields)]
     elif type(value) is list:
         events = [
-            normalise(item, received_ns) if type(item) is dict else _not_object(item, received_ns) for item in value
+            normalise(item, received_ns, fields) if type(item) is dict else _not_object(item, received_ns)
+            for item in value
         ]
     else:
         events = [_not_object(value, received_ns)]

@@ -11,6 +11,7 @@ import pytest
 from logtraced.events import (
     MAX_NESTING,
     TAG_JSON_PARSE_FAILURE,
+    TAG_NO_MESSAGE,
     TAG_NOT_OBJECT,
     TAG_TRUNCATED,
     Event,
@@ -22,6 +23,7 @@ from logtraced.events import (
 from logtraced.levels import canonical_level
 
 RECEIVED = 1_700_000_000_000_000_000
+NO_MESSAGE = [TAG_NO_MESSAGE]  # what an event with no message at all is tagged
 T0 = 1_718_000_000 * 10**9  # 2024-06-10T06:13:20Z
 I64_MAX = 2**63 - 1
 
@@ -308,27 +310,27 @@ NORMALISED = [
     ),
     pytest.param(
         {"level": {"x": 1}, "severity": "Info"},
-        Event(RECEIVED, "", level="info", attributes={"level": {"x": 1}}),
+        Event(RECEIVED, "", tags=NO_MESSAGE, level="info", attributes={"level": {"x": 1}}),
         id="non-level-value-kept",
     ),
     pytest.param(
         {"level": "Verbose"},
-        Event(RECEIVED, "", level="verbose"),
+        Event(RECEIVED, "", tags=NO_MESSAGE, level="verbose"),
         id="unknown-level-lowercased",
     ),
     pytest.param(
         {"tags": ["a", 1]},
-        Event(RECEIVED, "", attributes={"tags": ["a", 1]}),
+        Event(RECEIVED, "", tags=NO_MESSAGE, attributes={"tags": ["a", 1]}),
         id="tags-not-all-strings-kept",
     ),
     pytest.param(
         {"service": {"type": "x"}, "host": "", "hostname": 5},
-        Event(RECEIVED, "", attributes={"service": {"type": "x"}, "host": "", "hostname": 5}),
+        Event(RECEIVED, "", tags=NO_MESSAGE, attributes={"service": {"type": "x"}, "host": "", "hostname": 5}),
         id="names-that-are-not-names-kept",
     ),
     pytest.param(
         {"env": "prod", "org": "acme", "index": "audit"},
-        Event(RECEIVED, "", attributes={"env": "prod", "org": "acme", "index": "audit"}),
+        Event(RECEIVED, "", tags=NO_MESSAGE, attributes={"env": "prod", "org": "acme", "index": "audit"}),
         id="tenancy-never-from-the-record",
     ),
     pytest.param(
@@ -336,6 +338,7 @@ NORMALISED = [
         Event(
             RECEIVED,
             "",
+            tags=NO_MESSAGE,
             attributes={
                 "n": 1,
                 "f": 1.5,
@@ -348,7 +351,7 @@ NORMALISED = [
         ),
         id="attributes-verbatim",
     ),
-    pytest.param({}, Event(RECEIVED, ""), id="empty"),
+    pytest.param({}, Event(RECEIVED, "", tags=NO_MESSAGE), id="empty"),
 ]
 
 
@@ -494,3 +497,61 @@ class TestEventToJson:
             timestamp = rng.randrange(-(2**63), 2**63)
             text = event_to_json(Event(timestamp, ""))["timestamp"]
             assert parse_timestamp(text, RECEIVED) == timestamp, text
+
+
+T_ISO = "2024-06-10T06:13:20"  # T0
+SENDER_SHAPES = [
+    pytest.param(
+        {"@fields": {"levelname": "INFO", "logger": "app"}, "@message": "hello", "@source_host": "box",
+         "@timestamp": T_ISO + ".123456", "@type": "logstash"},
+        Event(T0 + 123_456_000, "hello", level="info", host="box", attributes={"logger": "app", "@type": "logstash"}),
+        id="logstash-event-v0",
+    ),
+    pytest.param(
+        {"version": "1.1", "host": "gw", "short_message": "m", "full_message": "f", "timestamp": 1718000000.5,
+         "level": 3},
+        Event(T0 + 500_000_000, "m", level="error", host="gw", attributes={"version": "1.1", "full_message": "f"}),
+        id="gelf-as-json-lines",
+    ),
+    pytest.param(
+        {"PROGRAM": "sshd", "PRIORITY": "info", "PID": "123", "MESSAGE": "Accepted key", "HOST": "h1",
+         "ISODATE": T_ISO + "+00:00", "FACILITY": "auth"},
+        Event(T0, "Accepted key", level="info", service="sshd", host="h1",
+              attributes={"PID": "123", "FACILITY": "auth"}),
+        id="syslog-ng-format-json",
+    ),
+    pytest.param(
+        {"@timestamp": T_ISO + "Z", "data": {"msg": "wrapped", "meta": 1}, "level": "warn", "service": "api"},
+        Event(T0, "wrapped", level="warn", service="api", attributes={"data": {"meta": 1}}),
+        id="winston3-logstash-transport",
+    ),
+    pytest.param(
+        {"msg": " Accepted publickey", "timereported": T_ISO + ".5+00:00", "hostname": "h2", "syslogtag": "sshd[7]:",
+         "syslogseverity": "6", "programname": "sshd", "procid": "7"},
+        Event(T0 + 500_000_000, "Accepted publickey", level="info", service="sshd", host="h2",
+              attributes={"syslogtag": "sshd[7]:", "procid": "7"}),
+        id="rsyslog-jsonmesg",
+    ),
+    pytest.param(
+        {"@timestamp": T_ISO + "Z", "host": "h3", "level": "INFO", "logsource": "h3", "message": "m", "pid": 1,
+         "program": "worker.py", "extra": {"logger_name": "jobs"}},
+        Event(T0, "m", level="info", service="worker.py", host="h3",
+              attributes={"logsource": "h3", "pid": 1, "extra": {"logger_name": "jobs"}}),
+        id="python-logstash-async",
+    ),
+    pytest.param(
+        {"asctime": "2024-06-10 06:13:20,123", "levelname": "WARNING", "name": "app", "message": "m"},
+        Event(T0 + 123_000_000, "m", level="warn", attributes={"name": "app"}),
+        id="python-json-logger",
+    ),
+    pytest.param(
+        {"message": "m", "source_host": "h4"},
+        Event(RECEIVED, "m", host="h4"),
+        id="source-host",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("record", "expected"), SENDER_SHAPES)
+def test_each_senders_shape_lands_on_the_canonical_fields(record: dict[str, Any], expected: Event) -> None:
+    assert normalise(record, RECEIVED) == expected

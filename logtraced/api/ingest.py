@@ -16,6 +16,7 @@ from aiohttp import web
 
 from logtraced.api.authn import authenticate
 from logtraced.api.context import get_state
+from logtraced.config import FieldMap
 from logtraced.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from logtraced.ingest.logtrace_http import JSON_TYPE, NDJSON_TYPES, decode_batch, to_events
 from logtraced.model import Event, Tenant, retention_start_ns
@@ -25,6 +26,13 @@ SCOPE: Final = "write:logs"
 PROTOCOL: Final = "http"
 # aiohttp decodes gzip and deflate bodies as they stream in (bounded chunks, never the whole body at once).
 ENCODINGS: Final = frozenset({"", "identity", "gzip", "deflate"})
+FIELD_PARAMETERS: Final = {
+    "message": "_msg_field",
+    "timestamp": "_time_field",
+    "level": "_level_field",
+    "service": "_service_field",
+    "host": "_host_field",
+}
 
 
 async def ingest(request: web.Request) -> web.Response:
@@ -38,7 +46,7 @@ async def ingest(request: web.Request) -> web.Response:
     overflow = full or (context.decision is not None and context.decision.overflow)
     body = await read_body(request, state.config.http.max_body_bytes)
     records = decode_batch(body, ndjson=ndjson, max_events=state.config.http.max_batch_events)
-    events = to_events(records, principal.environment, time.time_ns())
+    events = to_events(records, principal.environment, time.time_ns(), field_map(request))
     expired = _expired(events, state.config.index.retention_days)
     await state.pipeline.store(events, Tenant(principal.org, principal.environment), len(body), PROTOCOL)
     context.count(events=len(events), bytes=len(body), overflow_events=len(events) if overflow else 0)
@@ -60,6 +68,16 @@ def _expired(events: list[Event], retention_days: int) -> int:
     """How many events are older than the retention period: durable, acknowledged, but never searchable."""
     oldest_ns = retention_start_ns(time.time_ns(), retention_days)
     return sum(1 for event in events if event.timestamp < oldest_ns)
+
+
+def field_map(request: web.Request) -> FieldMap:
+    """Where this sender puts the canonical fields, from `_msg_field`, `_time_field`, `_level_field`,
+    `_service_field`, `_host_field` (comma-separated dotted paths, tried in order), as VictoriaLogs names them."""
+    paths = {
+        name: [path.strip() for path in request.query.get(parameter, "").split(",") if path.strip()]
+        for name, parameter in FIELD_PARAMETERS.items()
+    }
+    return FieldMap(**paths)
 
 
 def _body_format(request: web.Request) -> bool:

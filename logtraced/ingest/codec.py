@@ -22,6 +22,7 @@ class Decoded:
     events: list[Event] = field(default_factory=list)
     truncated: int = 0  # frames cut at the size bound: stored, tagged _truncated
     parse_failures: int = 0  # frames stored as raw text, tagged as the protocol's parse failure
+    no_message: int = 0  # events stored with no message found in any known spelling (tagged _nomessage)
     rejected: dict[str, int] = field(default_factory=dict)  # input refused (not stored), by cause
     reply: bytes = b""  # sent back once these events are durable (forward ack, beats ACK)
     close: str = ""  # a cause after which the connection cannot go on (framing lost)

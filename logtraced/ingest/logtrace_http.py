@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import msgspec
 
+from logtraced.config import FieldMap
 from logtraced.errors import Forbidden, InvalidInput
 from logtraced.events import normalise
 from logtraced.ingest.framing import StreamFramer
@@ -135,7 +136,9 @@ def _decode(data: bytes, offset: int) -> Any:
     )
 
 
-def to_events(records: Sequence[Any], environment: str, received_ns: int) -> list[Event]:
+def to_events(
+    records: Sequence[Any], environment: str, received_ns: int, fields: FieldMap | None = None
+) -> list[Event]:
     """Normalise every record, or refuse the whole batch: 403 for another environment, 400 for bad events.
 
     `records` are consumed (each dict becomes its event's attributes).
@@ -148,7 +151,7 @@ def to_events(records: Sequence[Any], environment: str, received_ns: int) -> lis
         if problem is not None:
             problems.append(problem)
             continue
-        event = normalise(record, received_ns)
+        event = normalise(record, received_ns, fields)
         if not event.message:
             problems.append(
                 Problem(index, "message", "missing required field `message` (also looked for msg, log, body)")

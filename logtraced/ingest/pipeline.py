@@ -50,6 +50,7 @@ class IngestCounters:
     events_expired: int = 0
     events_rejected_by_index: int = 0
     parse_failures: int = 0
+    no_message: int = 0
     truncated: int = 0
     udp_dropped: int = 0
     tcp_connections: int = 0
@@ -149,6 +150,9 @@ class IngestPipeline:
         if decoded.parse_failures:
             self.counters.parse_failures += decoded.parse_failures
             warnings.warn(f"{protocol}_json_parse_failure", stored_as="raw message", peer=peer)
+        if decoded.no_message:
+            self.counters.no_message += decoded.no_message
+            warnings.warn(f"{protocol}_no_message", events=decoded.no_message, stored_as="_nomessage", peer=peer)
         if decoded.rejected or decoded.close:
             counters = self.protocol(protocol)
             for cause, count in decoded.rejected.items():

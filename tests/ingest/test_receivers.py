@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import logstash  # python-logstash, the PyPI Logstash handler
 import pytest
@@ -254,3 +255,55 @@ class TestBackpressure:
             assert daemon.events_named("tcp_backpressure")
         finally:
             daemon.kill()
+
+
+class TestSenderShapesAsTheyArrive:
+    """Senders that put the message in their own place, and a listener told where a custom app puts its fields."""
+
+    def test_python_logstash_default_version_0_arrives_with_its_message(
+        self, daemon: DaemonProcess, store: Store
+    ) -> None:
+        marker = _unique()
+        logger = logging.getLogger(f"v0-{marker}")
+        logger.propagate = False
+        handler = logstash.TCPLogstashHandler("127.0.0.1", daemon.tcp_port)  # version=0, @message and @fields
+        logger.addHandler(handler)
+        logger.warning("version zero %s", marker, extra={"order": 17})
+        handler.close()
+        (event,) = store.wait_for(1, field="message", term=marker)
+        assert event.message == f"version zero {marker}"
+        assert event.level == "warn"
+        assert event.attributes["order"] == 17 and "@fields" not in event.attributes
+        assert event.attributes["source"]["address"] == "127.0.0.1"
+
+    def test_syslog_ng_format_json(self, daemon: DaemonProcess, store: Store) -> None:
+        marker = _unique()
+        line = {"PROGRAM": "sshd", "PRIORITY": "err", "MESSAGE": f"denied {marker}", "HOST": "bastion",
+                "ISODATE": _recent_iso(RECENT_NS).replace("Z", "+00:00")}  # fmt: skip
+        daemon.send_tcp(json.dumps(line).encode() + b"\n")
+        (event,) = store.wait_for(1, field="message", term=marker)
+        assert (event.service, event.level, event.host, event.timestamp) == ("sshd", "error", "bastion", RECENT_NS)
+
+    def test_an_event_with_no_message_is_tagged_and_counted(self, daemon: DaemonProcess, store: Store) -> None:
+        marker = _unique()
+        daemon.send_tcp(json.dumps({"payload": marker}).encode() + b"\n")
+        (event,) = store.wait_for(1, field="payload", term=marker)
+        assert (event.message, event.tags) == ("", ["_nomessage"])
+        wait_until(lambda: daemon.events_named("tcp_no_message"))
+
+
+def test_a_listener_told_where_a_custom_app_puts_its_fields(tmp_path: Path) -> None:
+    mapping = ('--set=tcp.fields.message=["payload.text"]', '--set=tcp.fields.level=["sev"]',
+               '--set=tcp.fields.timestamp=["at"]', '--set=tcp.fields.service=["meta.app"]')  # fmt: skip
+    daemon = DaemonProcess(tmp_path / "data", "--set", "index.commit_interval_ms=200", *mapping).start()
+    try:
+        marker = _unique()
+        line = {"payload": {"text": f"custom {marker}", "id": 1}, "sev": "WARNING", "at": RECENT_S,
+                "meta": {"app": "billing"}, "message": "not the message"}  # fmt: skip
+        daemon.send_tcp(json.dumps(line).encode() + b"\n")
+        (event,) = Store(tmp_path / "data").wait_for(1, field="message", term=marker)
+        assert (event.message, event.level, event.service) == (f"custom {marker}", "warn", "billing")
+        assert event.timestamp == RECENT_S * 10**9
+        assert event.attributes["payload"] == {"id": 1} and event.attributes["message"] == "not the message"
+    finally:
+        daemon.kill()
