@@ -64,17 +64,22 @@ def _expired(events: list[Event], retention_days: int) -> int:
 
 def _body_format(request: web.Request) -> bool:
     """True for NDJSON, False for a JSON document; anything else is 415 before a byte of body is read."""
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    if encoding not in ENCODINGS:
-        raise UnsupportedMedia(
-            f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or an uncompressed body"
-        )
+    check_encoding(request)
     content_type = request.content_type
     if content_type == JSON_TYPE:
         return False
     if content_type in NDJSON_TYPES:
         return True
     raise UnsupportedMedia(f"Content-Type {content_type!r} is not accepted; send {JSON_TYPE} or application/x-ndjson")
+
+
+def check_encoding(request: web.Request) -> None:
+    """415 for a Content-Encoding aiohttp does not decode, before a byte of body is read."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ENCODINGS:
+        raise UnsupportedMedia(
+            f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or an uncompressed body"
+        )
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
