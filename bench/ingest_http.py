@@ -8,13 +8,20 @@ p50/p99 request latency and the daemon's peak RSS (daemon + indexer).  The basel
 same events as json_lines over TCP to a fresh daemon: the cost of the HTTP path (auth, JSON
 batch decoding, validation, fsync before the answer) is the difference.
 
-    python bench/ingest_http.py --events 1000000 --clients 4 [--gzip] [--json]
+The same events are also sent, each dialect to a fresh daemon, as the shippers' dialects in
+5 000-event requests: Elasticsearch `_bulk` NDJSON (as Fluent Bit writes it), Loki snappy
+protobuf (as Promtail writes it: labels service/host/level, the other fields as structured
+metadata) and OTLP protobuf (one resource per service and host, as an SDK batches); each is
+reported as a ratio of `/v1/logs/ingest`'s events/s.
+
+    python bench/ingest_http.py --events 1000000 --clients 4 [--gzip] [--dialect es --dialect loki ...] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import gzip
 import json
 import socket
@@ -30,10 +37,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
+import cramjam  # noqa: E402
 from datagen import shipper_events  # noqa: E402
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2  # noqa: E402
 
 from logtraced.auth.db import Database  # noqa: E402
 from logtraced.auth.keys import KeyStore  # noqa: E402
+from logtraced.ingest.proto import push_pb2  # noqa: E402
 from logtraced.model import Tenant  # noqa: E402
 from logtraced.query.ast import MatchAll  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline  # noqa: E402
@@ -51,12 +61,87 @@ def generate(count: int, seed: int) -> list[dict[str, Any]]:
     return shipper_events(count, seed, logstash=False)
 
 
-def http_bodies(events: list[dict[str, Any]], compress: bool) -> list[bytes]:
-    """`{"logs": [...]}` bodies of BATCH_EVENTS events, encoded (and gzipped) before the clock starts."""
+def compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def ingest_body(batch: list[dict[str, Any]]) -> bytes:
+    return compact({"logs": batch})
+
+
+def bulk_body(batch: list[dict[str, Any]]) -> bytes:
+    """Fluent Bit `es` output's NDJSON: a create action, then the document, per event."""
+    action = compact({"create": {"_index": "bench"}}) + b"\n"
+    return b"".join(action + compact(event) + b"\n" for event in batch)
+
+
+def _ns(timestamp: str) -> int:
+    moment = datetime.datetime.fromisoformat(timestamp)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def loki_body(batch: list[dict[str, Any]]) -> bytes:
+    """Promtail's snappy protobuf PushRequest: one stream per label set, the other fields as structured metadata."""
+    request = push_pb2.PushRequest()
+    streams: dict[str, Any] = {}
+    for event in batch:
+        labels = f'{{service_name="{event["service"]}", host="{event["host"]}", level="{event["level"].lower()}"}}'
+        stream = streams.get(labels)
+        if stream is None:
+            stream = streams[labels] = request.streams.add(labels=labels)
+        entry = stream.entries.add(line=event["message"])
+        entry.timestamp.seconds, entry.timestamp.nanos = divmod(_ns(event["timestamp"]), 1_000_000_000)
+        for name, value in (
+            ("http_status", str(event["http"]["status"])),
+            ("http_method", event["http"]["method"]),
+            ("trace_id", event["trace_id"]),
+        ):
+            entry.structuredMetadata.add(name=name, value=value)
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+
+
+_SEVERITY_NUMBERS = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "WARNING": 13, "ERROR": 17, "FATAL": 21}
+
+
+def otlp_body(batch: list[dict[str, Any]]) -> bytes:
+    """An SDK's ExportLogsServiceRequest: one resource per service and host, the other fields as attributes."""
+    request = logs_service_pb2.ExportLogsServiceRequest()
+    scopes: dict[tuple[str, str], Any] = {}
+    for event in batch:
+        key = (event["service"], event["host"])
+        scope = scopes.get(key)
+        if scope is None:
+            resource_logs = request.resource_logs.add()
+            for name, value in (("service.name", key[0]), ("host.name", key[1])):
+                resource_logs.resource.attributes.add(key=name).value.string_value = value
+            scope = scopes[key] = resource_logs.scope_logs.add()
+            scope.scope.name = "bench"
+        record = scope.log_records.add(time_unix_nano=_ns(event["timestamp"]))
+        record.severity_number = _SEVERITY_NUMBERS[event["level"]]  # type: ignore[assignment]
+        record.severity_text = event["level"]
+        record.body.string_value = event["message"]
+        record.attributes.add(key="http.status").value.int_value = event["http"]["status"]
+        record.attributes.add(key="http.method").value.string_value = event["http"]["method"]
+        record.attributes.add(key="trace_id").value.string_value = event["trace_id"]
+    return request.SerializeToString()
+
+
+# name -> (route, Content-Type, success status, body builder, whether --gzip applies)
+DIALECTS: dict[str, tuple[str, str, int, Callable[[list[dict[str, Any]]], bytes], bool]] = {
+    "ingest": ("/v1/logs/ingest", "application/json", 202, ingest_body, True),
+    "es": ("/_bulk", "application/x-ndjson", 200, bulk_body, True),
+    "loki": ("/loki/api/v1/push", "application/x-protobuf", 204, loki_body, False),  # snappy already
+    "otlp": ("/v1/logs", "application/x-protobuf", 200, otlp_body, True),
+}
+
+
+def http_bodies(events: list[dict[str, Any]], dialect: str, compress: bool) -> list[bytes]:
+    """Bodies of BATCH_EVENTS events in `dialect`, encoded (and gzipped) before the clock starts."""
+    build, gzips = DIALECTS[dialect][3], DIALECTS[dialect][4]
     bodies = []
     for start in range(0, len(events), BATCH_EVENTS):
-        body = json.dumps({"logs": events[start : start + BATCH_EVENTS]}, separators=(",", ":")).encode()
-        bodies.append(gzip.compress(body, 1) if compress else body)
+        body = build(events[start : start + BATCH_EVENTS])
+        bodies.append(gzip.compress(body, 1) if compress and gzips else body)
     return bodies
 
 
@@ -102,16 +187,19 @@ class RssSampler:
         return max(self.peak, self.current())
 
 
-async def send_http(port: int, secret: str, bodies: list[bytes], clients: int, compress: bool) -> list[float]:
+async def send_http(
+    port: int, secret: str, bodies: list[bytes], clients: int, compress: bool, dialect: str
+) -> list[float]:
     """Every body POSTed by `clients` workers sharing one queue; returns each request's latency in seconds."""
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
-    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
-    if compress:
+    route, content_type, ok, _, gzips = DIALECTS[dialect]
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": content_type}
+    if compress and gzips:
         headers["Content-Encoding"] = "gzip"
     latencies: list[float] = []
-    url = f"http://127.0.0.1:{port}/v1/logs/ingest"
+    url = f"http://127.0.0.1:{port}{route}"
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
@@ -120,7 +208,7 @@ async def send_http(port: int, secret: str, bodies: list[bytes], clients: int, c
                 started = time.perf_counter()
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
-                    if response.status == 202:
+                    if response.status == ok:
                         latencies.append(time.perf_counter() - started)
                         break
                     if response.status not in (429, 503):
@@ -181,13 +269,15 @@ def timed_run(
         daemon.kill()
 
 
-def http_run(events: list[dict[str, Any]], bodies: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+def http_run(
+    events: list[dict[str, Any]], bodies: list[bytes], args: argparse.Namespace, dialect: str = "ingest"
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory) / "data"
         secret = mint_enterprise_key(data)
 
         def send(daemon: DaemonProcess) -> list[float]:
-            return asyncio.run(send_http(daemon.http_port, secret, bodies, args.clients, args.gzip))
+            return asyncio.run(send_http(daemon.http_port, secret, bodies, args.clients, args.gzip, dialect))
 
         run = timed_run(data, args.daemon_arg, send, TENANT, len(events))
     latencies = sorted(run["sent"])
@@ -199,6 +289,7 @@ def http_run(events: list[dict[str, Any]], bodies: list[bytes], args: argparse.N
         "latency_p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "requests": len(latencies),
         "peak_rss_mib": run["peak_rss"] / 2**20,
+        "average_body_bytes": sum(map(len, bodies)) / len(bodies),
     }
 
 
@@ -224,9 +315,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--daemon-arg", action="append", default=[], help="extra `serve` argument, repeatable")
+    parser.add_argument(
+        "--dialect",
+        action="append",
+        choices=[name for name in DIALECTS if name != "ingest"],
+        help="shipper dialects to compare with /v1/logs/ingest (repeatable; default: all)",
+    )
     args = parser.parse_args()
     events = generate(args.events, args.seed)
-    bodies = http_bodies(events, args.gzip)
+    bodies = http_bodies(events, "ingest", args.gzip)
     result: dict[str, Any] = {
         "events": args.events,
         "clients": args.clients,
@@ -234,7 +331,12 @@ def main() -> None:
         "gzip": args.gzip,
         "average_body_bytes": sum(map(len, bodies)) / len(bodies),
         "http": http_run(events, bodies, args),
+        "dialects": {},
     }
+    for dialect in args.dialect or [name for name in DIALECTS if name != "ingest"]:
+        run = http_run(events, http_bodies(events, dialect, args.gzip), args, dialect)
+        run["ratio_to_ingest"] = run["events_per_second"] / result["http"]["events_per_second"]
+        result["dialects"][dialect] = run
     if args.baseline:
         result["tcp_baseline"] = tcp_run(events, args)
         result["http_to_tcp_ratio"] = result["http"]["events_per_second"] / result["tcp_baseline"]["events_per_second"]
@@ -250,6 +352,12 @@ def main() -> None:
         f"over {http['requests']} requests\n"
         f"peak daemon RSS: {http['peak_rss_mib']:.0f} MiB"
     )
+    for dialect, run in result["dialects"].items():
+        print(
+            f"{DIALECTS[dialect][0]} ({dialect}): {run['events_per_second']:,.0f} ev/s until searchable "
+            f"= {run['ratio_to_ingest']:.2f} of /v1/logs/ingest; p50 {run['latency_p50_ms']:.0f} ms, "
+            f"body {run['average_body_bytes'] / 1e6:.2f} MB"
+        )
     if args.baseline:
         tcp = result["tcp_baseline"]
         print(

@@ -8,7 +8,20 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from logtraced.api import authn, health, ingest, keys, probes, query, query_range, tokens, usage
+from logtraced.api import (
+    authn,
+    elasticsearch,
+    health,
+    ingest,
+    keys,
+    loki_push,
+    otlp,
+    probes,
+    query,
+    query_range,
+    tokens,
+    usage,
+)
 from logtraced.api.context import SERVICES_KEY, Services, get_state
 from logtraced.api.errors import Handler, error_middleware
 from logtraced.errors import RequestTimeout
@@ -18,6 +31,7 @@ from logtraced.log import get_logger
 ROUTE_FAMILIES: list[Callable[[web.Application], None]] = [probes.register]
 ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.register, tokens.register]
 ROUTE_FAMILIES += [query.register, query_range.register]
+ROUTE_FAMILIES += [elasticsearch.register, loki_push.register, otlp.register]
 
 
 _access_log = get_logger("http")

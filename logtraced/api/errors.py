@@ -1,18 +1,24 @@
-"""The one mapping from failures to the JSON envelope `{"error": {"code": ..., "message": ...}}`, on every route.
+"""The one mapping from failures to responses: the JSON envelope `{"error": {"code": ..., "message": ...}}` by default.
 
-Domain errors carry their status class (`errors.Status`); this module turns each into its
-response once, by class, so no handler branches on error codes or builds error bodies.
+Domain errors carry their status class (`errors.Status`); this module turns each into a
+`Failure` (status, code, message, headers) once, by class, so no handler branches on error
+codes or builds error bodies.  Routes whose clients read another dialect's errors (the
+Elasticsearch, Loki and OTLP shippers) register a renderer for their resources with
+`render_errors_with`; the renderer only shapes the body of the same `Failure`.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final
 
 import msgspec
 from aiohttp import web
 
 from logtraced.errors import LogtracedError, Unauthenticated
+from logtraced.ingest.rejection import BodyRejected
 from logtraced.log import get_logger
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -32,6 +38,27 @@ _HTTP_CODES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a failed request is answered with, whatever dialect renders the body."""
+
+    status: int
+    code: str
+    message: str
+    details: object | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# Shapes one Failure into a dialect's error response (status and headers are the Failure's).
+Renderer = Callable[[web.Request, Failure], web.Response]
+ERROR_RENDERERS: Final = web.AppKey("error_renderers", dict[str, Renderer])
+
+
+def render_errors_with(app: web.Application, resource: web.AbstractResource, renderer: Renderer) -> None:
+    """Answer every failure on `resource` (a route's resource) with `renderer` instead of the envelope."""
+    app.setdefault(ERROR_RENDERERS, {})[resource.canonical] = renderer
+
+
 def error_response(status: int, code: str, message: str, *, details: object | None = None) -> web.Response:
     body: dict[str, object] = {"code": code, "message": message}
     if details is not None:
@@ -39,15 +66,42 @@ def error_response(status: int, code: str, message: str, *, details: object | No
     return web.Response(status=status, body=_encode({"error": body}), content_type="application/json")
 
 
-def domain_error_response(error: LogtracedError) -> web.Response:
-    """A domain error's envelope, with the headers its class implies (Retry-After, WWW-Authenticate)."""
-    response = error_response(int(error.status), error.code, error.message, details=error.details)
+def domain_failure(error: LogtracedError) -> Failure:
+    """A domain error's Failure, with the headers its class implies (Retry-After, WWW-Authenticate)."""
+    # A refused dialect body carries its dialect's own status (Elasticsearch answers 406 for a media type).
+    status = error.http_status if isinstance(error, BodyRejected) else int(error.status)
+    failure = Failure(status, error.code, error.message, error.details)
     if error.retry_after is not None:
-        response.headers["Retry-After"] = str(error.retry_after)
+        failure.headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, Unauthenticated):
         # RFC 6750: a bare challenge without a credential, one naming the error with a bad one.
         challenge = 'Bearer realm="logtraced"'
-        response.headers["WWW-Authenticate"] = challenge + (', error="invalid_token"' if error.credential_sent else "")
+        failure.headers["WWW-Authenticate"] = challenge + (', error="invalid_token"' if error.credential_sent else "")
+    return failure
+
+
+def http_failure(request: web.Request, exc: web.HTTPException) -> Failure:
+    """aiohttp's own 4xx (no route, wrong method, body too large) as a Failure."""
+    code = _HTTP_CODES.get(exc.status, "http_error")
+    message = exc.reason if exc.status != 404 else f"no route for {request.method} {request.path}"
+    if exc.status == 405:
+        message = f"method {request.method} is not allowed on {request.path}"
+    allow = exc.headers.get("Allow")
+    return Failure(exc.status, code, message, headers={"Allow": allow} if allow else {})
+
+
+def envelope(request: web.Request, failure: Failure) -> web.Response:
+    """The LogTrace envelope: the renderer of every route that registers no other."""
+    return error_response(failure.status, failure.code, failure.message, details=failure.details)
+
+
+def render(request: web.Request, failure: Failure) -> web.Response:
+    """The response for `failure` in the dialect of the route `request` matched."""
+    resource = request.match_info.route.resource
+    renderers = request.app.get(ERROR_RENDERERS, {})
+    renderer = renderers.get(resource.canonical, envelope) if resource is not None else envelope
+    response = renderer(request, failure)
+    response.headers.update(failure.headers)
     return response
 
 
@@ -57,7 +111,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except LogtracedError as exc:
-        response = domain_error_response(exc)
+        response = render(request, domain_failure(exc))
         if request.body_exists and not request.content.is_eof():
             # The rest of the body was not (or could not be) read, so the next request on this
             # connection cannot be found: announce the close instead of leaving the client to a reset.
@@ -66,20 +120,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        message = exc.reason if exc.status != 404 else f"no route for {request.method} {request.path}"
-        if exc.status == 405:
-            message = f"method {request.method} is not allowed on {request.path}"
-        response = error_response(exc.status, code, message)
-        allow = exc.headers.get("Allow")
-        if allow:
-            response.headers["Allow"] = allow
-        return response
+        return render(request, http_failure(request, exc))
     except Exception:
         request_id = "req_" + secrets.token_hex(8)
         _log.exception("http_handler_failed", method=request.method, path=request.path, request_id=request_id)
-        response = error_response(
-            500, "internal_error", f"internal error; the daemon logged the details under request id {request_id}"
-        )
-        response.headers["X-Request-Id"] = request_id
-        return response
+        message = f"internal error; the daemon logged the details under request id {request_id}"
+        return render(request, Failure(500, "internal_error", message, headers={"X-Request-Id": request_id}))

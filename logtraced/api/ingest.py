@@ -16,16 +16,15 @@ from aiohttp import web
 
 from logtraced.api.authn import authenticate
 from logtraced.api.context import get_state
+from logtraced.api.intake import admit_and_read, check_encoding, store
 from logtraced.config import FieldMap
-from logtraced.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from logtraced.errors import UnsupportedMedia
 from logtraced.ingest.logtrace_http import JSON_TYPE, NDJSON_TYPES, decode_batch, to_events
-from logtraced.model import Event, Tenant, retention_start_ns
+from logtraced.model import Event, retention_start_ns
 
 ROUTE: Final = "/v1/logs/ingest"
 SCOPE: Final = "write:logs"
 PROTOCOL: Final = "http"
-# aiohttp decodes gzip and deflate bodies as they stream in (bounded chunks, never the whole body at once).
-ENCODINGS: Final = frozenset({"", "identity", "gzip", "deflate"})
 FIELD_PARAMETERS: Final = {
     "message": "_msg_field",
     "timestamp": "_time_field",
@@ -39,17 +38,13 @@ async def ingest(request: web.Request) -> web.Response:
     """Authenticate, admit, read, decode, validate, append to the WAL, wait for fsync, answer 202."""
     context = await authenticate(request, scope=SCOPE, kind="ingest")
     ndjson = _body_format(request)
-    state = get_state(request)
-    principal = context.principal
-    tier = state.config.auth.tiers.get(principal.tier)
-    full = state.pipeline.admit(may_overflow=tier is not None and tier.overflow)
-    overflow = full or (context.decision is not None and context.decision.overflow)
-    body = await read_body(request, state.config.http.max_body_bytes)
-    records = decode_batch(body, ndjson=ndjson, max_events=state.config.http.max_batch_events)
-    events = to_events(records, principal.environment, time.time_ns(), field_map(request))
-    expired = _expired(events, state.config.index.retention_days)
-    await state.pipeline.store(events, Tenant(principal.org, principal.environment), len(body), PROTOCOL)
-    context.count(events=len(events), bytes=len(body), overflow_events=len(events) if overflow else 0)
+    intake = await admit_and_read(request, context, PROTOCOL)
+    config = get_state(request).config
+    records = decode_batch(intake.body, ndjson=ndjson, max_events=config.http.max_batch_events)
+    events = to_events(records, context.principal.environment, intake.received_ns, field_map(request))
+    expired = _expired(events, config.index.retention_days)
+    await store(request, intake, events, refused=0, cause="")
+    overflow = intake.overflow
     request_id = "req_" + secrets.token_hex(8)
     return web.json_response(
         {
@@ -82,39 +77,13 @@ def field_map(request: web.Request) -> FieldMap:
 
 def _body_format(request: web.Request) -> bool:
     """True for NDJSON, False for a JSON document; anything else is 415 before a byte of body is read."""
-    encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    if encoding not in ENCODINGS:
-        raise UnsupportedMedia(
-            f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or an uncompressed body"
-        )
+    check_encoding(request)
     content_type = request.content_type
     if content_type == JSON_TYPE:
         return False
     if content_type in NDJSON_TYPES:
         return True
     raise UnsupportedMedia(f"Content-Type {content_type!r} is not accepted; send {JSON_TYPE} or application/x-ndjson")
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole (decoded) body, refused with 413 once it passes `limit` bytes: a gzip bomb stops there."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-    except web.RequestPayloadError as exc:  # aiohttp's wrapper, e.g. around a corrupt gzip stream
-        raise InvalidInput(f"the body could not be read: {' '.join(str(exc).split())}", code="malformed_body") from exc
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body (after decompression) exceeds {limit} bytes")
 
 
 def register(app: web.Application) -> None:

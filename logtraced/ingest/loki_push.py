@@ -226,15 +226,12 @@ def _unquote(quoted: str) -> str | None:
 def _event(stream: _Stream, entry: Any, received_ns: int) -> Event | str:
     """One entry's event, or why it is refused; `entry` is a JSON value array or an EntryAdapter."""
     if isinstance(entry, push_pb2.EntryAdapter):
-        timestamp: int | str = _proto_timestamp(entry) if entry.HasField("timestamp") else received_ns
-        line: object = entry.line
-        metadata: object = {pair.name: pair.value for pair in entry.structuredMetadata}
-    else:
-        if type(entry) is not list or len(entry) not in (2, 3):
-            return "each value must be [timestamp, line] or [timestamp, line, metadata]"
-        timestamp = _json_timestamp(entry[0])
-        line = entry[1]
-        metadata = entry[2] if len(entry) == 3 else {}
+        return _proto_event(stream, entry, received_ns)
+    if type(entry) is not list or len(entry) not in (2, 3):
+        return "each value must be [timestamp, line] or [timestamp, line, metadata]"
+    timestamp = _json_timestamp(entry[0])
+    line = entry[1]
+    metadata = entry[2] if len(entry) == 3 else {}
     if isinstance(timestamp, str):
         return timestamp
     if type(line) is not str:
@@ -243,6 +240,17 @@ def _event(stream: _Stream, entry: Any, received_ns: int) -> Event | str:
         return "structured metadata must be an object of strings"
     attributes: dict[str, Any] = {**stream.attributes, **metadata}
     return Event(timestamp, line, stream.level, stream.service, stream.host, attributes=attributes)
+
+
+def _proto_event(stream: _Stream, entry: push_pb2.EntryAdapter, received_ns: int) -> Event | str:
+    """A protobuf entry's event: protobuf already guarantees string lines and metadata, so only time is checked."""
+    timestamp = _proto_timestamp(entry) if entry.HasField("timestamp") else received_ns
+    if isinstance(timestamp, str):
+        return timestamp
+    attributes: dict[str, Any] = dict(stream.attributes)
+    for pair in entry.structuredMetadata:
+        attributes[pair.name] = pair.value
+    return Event(timestamp, entry.line, stream.level, stream.service, stream.host, attributes=attributes)
 
 
 def _json_timestamp(value: object) -> int | str:

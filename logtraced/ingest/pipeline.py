@@ -162,6 +162,13 @@ class IngestPipeline:
             if decoded.close:
                 warnings.warn(f"{protocol}_{decoded.close}", closed=True, peer=peer)
 
+    def count_rejected(self, protocol: str, cause: str, count: int = 1) -> None:
+        """Count input refused for `cause` (a whole body or some of its items), warning once per cause per minute."""
+        counters = self.protocol(protocol)
+        counters.rejected += count
+        counters.causes[cause] = counters.causes.get(cause, 0) + count
+        self._warnings.warn(f"{protocol}_{cause}", count=count)
+
     def connection_opened(self, protocol: str) -> None:
         self.counters.tcp_connections += 1
         self.counters.tcp_connections_total += 1

@@ -284,8 +284,9 @@ class TestResponse:
         assert "append-only" in failed["error"]["reason"]
 
     def test_automatic_ids_look_like_elasticsearch_ids(self) -> None:
-        ids = {es_bulk.new_document_id() for _ in range(100)}
-        assert len(ids) == 100 and all(len(i) == 20 for i in ids)
+        first, second = es_bulk.document_ids(), es_bulk.document_ids()
+        ids = {first() for _ in range(100)} | {second() for _ in range(100)}
+        assert len(ids) == 200 and all(len(i) == 20 for i in ids)
 
     def test_error_body(self) -> None:
         assert msgspec.json.decode(es_bulk.error_body(400, "parse_exception", "bad")) == {
