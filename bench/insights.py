@@ -152,7 +152,7 @@ def main(argv: list[str]) -> int:
         "payment provider <_> returned <_> for order <_>",
         "Ошибка проверки подписи вебхука <_> неверный ключ",
     }
-    result["answer_checked"] = set(new) == expected_new and any("payments" in pattern for pattern, _ in rising)
+    result["answer_checked"] = set(new) == expected_new and any(pattern.startswith("POST ") for pattern, _ in rising)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
