@@ -8,6 +8,11 @@ same events (already normalised), in this process, with the same schema: what th
 do with no receiving, no WAL and no Python per-event work.
 
     python bench/ingest_tcp.py --events 1000000 --connections 4 [--json]
+    python bench/ingest_tcp.py --events 300000 --masking --pii-share 0.1   # masking off and on, interleaved
+
+`--masking` repeats every end-to-end run with `--set masking.enabled=true` right after the run
+without it, so both see the same machine load; `--pii-share` puts a card number, a phone and an
+e-mail address into that share of the messages (the rest is scanned and left as it is).
 """
 
 from __future__ import annotations
@@ -38,13 +43,17 @@ from logtraced.storage.tantivy.documents import encode_documents  # noqa: E402
 from logtraced.storage.tantivy.store import TantivyStore  # noqa: E402
 from tests.harness import DaemonProcess  # noqa: E402
 
+MASKING_ON = ["--set", "masking.enabled=true"]
+PII = " paid with card 4111 1111 1111 1111, phone +7 (912) 345-67-89, mail ivan.petrov@example.ru"
 
-def generate(count: int, seed: int) -> list[bytes]:
-    """Logstash json_lines events of about 300 bytes, spread over the last hour."""
-    return [
-        json.dumps(event, separators=(",", ":")).encode() + b"\n"
-        for event in shipper_events(count, seed, logstash=True)
-    ]
+
+def generate(count: int, seed: int, pii_share: float = 0.0) -> list[bytes]:
+    """Logstash json_lines events of about 300 bytes, spread over the last hour; `pii_share` of them with PII."""
+    events = shipper_events(count, seed, logstash=True)
+    every = round(1 / pii_share) if pii_share > 0 else 0
+    for position in range(0, count, every) if every else ():
+        events[position]["message"] += PII
+    return [json.dumps(event, separators=(",", ":")).encode() + b"\n" for event in events]
 
 
 def ceiling(lines: list[bytes], heap: int, threads: int) -> float:
@@ -159,15 +168,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--daemon-arg", action="append", default=[], help="extra `serve` argument, repeatable")
+    parser.add_argument("--masking", action="store_true", help="also run each repeat with [masking] enabled")
+    parser.add_argument("--pii-share", type=float, default=0.0, help="share of messages carrying PII (e.g. 0.1)")
     args = parser.parse_args()
-    lines = generate(args.events, args.seed)
+    lines = generate(args.events, args.seed, args.pii_share)
     defaults = IndexConfig()
     heap, threads = defaults.writer_heap_bytes, defaults.writer_threads
-    ceilings, runs = [], []
+    ceilings, runs, masked_runs = [], [], []
     for _ in range(args.repeat):
         ceilings.append(ceiling(lines[: args.ceiling_events], heap, threads))
         with tempfile.TemporaryDirectory() as directory:
             runs.append(end_to_end(lines, args.connections, Path(directory) / "data", args.daemon_arg))
+        if args.masking:
+            with tempfile.TemporaryDirectory() as directory:
+                extra = [*args.daemon_arg, *MASKING_ON]
+                masked_runs.append(end_to_end(lines, args.connections, Path(directory) / "data", extra))
     ceiling_rate = statistics.median(ceilings)
     rate = statistics.median(run["events_per_second"] for run in runs)
     result = {
@@ -183,6 +198,14 @@ def main() -> None:
         "runs": runs,
         "ceilings": ceilings,
     }
+    if masked_runs:
+        masked_rate = statistics.median(run["events_per_second"] for run in masked_runs)
+        result.update(
+            pii_share=args.pii_share,
+            masking_events_per_second=masked_rate,
+            masking_overhead=1 - masked_rate / rate,
+            masked_runs=masked_runs,
+        )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -194,6 +217,11 @@ def main() -> None:
             f"peak daemon RSS: {result['peak_rss_mib']:.0f} MiB "
             f"(anonymous {result['peak_rss_anon_mib']:.0f} MiB; the rest is mapped index files)"
         )
+        if masked_runs:
+            print(
+                f"with masking on: {result['masking_events_per_second']:,.0f} ev/s, "
+                f"overhead {result['masking_overhead']:.1%} (PII in {args.pii_share:.0%} of messages)"
+            )
 
 
 if __name__ == "__main__":

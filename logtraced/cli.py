@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check_config)
     _add_keys_commands(commands)
     _add_query_command(commands)
+    _add_patterns_command(commands)
     return parser
 
 
@@ -280,13 +281,24 @@ def _add_query_command(commands: Any) -> None:
     search.add_argument("--from", dest="since", default="-1h", help="start: -15m, -24h, ISO-8601, epoch (default -1h)")
     search.add_argument("--to", dest="until", default="now", help="end, inclusive (default now)")
     search.add_argument("--limit", "-n", type=int, default=20, help="newest N events (default 20)")
-    search.add_argument("--org", dest="query_org", default="default", help="organisation (default: default)")
     search.add_argument(
+        "--tz",
+        dest="time_zone",
+        default=None,
+        help="show timestamps in this IANA zone, e.g. Europe/Moscow (default UTC)",
+    )
+    _add_store_flags(search)
+    search.set_defaults(run=_query)
+
+
+def _add_store_flags(parser: argparse.ArgumentParser) -> None:
+    """Which tenant and data directory a command reading the store looks at."""
+    parser.add_argument("--org", dest="query_org", default="default", help="organisation (default: default)")
+    parser.add_argument(
         "--environment", dest="query_environment", default="production", help="environment (default: production)"
     )
-    _add_config_flags(search)
-    search.add_argument("--data-dir", dest="data_dir", default=None, help="sets data_dir")
-    search.set_defaults(run=_query)
+    _add_config_flags(parser)
+    parser.add_argument("--data-dir", dest="data_dir", default=None, help="sets data_dir")
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -297,6 +309,7 @@ def _query(args: argparse.Namespace) -> int:
     from logtraced.events import event_to_json
     from logtraced.model import Tenant
     from logtraced.query.kql import parse_kql
+    from logtraced.query.localtime import local_rfc3339, time_zone
     from logtraced.query.pipeline import Filter, Pipeline
     from logtraced.query.timerange import resolve_range
     from logtraced.storage.backend import SearchRequest
@@ -307,6 +320,7 @@ def _query(args: argparse.Namespace) -> int:
     if args.query_environment not in ENVIRONMENTS:
         raise UsageError(f"--environment must be one of {', '.join(ENVIRONMENTS)}, got {args.query_environment!r}")
     config = existing_data_dir(config_from_args(args)[0])
+    zone = time_zone(args.time_zone) if args.time_zone else None
     window = resolve_range(args.since, args.until, now_ns=time.time_ns(), default_lookback_ns=3600 * 10**9)
     request = SearchRequest(
         start_ns=window.start_ns,
@@ -318,9 +332,58 @@ def _query(args: argparse.Namespace) -> int:
     page = store.for_tenant(Tenant(args.query_org, args.query_environment)).search(request)
     encode = msgspec.json.encode
     for row in page.rows:
-        sys.stdout.write(encode(event_to_json(row.event)).decode() + "\n")
+        shape = event_to_json(row.event)
+        if zone is not None:
+            shape["timestamp"] = local_rfc3339(row.event.timestamp, zone)
+        sys.stdout.write(encode(shape).decode() + "\n")
     if not page.rows:
         _explain_nothing(store, args.query_org, args.query_environment, window.start_ns, window.end_ns + 1)
+    return EXIT_OK
+
+
+def _add_patterns_command(commands: Any) -> None:
+    """`logtraced patterns [KQL]`: the message templates of the matching events, commonest first."""
+    mine = commands.add_parser("patterns", help="cluster matching messages into patterns (reads the indexes directly)")
+    mine.add_argument("filter", nargs="?", default="", help="KQL selecting the events, e.g. 'service:api'")
+    mine.add_argument("--from", dest="since", default="-1h", help="start: -15m, -24h, ISO-8601, epoch (default -1h)")
+    mine.add_argument("--to", dest="until", default="now", help="end, inclusive (default now)")
+    mine.add_argument("--limit", "-n", type=int, default=20, help="commonest N patterns (default 20)")
+    mine.add_argument("--json", dest="as_json", action="store_true", help="print the API's JSON document")
+    _add_store_flags(mine)
+    mine.set_defaults(run=_patterns)
+
+
+def _patterns(args: argparse.Namespace) -> int:
+    import time
+
+    from logtraced.analysis.reports import patterns_report
+    from logtraced.api.analysis import pattern_json
+    from logtraced.model import Tenant
+    from logtraced.query.kql import parse_kql
+    from logtraced.query.pipeline import Filter, Pipeline
+    from logtraced.query.timerange import resolve_range
+    from logtraced.storage.backends import open_store
+
+    config = existing_data_dir(config_from_args(args)[0])
+    window = resolve_range(args.since, args.until, now_ns=time.time_ns(), default_lookback_ns=3600 * 10**9)
+    view = open_store(config).for_tenant(Tenant(args.query_org, args.query_environment))
+    pipeline = Pipeline((Filter(parse_kql(args.filter)),))
+    report = patterns_report(
+        view,
+        pipeline,
+        window.start_ns,
+        window.end_ns + 1,
+        limit=max(args.limit, 1),
+        max_events=config.patterns.max_events,
+    )
+    if args.as_json:
+        patterns = [pattern_json(pattern) for pattern in report.patterns]
+        _print_json({"patterns": patterns, "events_considered": report.events_considered, "sampled": report.sampled})
+        return EXIT_OK
+    for pattern in report.patterns:
+        print(f"{pattern.count:>8}  {pattern.level or '-':<5}  {pattern.pattern}")
+    note = f"{report.events_considered} events considered" + (" (the newest; more matched)" if report.sampled else "")
+    print(note, file=sys.stderr)
     return EXIT_OK
 
 

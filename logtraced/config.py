@@ -118,6 +118,37 @@ class QueryConfig(_Section, frozen=True):
     region: str = ""
 
 
+MaskingRule = Literal["email", "phone", "card", "inn", "snils", "passport", "ip"]
+
+
+def _default_masking_rules() -> list[MaskingRule]:
+    """Every rule but `ip`: addresses are operational data more often than personal data."""
+    return ["email", "phone", "card", "inn", "snils", "passport"]
+
+
+class MaskingOrgConfig(_Section, frozen=True):
+    """One organisation's departures from [masking]; a key left out keeps the section's value."""
+
+    enabled: bool | None = None
+    rules: list[MaskingRule] | None = None
+    fields: list[str] | None = None
+
+
+class MaskingConfig(_Section, frozen=True):
+    """PII masking before the WAL write (ingest/masking.py); `fields = []` means the message and every string."""
+
+    enabled: bool = False
+    rules: list[MaskingRule] = msgspec.field(default_factory=_default_masking_rules)
+    fields: list[str] = []
+    orgs: dict[str, MaskingOrgConfig] = {}
+
+
+class PatternsConfig(_Section, frozen=True):
+    """Pattern mining and insights read at most `max_events` events per period, the newest first."""
+
+    max_events: int = 100_000
+
+
 class TierConfig(_Section, frozen=True):
     ingest_per_hour: int
     query_per_hour: int
@@ -156,6 +187,8 @@ class Config(_Section, frozen=True):
     ingest: IngestConfig = IngestConfig()
     query: QueryConfig = QueryConfig()
     auth: AuthConfig = AuthConfig()
+    masking: MaskingConfig = MaskingConfig()
+    patterns: PatternsConfig = PatternsConfig()
     routing: list[RoutingRule] = []
 
     @property
@@ -272,6 +305,7 @@ def _check(config: Config) -> None:
         "query.max_limit": config.query.max_limit,
         "query.timeout_seconds": config.query.timeout_seconds,
         "auth.token_ttl_seconds": config.auth.token_ttl_seconds,
+        "patterns.max_events": config.patterns.max_events,
     }
     for key, value in positives.items():
         if value <= 0:
@@ -280,6 +314,22 @@ def _check(config: Config) -> None:
         raise ConfigError("index.writer_heap_bytes: must be at least 15000000 per writer thread")
     if config.auth.default_tier not in config.auth.tiers:
         raise ConfigError(f"auth.default_tier: no tier named {config.auth.default_tier!r} in auth.tiers")
+    _check_masking(config.masking)
+
+
+def _check_masking(masking: MaskingConfig) -> None:
+    """Organisation slugs and field paths are checked here; rule names are checked by their type."""
+    for org, override in masking.orgs.items():
+        if not ORG_PATTERN.fullmatch(org):
+            raise ConfigError(f"masking.orgs.{org}: {org!r} is not an organisation slug ([a-z0-9][a-z0-9_-]*)")
+        _check_mask_fields(f"masking.orgs.{org}.fields", override.fields or [])
+    _check_mask_fields("masking.fields", masking.fields)
+
+
+def _check_mask_fields(key: str, paths: list[str]) -> None:
+    for path in paths:
+        if not path or not all(path.split(".")):
+            raise ConfigError(f"{key}: {path!r} is not a field path (message, or an attribute path such as user.email)")
 
 
 def listener_sections(config: Config) -> dict[str, ListenerConfig]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from logtraced.api import (
+    analysis,
     authn,
     elasticsearch,
     health,
@@ -31,7 +32,7 @@ from logtraced.log import get_logger
 ROUTE_FAMILIES: list[Callable[[web.Application], None]] = [probes.register]
 ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.register, tokens.register]
 ROUTE_FAMILIES += [query.register, query_range.register]
-ROUTE_FAMILIES += [elasticsearch.register, loki_push.register, otlp.register]
+ROUTE_FAMILIES += [elasticsearch.register, loki_push.register, otlp.register, analysis.register]
 
 
 _access_log = get_logger("http")

@@ -122,7 +122,7 @@ def build_report(state: Services, progress: Progress) -> dict[str, Any]:
             "last_commit_ms": round(indexer.last_commit_ms, 3),
             "seconds_since_commit": since_commit,
         },
-        "counters": dataclasses.asdict(pipeline.counters),
+        "counters": {**dataclasses.asdict(pipeline.counters), **pipeline.masking_counters()},
     }
     if status != "healthy":
         report["reasons"] = unhealthy + degraded

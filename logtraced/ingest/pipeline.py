@@ -17,9 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from logtraced.config import Config, RoutingRule
 from logtraced.errors import RateLimited, StorageError
 from logtraced.ingest.codec import Decoded
+from logtraced.ingest.masking import MaskCounts
+from logtraced.ingest.masking_policy import MaskingPolicy
 from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import Event, Tenant
 from logtraced.storage.wal import WalWriter
@@ -124,6 +128,8 @@ class IngestPipeline:
         self.committed_seq = 0
         self.protocols: dict[str, ProtocolCounters] = {}
         self._routing: Sequence[RoutingRule] = config.routing
+        self._masking = MaskingPolicy(config.masking)
+        self.masked = MaskCounts()
         self._waiters: deque[_Waiter] = deque()
         self._dirty = asyncio.Event()
         self._resume_callbacks: list[Callable[[], None]] = []
@@ -186,15 +192,22 @@ class IngestPipeline:
         counters.causes["dropped_backpressure"] = counters.causes.get("dropped_backpressure", 0) + 1
 
     def submit(self, events: list[Event], tenant: Tenant, raw_bytes: int, protocol: str) -> int:
-        """Append the events to the WAL (written, not yet durable); return the last record's sequence."""
+        """Append the events to the WAL (written, not yet durable); return the last record's sequence.
+
+        Personal data is masked here, after routing read the values as sent and before the WAL
+        write, so with masking on the unmasked value never reaches the disk.
+        """
         if not events:
             return self.wal.written_seq
         routing = self._routing
         org, env = tenant.org, tenant.env
+        masker, masked = self._masking.masker_for(org), self.masked
         for event in events:
             event.org = org
             event.env = env
             _route(event, routing)
+            if masker is not None:
+                masker.mask_event(event, masked)
         now = time.monotonic()
         if not self._recent or now - self._recent[-1][0] >= RATE_SAMPLE_SECONDS:
             self._recent.append((now, self.counters.events_accepted))
@@ -212,6 +225,10 @@ class IngestPipeline:
         else:
             self._dirty.set()
         return seq
+
+    def masking_counters(self) -> dict[str, int]:
+        """`masked_<rule>` for every rule, zeros included, so a monitor sees the counter before the first hit."""
+        return {f"masked_{rule}": count for rule, count in msgspec.structs.asdict(self.masked).items()}
 
     def admit(self, *, may_overflow: bool) -> bool:
         """Refuse a batch early when storage or the writer cannot keep up; True when it goes to the overflow queue.

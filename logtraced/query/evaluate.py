@@ -19,6 +19,11 @@ predicate is called per candidate.  Semantics, per field:
   any element does.  Names that are not event fields are looked up in parsed labels first.
 - Free text (field None) means the message, the default search field (as Quickwit's
   `default_search_fields` and Loki's line filters): `timeout` is `message:timeout`.
+- Russian spelling: `ё` and `е` (and `Ё`, `Е`) are the same letter in every comparison of text (words,
+  phrases, EQ, CONTAINS, globs, REGEX, keywords), as Russian readers treat them: most text is typed
+  without `ё`, so `елка` must find `ёлка` and the other way round.  Case is kept (`$contains` stays
+  case-sensitive); a regex is matched against the folded text with its own `ё` folded, so `[ё]` and
+  `е` both find either spelling.
 - `field:*`: an event field exists when it is not "" (how events store "not sent"); an attribute
   exists when it holds any non-null value.  A missing field never satisfies a comparison, so
   `Not(...)` (`$neq`, `$notcontains`, ...) matches it.
@@ -88,6 +93,12 @@ _ValueTest = Callable[[object], bool]
 _WORD = re.compile(r"[^\W_]+")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _NOT_WORD_CLASS = r"[^\pL\pN]"
+_YO_FOLD = str.maketrans({"ё": "е", "Ё": "Е"})
+
+
+def fold_yo(text: str) -> str:
+    """`text` with ё written е (Ё as Е), case kept: the spelling every text comparison sees."""
+    return text.translate(_YO_FOLD) if "ё" in text or "Ё" in text else text
 
 
 def compile_regex(pattern: str, *, ignore_case: bool = False) -> Any:
@@ -103,8 +114,8 @@ def compile_regex(pattern: str, *, ignore_case: bool = False) -> Any:
 
 
 def words(text: str) -> list[str]:
-    """Unicode words, lowercased: the same split as the index's message analyzer."""
-    return [word.lower() for word in _WORD.findall(text)]
+    """Unicode words, lowercased and with ё read as е: the index's split, searched in either spelling."""
+    return [fold_yo(word.lower()) for word in _WORD.findall(text)]
 
 
 def glob_parts(pattern: str) -> tuple[list[str], bool, bool]:
@@ -201,16 +212,16 @@ def _keyword_test(node: Compare) -> _ValueTest:
     """Keywords are exact strings; `level` is compared lowercased, as levels are stored."""
     ignore_case = node.field == LEVEL
     if node.op is Op.REGEX:
-        regex = compile_regex(str(node.value), ignore_case=ignore_case)
-        return lambda value: isinstance(value, str) and regex.search(value) is not None
-    wanted = _text(node.value) or ""
+        regex = compile_regex(fold_yo(str(node.value)), ignore_case=ignore_case)
+        return lambda value: isinstance(value, str) and regex.search(fold_yo(value)) is not None
+    wanted = fold_yo(_text(node.value) or "")
     if ignore_case:
         wanted = wanted.lower()
     if node.op in (Op.EQ, Op.MATCH, Op.PHRASE):
-        return lambda value: value == wanted
+        return lambda value: isinstance(value, str) and fold_yo(value) == wanted
     if node.op is Op.WILDCARD:
         regex = compile_regex(_glob_regex(wanted, anchored=True))
-        return lambda value: isinstance(value, str) and regex.fullmatch(value) is not None
+        return lambda value: isinstance(value, str) and regex.fullmatch(fold_yo(value)) is not None
     return _value_test(node.op, wanted)
 
 
@@ -227,15 +238,21 @@ def _value_test(op: Op, wanted: Scalar) -> _ValueTest:
         phrase = words(_text(wanted) or "")
         return lambda value: _match_value(value, wanted, lambda text: _has_phrase(words(text), phrase))
     if op is Op.CONTAINS:
-        needle = _text(wanted) or ""
-        return lambda value: (text := _text(value)) is not None and needle in text
+        return _contains_test(fold_yo(_text(wanted) or ""))
     if op is Op.REGEX:
-        regex = compile_regex(str(wanted))
-        return lambda value: (text := _text(value)) is not None and regex.search(text) is not None
+        regex = compile_regex(fold_yo(str(wanted)))
+        return lambda value: (text := _text(value)) is not None and regex.search(fold_yo(text)) is not None
     if op is Op.WILDCARD:
-        regex = compile_regex(_glob_regex(str(wanted), anchored=False), ignore_case=True)
-        return lambda value: (text := _text(value)) is not None and regex.search(text) is not None
+        regex = compile_regex(_glob_regex(fold_yo(str(wanted)), anchored=False), ignore_case=True)
+        return lambda value: (text := _text(value)) is not None and regex.search(fold_yo(text)) is not None
     return _range_test(op, wanted)
+
+
+def _contains_test(needle: str) -> _ValueTest:
+    """A case-sensitive substring; the text is folded only when the needle has an е to meet a ё."""
+    if "е" in needle or "Е" in needle:
+        return lambda value: (text := _text(value)) is not None and needle in fold_yo(text)
+    return lambda value: (text := _text(value)) is not None and needle in text
 
 
 def _range_test(op: Op, bound: Scalar) -> _ValueTest:
@@ -277,7 +294,7 @@ def _equal(value: object, wanted: Scalar) -> bool:
         return number is not None and value == number
     if isinstance(value, str):
         if isinstance(wanted, str):
-            return value == wanted
+            return value == wanted or fold_yo(value) == fold_yo(wanted)
         return as_number(value) == wanted
     return False
 

@@ -18,6 +18,12 @@ Narrowing by field:
 - free text (no field): the message, exactly as `message:...` (the default search field; a regex
   over every attribute term was measured at seconds per query on 10M events).
 
+ё and е.  The index keeps words as written, and the reference semantics read ё as е (evaluate.fold_yo),
+so a query word stands for every spelling of its е/ё letters: a term per spelling (exact), a phrase per
+combination of spellings (exact up to 16, then the words alone, verified), `[её]` classes in every
+term-dictionary regex and in keyword comparisons.  Stems need none of this: the Russian stemmer already
+writes ё as е.  Because nothing changed at index time, partitions written before are searched the same way.
+
 Limits.  Words of 100+ bytes are not indexed (schema.TEXT_MAX_TOKEN_CHARS), so query words that long
 narrow nothing and are left to verification.  The one way a match can be lost: a substring, glob
 piece or regex literal that is only part of a word is looked up among indexed words, so an
@@ -59,6 +65,9 @@ from logtraced.storage.tantivy import schema as fields
 _MAX_PATH_SEGMENTS = 6  # a path of n segments has 2**(n-1) nested/dotted readings
 _MAX_LITERALS = 32  # beyond this many required literals a regex narrows by nothing
 _RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
+# Words are indexed as written, so a query word stands for each of its spellings with е and ё.
+_YO_CLASSES = {"е": "её", "ё": "её", "Е": "ЕЁ", "Ё": "ЕЁ"}
+_MAX_SPELLINGS = 16  # beyond this, a word is matched by a regex (substrings) or left to verification
 _IGNORE_CASE_FLAG = re.compile(r"\(\?[a-zA-Z-]*i[a-zA-Z-]*[:)]")
 
 
@@ -205,32 +214,34 @@ class _Compiler:
             return _loose(
                 self._formula_query(
                     _regex_formula(str(node.value)),
-                    lambda text: self._regex(field, f"{flags}.*{_rust_escape(text)}.*"),
+                    lambda text: self._regex(field, f"{flags}.*{_rust_literal(text)}.*"),
                 )
             )
         value = _text(node.value)
         if field == LEVEL:
             value = value.lower()
         if node.op in (Op.EQ, Op.MATCH, Op.PHRASE):
-            return _exact(self._term(field, value))
+            if _rust_literal(value) == _rust_escape(value):
+                return _exact(self._term(field, value))
+            return _exact(self._regex(field, "(?s)" + _rust_literal(value)))
         if node.op is Op.WILDCARD:
             pieces, _, _ = glob_parts(value)
-            return _exact(self._regex(field, "(?s)" + ".*".join(_rust_escape(piece) for piece in pieces)))
+            return _exact(self._regex(field, "(?s)" + ".*".join(_rust_literal(piece) for piece in pieces)))
         if node.op is Op.CONTAINS:
-            return _exact(self._regex(field, f"(?s).*{_rust_escape(value)}.*"))
+            return _exact(self._regex(field, f"(?s).*{_rust_literal(value)}.*"))
         return _loose(None)
 
     # -- message ---------------------------------------------------------------------------------
 
     def _message(self, node: Compare) -> _Part:
         if node.op is Op.MATCH:
-            return self._all_words(_text(node.value), self._message_term)
+            return self._all_words(_text(node.value), self.words_field, self._message_stem())
         if node.op is Op.PHRASE:
-            return self._phrase(self.words_field, _text(node.value), self._stemmed)
+            return self._phrase(self.words_field, _text(node.value), self._message_stem())
         if node.op is Op.EQ:
             if not self.splitter.analyze(_text(node.value)):
                 return _loose(None)
-            return _loose(self._phrase(self.words_field, _text(node.value), self._stemmed).query)
+            return _loose(self._phrase(self.words_field, _text(node.value), self._message_stem()).query)
         return _loose(self._substring_narrowing(node, fields.MESSAGE, prefix=""))
 
     def _substring_narrowing(self, node: Compare, field: str, *, prefix: str) -> tantivy.Query | None:
@@ -273,7 +284,7 @@ class _Compiler:
             return branches + [_loose(exists)] if node.op is Op.EQ else branches
         single_word = len(tokens) == 1
         if node.op is Op.MATCH:
-            words = self._all_words(text, lambda token: self._term(subpath, token))
+            words = self._all_words(text, subpath, None)
         else:
             words = self._phrase(subpath, text, None)
         # several words may be spread over array elements, and EQ is stricter than words
@@ -298,34 +309,50 @@ class _Compiler:
 
     # -- words and phrases -----------------------------------------------------------------------
 
-    def _all_words(self, text: str, term: Callable[[str], tantivy.Query]) -> _Part:
-        """Every word as a term; words too long to be indexed are left to verification."""
+    def _all_words(self, text: str, field: str, stem: Callable[[str], str] | None) -> _Part:
+        """Every word as a term in each of its spellings; words too long to index are left to verification."""
         tokens = self.splitter.analyze(text)
         if not tokens:
             return _exact(tantivy.Query.empty_query())
-        kept = [token for token in tokens if self._is_indexed(token)]
-        return _Part(_must(term(token) for token in kept) or _all(), len(kept) == len(tokens))
+        spelled = [self._spelled(token, stem) for token in tokens if self._is_indexed(token)]
+        kept = [spellings for spellings in spelled if spellings is not None]
+        query = _must(_should(self._term(field, spelling) for spelling in spellings) for spellings in kept)
+        return _Part(query or _all(), len(kept) == len(tokens))
 
     def _phrase(self, field: str, text: str, stem: Callable[[str], str] | None) -> _Part:
-        """Consecutive words as a phrase query, keeping the positions of words too long to index."""
+        """Consecutive words as phrase queries, one per spelling, keeping the positions of words not narrowed."""
         tokens = self.splitter.analyze(text)
         if not tokens:
             return _exact(tantivy.Query.empty_query())
         kept = [
-            (position, stem(token) if stem else token)
+            (position, spellings)
             for position, token in enumerate(tokens)
-            if self._is_indexed(token)
+            if self._is_indexed(token) and (spellings := self._spelled(token, stem)) is not None
         ]
         exact = len(kept) == len(tokens)
         if not kept:
             return _loose(None)
-        if len(kept) == 1:
-            return _Part(self._term(field, kept[0][1]), exact)
-        words: list[str | tuple[int, str]] = list(kept)
-        return _Part(tantivy.Query.phrase_query(self.schema, field, words), exact)
+        if math.prod(len(spellings) for _, spellings in kept) > _MAX_SPELLINGS:
+            words = (_should(self._term(field, spelling) for spelling in spellings) for _, spellings in kept)
+            return _loose(_must(words))
+        phrases = [
+            self._term(field, combination[0]) if len(kept) == 1 else self._phrase_query(field, kept, combination)
+            for combination in itertools.product(*(spellings for _, spellings in kept))
+        ]
+        return _Part(_should(phrases), exact)
 
-    def _message_term(self, token: str) -> tantivy.Query:
-        return self._term(self.words_field, self._stemmed(token))
+    def _phrase_query(self, field: str, kept: list[tuple[int, list[str]]], words: tuple[str, ...]) -> tantivy.Query:
+        positioned: list[str | tuple[int, str]] = [
+            (position, word) for (position, _), word in zip(kept, words, strict=True)
+        ]
+        return tantivy.Query.phrase_query(self.schema, field, positioned)
+
+    def _spelled(self, token: str, stem: Callable[[str], str] | None) -> list[str] | None:
+        """The indexed forms a query word stands for: its stem (stems read ё as е), or its ё/е spellings."""
+        return [stem(token)] if stem is not None else _spellings(token)
+
+    def _message_stem(self) -> Callable[[str], str] | None:
+        return self._stemmed if self.stemmer is not None else None
 
     def _stemmed(self, token: str) -> str:
         if self.stemmer is None:
@@ -367,12 +394,13 @@ class _Compiler:
         for cond in conds:
             if not self._is_indexed(cond.token):
                 continue
-            if not prefix and not cond.open_left and not cond.open_right:
-                queries.append(self._term(field, cond.token))
+            spellings = _spellings(cond.token)
+            if not prefix and not cond.open_left and not cond.open_right and spellings is not None:
+                queries.append(_should(self._term(field, spelling) for spelling in spellings))
                 continue
             left = ".*" if cond.open_left else ""
             right = ".*" if cond.open_right else ""
-            queries.append(self._regex(field, f"{prefix}{left}{_rust_escape(cond.token)}{right}"))
+            queries.append(self._regex(field, f"{prefix}{left}{_rust_literal(cond.token)}{right}"))
         return _must(queries)
 
     def _formula_query(self, formula: _Formula, literal: Callable[[str], tantivy.Query | None]) -> tantivy.Query | None:
@@ -454,6 +482,19 @@ def _text(value: Scalar) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return value if isinstance(value, str) else str(value)
+
+
+def _spellings(token: str) -> list[str] | None:
+    """Every spelling of `token` with е and ё exchanged (evaluate.fold_yo); None when too many to list."""
+    options = [_YO_CLASSES.get(char, char) for char in token]
+    if math.prod(len(option) for option in options) > _MAX_SPELLINGS:
+        return None
+    return ["".join(letters) for letters in itertools.product(*options)]
+
+
+def _rust_literal(text: str) -> str:
+    """`text` as a Rust regex matching it in any spelling of its е and ё (the index keeps words as written)."""
+    return "".join(f"[{_YO_CLASSES[char]}]" if char in _YO_CLASSES else _rust_escape(char) for char in text)
 
 
 def _rust_escape(text: str) -> str:
