@@ -3,8 +3,9 @@
 A client that holds only a secret (the web console after sign-in, a script checking its
 configuration) cannot otherwise learn whose events it reads: the key's tenant is decided
 by the server, never by the request.  The configured tiers' hourly budgets come along, so
-a usage chart can draw each key's budget without a second, admin-only route.  Any valid key or token may ask; it is not rate-limited,
-and the answer names the key by its display prefix, never by its secret.
+a usage chart can draw each key's budget without a second, admin-only route.  Any valid key
+or token may ask; it is not rate-limited, and the answer names the key by its display prefix,
+never by its secret.
 """
 
 from __future__ import annotations

@@ -10,13 +10,17 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, Key, api, api_session  # noqa: F401  (fixtures reused)
+from tests.api import conftest as api_fixtures
+from tests.api.conftest import Api, Key
 from tests.harness import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1280, "height": 800}
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
+# The API tests' daemon fixtures, so the console is tested against the same kind of daemon.
+api_session = api_fixtures.api_session
+api = api_fixtures.api
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +52,7 @@ class Console:
         self.page.goto(self.api.daemon.url("/"))
         self.page.fill("#key", key.secret)
         self.page.click("form.signin button[type=submit]")
-        self.page.wait_for_selector("header.top:not([hidden]) .whoami:has-text('%s')" % key.org)
+        self.page.wait_for_selector(f"header.top:not([hidden]) .whoami:has-text('{key.org}')")
 
     def open(self, fragment: str) -> None:
         """Navigate inside the signed-in tab and wait for the page to say it is ready."""
@@ -66,7 +70,7 @@ class Console:
 
 
 @pytest.fixture
-def console(browser: Any, api: Api, tmp_path: Path) -> Iterator[Console]:  # noqa: F811
+def console(browser: Any, api: Api, tmp_path: Path) -> Iterator[Console]:
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(15_000)

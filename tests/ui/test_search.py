@@ -10,9 +10,20 @@ def test_search_finds_token_with_histogram_rows_filters_and_zoom(console: Consol
     key = api.create_key("write:logs", "read:logs")
     stranger = api.create_key("write:logs", "read:logs")
     token = marker()
-    old = [{"message": f"{token} cache miss {i}", "level": "info", "service": "cache", "@timestamp": ago_iso(50 * 60)} for i in range(2)]
-    new = [{"message": f"{token} payment failed {i}", "level": "error" if i < 2 else "info", "service": "payments",
-            "@timestamp": ago_iso(4 * 60 + i), "http": {"status": 500 + i}} for i in range(6)]
+    old = [
+        {"message": f"{token} cache miss {i}", "level": "info", "service": "cache", "@timestamp": ago_iso(50 * 60)}
+        for i in range(2)
+    ]
+    new = [
+        {
+            "message": f"{token} payment failed {i}",
+            "level": "error" if i < 2 else "info",
+            "service": "payments",
+            "@timestamp": ago_iso(4 * 60 + i),
+            "http": {"status": 500 + i},
+        }
+        for i in range(6)
+    ]
     assert api.ingest(key, {"logs": old + new})[0] == 202
     assert api.ingest(stranger, {"logs": [{"message": f"{token} other tenant secret", "level": "error"}]})[0] == 202
     searchable(api, key, token, 8)
@@ -44,7 +55,9 @@ def test_search_finds_token_with_histogram_rows_filters_and_zoom(console: Consol
     assert page.text_content(".hits") == "6 hits"
 
     page.evaluate("document.body.dataset.state = ''")
-    page.click("aside.sidebar details:has(summary:has-text('level')) li:has(button.value:has-text('error')) button.exclude")
+    page.click(
+        "aside.sidebar details:has(summary:has-text('level')) li:has(button.value:has-text('error')) button.exclude"
+    )
     console.wait_ready()
     assert page.input_value("#query") == f'{token} and service:"payments" and not level:"error"'
     assert page.text_content(".hits") == "4 hits"
