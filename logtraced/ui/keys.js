@@ -78,6 +78,7 @@ export class KeysPage {
         if (row.requests && (lastUsed.get(row.key_id) || "") < row.hour) lastUsed.set(row.key_id, row.hour);
       }
       this.render(keys, lastUsed);
+      document.body.dataset.state = "ready";
     } catch (error) {
       announce(this.status, error.message, "error");
     }
