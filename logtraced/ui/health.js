@@ -34,7 +34,7 @@ export class HealthPage {
       h("dl", {}, ...pairs.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))));
     clear(this.body).append(
       h("p", { class: `health-status ${r.status}` }, h("span", { class: "dot", "aria-hidden": "true" }), r.status),
-      r.reasons ? h("ul", { class: "reasons" }, ...r.reasons.map((reason) => h("li", {}, safeText(reason)))) : null,
+      ...(r.reasons ? [h("ul", { class: "reasons" }, ...r.reasons.map((reason) => h("li", {}, safeText(reason))))] : []),
       h("div", { class: "cards" },
         section("Ingestion", [["Rate", `${formatNumber(r.ingestion_rps)} events/s (last minute)`], ["Events accepted", formatNumber(r.counters.events_accepted)],
           ["Bytes accepted", formatBytes(r.counters.bytes_accepted)], ["Parse failures", formatNumber(r.counters.parse_failures)],
