@@ -21,7 +21,9 @@ from logtraced.api import (
     query,
     query_range,
     tokens,
+    ui,
     usage,
+    whoami,
 )
 from logtraced.api.context import SERVICES_KEY, Services, get_state
 from logtraced.api.errors import Handler, error_middleware
@@ -33,6 +35,7 @@ ROUTE_FAMILIES: list[Callable[[web.Application], None]] = [probes.register]
 ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.register, tokens.register]
 ROUTE_FAMILIES += [query.register, query_range.register]
 ROUTE_FAMILIES += [elasticsearch.register, loki_push.register, otlp.register, analysis.register]
+ROUTE_FAMILIES += [whoami.register, ui.register]
 
 
 _access_log = get_logger("http")

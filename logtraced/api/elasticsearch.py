@@ -25,6 +25,8 @@ from logtraced.api.authn import authenticate
 from logtraced.api.context import get_state
 from logtraced.api.errors import Failure, render_errors_with
 from logtraced.api.intake import decoding, receive, store
+from logtraced.api.ui import PREFIX as CONSOLE_PREFIX
+from logtraced.api.ui import wants_console
 from logtraced.ingest.es_bulk import (
     ILLEGAL_ARGUMENT,
     MEDIA_TYPE,
@@ -119,7 +121,12 @@ async def bulk(request: web.Request) -> web.Response:
 
 
 async def info(request: web.Request) -> web.Response:
-    """`GET /` and `HEAD /`: the version banner of an 8.x node, which Filebeat and Logstash check first."""
+    """`GET /` and `HEAD /`: the version banner of an 8.x node, which Filebeat and Logstash check first.
+
+    A browser opening `/` is sent to the console instead (`ui.wants_console`).
+    """
+    if wants_console(request):
+        raise web.HTTPFound(CONSOLE_PREFIX)
     await authenticate(request, scope=None, kind=None)
     return es_response(banner(socket.gethostname(), _cluster_uuid(request)))
 

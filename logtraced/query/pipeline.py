@@ -6,7 +6,7 @@ when nothing is parsed) can be narrowed by the index; the executor runs `Pipelin
 candidate for the rest.  Label names that are event fields (`level`, `service`, ...) stay the
 event's own; other names are read from labels before attributes.  Operators:
 `$eq $neq $contains $notcontains $regex $notregex $gt $lt $gte $lte` take `[field, value]`;
-`$and` and `$or` take a list of queries, `$not` a list whose AND it negates.  A query object with
+`$and` and `$or` take a list of queries, `$not` a list whose AND it negates, `$kql` KQL text.  A query object with
 several operators means their AND.  `body` and `message` name the same field.
 """
 
@@ -37,6 +37,7 @@ from logtraced.query.ast import (
     or_,
 )
 from logtraced.query.evaluate import EventLike, Stemmer, as_number, build_matcher, compile_regex
+from logtraced.query.kql import parse_kql
 from logtraced.query.logql_stages import LogqlStage
 from logtraced.query.timerange import parse_instant
 
@@ -55,6 +56,7 @@ _COMPARISONS: dict[str, tuple[Op, bool]] = {
 _STAGE_TYPES = ("filter", "where", "parse", "aggregate")
 EXTRACTED_SUFFIX = "_extracted"
 AGGREGATE_FUNCTIONS = ("count", "rate")
+KQL_OPERATOR = "$kql"
 
 
 class ParserKind(enum.Enum):
@@ -212,6 +214,11 @@ def _query(where: str, raw: Any, depth: int) -> Node:
 
 
 def _operator(where: str, name: str, args: Any, depth: int) -> Node:
+    if name == KQL_OPERATOR:
+        # KQL text inside a pipeline, so a KQL search and its per-step counts parse to the same tree.
+        if not isinstance(args, str):
+            raise _error(f"{where}: operator {KQL_OPERATOR} takes KQL text, got {args!r}")
+        return parse_kql(args)
     if name in ("$and", "$or", "$not"):
         if not isinstance(args, list) or not args:
             raise _error(f"{where}: operator {name} takes a non-empty list of queries")
@@ -220,7 +227,7 @@ def _operator(where: str, name: str, args: Any, depth: int) -> Node:
             return or_(children)
         return and_(children) if name == "$and" else Not(and_(children))
     if name not in _COMPARISONS:
-        known = ", ".join([*_COMPARISONS, "$and", "$or", "$not"])
+        known = ", ".join([*_COMPARISONS, "$and", "$or", "$not", KQL_OPERATOR])
         raise _error(f"{where}: unknown operator {name!r}; expected one of {known}")
     if not isinstance(args, list) or len(args) != 2:
         got = len(args) if isinstance(args, list) else type(args).__name__

@@ -302,3 +302,17 @@ class TestErrors:
             parse_pipeline(raw)
         assert caught.value.code == code
         assert message in caught.value.message
+
+
+def test_kql_operator_parses_to_the_same_tree_as_kql() -> None:
+    from logtraced.query.kql import parse_kql
+
+    text = 'service:payments and not level:"error" and timeout'
+    parsed = parse_pipeline({"pipeline": [{"type": "filter", "query": {"$kql": text}}]})
+    assert parsed.stages == (Filter(parse_kql(text)),)
+
+
+@pytest.mark.parametrize("args", [["level", "error"], 3, None])
+def test_kql_operator_takes_text_only(args: Any) -> None:
+    with pytest.raises(QueryError, match=r"\$kql takes KQL text"):
+        parse_pipeline({"pipeline": [{"type": "filter", "query": {"$kql": args}}]})
