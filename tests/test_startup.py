@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness import DaemonProcess
+from tests.api.conftest import mint_key
+from tests.harness import DaemonProcess, wait_until
 
 NOBODY = 65534
 # Every listener on an ephemeral loopback port unless a test says otherwise.
@@ -108,3 +110,28 @@ def test_a_directory_another_user_wrote_is_refused_naming_the_file(tmp_path: Pat
     assert result.returncode == 1
     assert "is not writable by this user" in result.stderr and "chown -R" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_first_start_says_where_it_listens_and_how_to_make_a_key(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path / "data").start()
+    try:
+        [http] = daemon.events_named("http_listening")
+        assert http["port"] == daemon.http_port
+        assert daemon.events_named("tcp_listening") and daemon.events_named("udp_listening")
+        [hint] = daemon.events_named("no_api_keys")
+        assert "logtraced keys create" in hint["hint"]
+    finally:
+        daemon.stop()
+
+
+def test_debug_logs_one_access_line_per_request_without_the_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    key = mint_key(data, "read:logs")
+    daemon = DaemonProcess(data, "--log-level", "debug").start()
+    try:
+        assert daemon.request("GET", "/v1/health", headers=key.bearer)[0] == 200
+        [line] = wait_until(lambda: [e for e in daemon.events_named("http_request") if e["route"] == "/v1/health"])
+        assert (line["method"], line["status"], line["key_id"]) == ("GET", 200, key.id)
+        assert not [entry for entry in daemon.lines if key.secret in json.dumps(entry)]
+    finally:
+        daemon.stop()
