@@ -1,7 +1,7 @@
-"""Micro-benchmark of the ingest hot path: framing, normalisation and index encoding.
+"""Micro-benchmark of the event loop's ingest hot path: framing, normalisation and the WAL record.
 
 Feeds seeded, generated ~300-byte Logstash json_lines events through StreamFramer in
-64 KiB chunks, then events_from_frame and encode_documents, and reports events per second
+64 KiB chunks, then events_from_frame and the WAL's record encoding, and reports events per second
 for each stage.  A plain msgspec decode of the same lines runs in the same process as the
 baseline, so a figure can be judged against the floor the machine sets.
 
@@ -20,10 +20,13 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from logtraced.events import encode_documents, events_from_frame
+from logtraced.events import events_from_frame
 from logtraced.ingest.framing import StreamFramer
+from logtraced.model import Tenant
+from logtraced.storage.wal import encode_record
 
 CHUNK_BYTES = 65536
+TENANT = Tenant("default", "production")
 WORDS = (
     "GET POST PUT DELETE user order item cart session token cache miss hit slow query "
     "timeout retry upstream backend payment invoice shipped created updated failed ok"
@@ -90,7 +93,8 @@ def run_full(stream: bytes, chunks: list[bytes]) -> int:
         batch = []
         for frame in framer.feed(chunk):
             batch.extend(events_from_frame(frame.data, received, truncated=frame.truncated))
-        count += len(encode_documents(batch, sequence))
+        encode_record(sequence, TENANT, batch)
+        count += len(batch)
     return count
 
 
