@@ -42,6 +42,7 @@ SHUTDOWN_BUDGET_SECONDS = 10.0
 FILE_DESCRIPTOR_RESERVE = 1024
 WRITER_DRAIN_SECONDS = 7.0
 WRITER_RESTART_DELAY_SECONDS = 1.0
+EXIT_STATUS_WAIT_SECONDS = 1.0
 # A small switch interval keeps threads that hand back the GIL (fsync, queries) from waiting long on the loop.
 GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 
@@ -129,6 +130,8 @@ class WriterLink:
         if self.stopping:
             return
         self.services.writer.restarts += 1
+        if self.process is not None:
+            self.process.join(EXIT_STATUS_WAIT_SECONDS)  # the pipe closes a moment before the exit is reaped
         code = self.process.exitcode if self.process else None
         killed_by = signal.Signals(-code).name if code is not None and code < 0 else None
         self.log.error("indexer_exited", exitcode=code, signal=killed_by, restarting=True)
