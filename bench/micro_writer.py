@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,8 +33,8 @@ from logtraced.storage import wal  # noqa: E402
 from logtraced.storage.tantivy.documents import encode_columns, encode_documents  # noqa: E402
 from logtraced.storage.tantivy.partitions import day_of  # noqa: E402
 
-TENANT = Tenant("default", "production")
-RETENTION_DAYS = 30
+TENANT: Final = Tenant("default", "production")
+RETENTION_DAYS: Final = 30
 
 
 def records(count: int, per_record: int, seed: int) -> list[wal.WalRecord]:
