@@ -16,7 +16,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Final
 
-from logtraced.model import Event, Tenant
+from logtraced.model import Event, EventColumns, Tenant
 from logtraced.query.pipeline import Pipeline
 
 NO_DEADLINE: Final = float("inf")
@@ -172,8 +172,8 @@ class StoreWriter(abc.ABC):
     counters: WriterCounters
 
     @abc.abstractmethod
-    def apply(self, seq: int, tenant: Tenant, events: list[Event]) -> None:
-        """Stage one WAL record's events (ids already assigned); searchable after the next commit."""
+    def apply(self, seq: int, tenant: Tenant, events: EventColumns) -> None:
+        """Stage one WAL record's events (ids already assigned, never empty); searchable after the next commit."""
 
     @abc.abstractmethod
     def commit(self) -> None:

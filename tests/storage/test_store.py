@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,11 +13,12 @@ import msgspec
 import pytest
 
 from logtraced.config import Config, load_config
-from logtraced.model import NS_PER_DAY, Event, Tenant
+from logtraced.model import NS_PER_DAY, Event, Tenant, event_id
 from logtraced.query.ast import MatchAll
 from logtraced.query.kql import parse_kql
 from logtraced.query.pipeline import Filter, Pipeline
 from logtraced.storage.backend import CountRequest, SearchRequest, TenantView
+from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, day_of
 from logtraced.storage.tantivy.store import TantivyStore
 from logtraced.storage.tantivy.writer import TantivyWriter
 from logtraced.storage.wal import WalWriter
@@ -161,3 +163,51 @@ def test_events_older_than_retention_are_counted_not_stored(tmp_path: Path) -> N
     applier = write(cfg, [(MINE, [event(HOUR, "kept"), event(5 * NS_PER_DAY, "expired")])])
     assert (applier.store.counters.documents, applier.store.counters.expired) == (1, 1)
     applier.close()
+
+
+def stored_ids(cfg: Config) -> dict[str, int]:
+    """Message -> id of every event of MINE in the store."""
+    page = TantivyStore(cfg.data_path).for_tenant(MINE).search(SearchRequest(*window(), EVERYTHING, 100))
+    return {row.event.message: row.event.id for row in page.rows}
+
+
+def test_ids_are_positions_in_the_record_across_days(tmp_path: Path) -> None:
+    """A record spanning two UTC days (exactly a day apart) is split by day; ids stay the places in the record."""
+    cfg = config(tmp_path)
+    write(cfg, [(MINE, [event(0, "a"), event(NS_PER_DAY, "b"), event(0, "c")])]).close()
+    assert stored_ids(cfg) == {"a": event_id(1, 0), "b": event_id(1, 1), "c": event_id(1, 2)}
+    assert len(PartitionLayout(cfg.data_path).existing(MINE.org)) == 2
+
+
+def test_partly_expired_record_keeps_the_positions_of_the_rest(tmp_path: Path) -> None:
+    cfg = config(tmp_path, retention_days=2)
+    old, fresh = event(5 * NS_PER_DAY, "expired"), [event(0, "kept"), event(NS_PER_DAY, "yesterday")]
+    applier = write(cfg, [(MINE, [old, *fresh]), (MINE, [event(HOUR, "whole record kept")])])
+    assert (applier.store.counters.documents, applier.store.counters.expired) == (3, 1)
+    applier.close()
+    assert stored_ids(cfg) == {"kept": event_id(1, 1), "yesterday": event_id(1, 2), "whole record kept": event_id(2, 0)}
+
+
+def test_replay_restores_only_the_partition_that_lacks_the_record(tmp_path: Path) -> None:
+    """Exactly once per partition: a day that lost a record gets it back, the day that has it is skipped."""
+    cfg = config(tmp_path)
+    write(cfg, [(MINE, [event(0, "today"), event(NS_PER_DAY, "yesterday")])]).close()
+    layout = PartitionLayout(cfg.data_path)
+    shutil.rmtree(layout.path(Partition(MINE.org, day_of(NOW - NS_PER_DAY))))
+    applier = WalApplier(cfg, TantivyWriter(cfg))
+    applier.apply_until(1, float("inf"))
+    applier.commit()
+    assert applier.store.counters.documents == 1
+    applier.close()
+    assert stored_ids(cfg) == {"today": event_id(1, 0), "yesterday": event_id(1, 1)}
+    page = TantivyStore(cfg.data_path).for_tenant(MINE).search(SearchRequest(*window(), EVERYTHING, 10))
+    assert len(page.rows) == 2
+
+
+def test_stemmed_copy_is_indexed_by_the_writer(tmp_path: Path) -> None:
+    cfg = config(tmp_path, stemming=True)
+    write(cfg, [(MINE, [event(HOUR, "Ошибка подключения"), event(HOUR, "connection errors")])]).close()
+    view = TantivyStore(cfg.data_path).for_tenant(MINE)
+    for word, expected in (("ошибки", "Ошибка подключения"), ("error", "connection errors")):
+        page = view.search(SearchRequest(*window(), Pipeline((Filter(parse_kql(word)),)), 10))
+        assert [row.event.message for row in page.rows] == [expected]

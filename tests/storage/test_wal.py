@@ -1,14 +1,15 @@
-"""Tests of the write-ahead log: record framing, torn tails, rotation, tailing and segment deletion."""
+"""Tests of the write-ahead log: record framing, torn tails, rotation, tailing, segment deletion, columns."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from logtraced.errors import StorageError
-from logtraced.model import Event, Tenant
+from logtraced.model import Event, EventColumns, Tenant, event_id, record_ids
 from logtraced.storage import wal
 from logtraced.storage.wal import WalTailer, WalWriter, delete_segments_through, list_segments, read_records
 
@@ -158,3 +159,35 @@ class TestWriteFailures:
         with pytest.raises(StorageError, match="older logtraced"):
             WalWriter(tmp_path, 1 << 20)
         assert old.read_bytes() == b"LTW1" + bytes(40)
+
+
+class TestColumns:
+    """The writer reads a record as columns: the same events, field by field, in WAL order."""
+
+    def test_columns_are_the_events_field_by_field(self, tmp_path: Path) -> None:
+        full = Event(5, "m", "error", "api", "web-1", "production", "default", "audit", ["t"], {"a": {"b": [1]}}, 9)
+        writer = WalWriter(tmp_path, 1 << 20)
+        writer.append(TENANT, [Event(3, "first"), full, Event(4, "last", attributes={"n": 2.5})])
+        writer.close()
+        [(_, record)] = read_records(list_segments(tmp_path)[0][1].read_bytes())
+        columns = record.columns()
+        assert columns == EventColumns.of_events(record.events())
+        assert (len(columns), columns.message, columns.attributes[1]) == (3, ("first", "m", "last"), {"a": {"b": [1]}})
+
+    def test_column_fields_follow_the_event_fields(self) -> None:
+        names = [field.name for field in msgspec.structs.fields(EventColumns)]
+        assert names == [field.name for field in msgspec.structs.fields(Event)]
+
+    def test_no_events_no_columns(self) -> None:
+        assert len(EventColumns.of_events([])) == 0
+
+    def test_select_keeps_order_and_every_field(self) -> None:
+        events = [Event(n, f"m{n}", tags=[str(n)], id=n) for n in range(5)]
+        chosen = EventColumns.of_events(events).select([n % 2 == 0 for n in range(5)])
+        assert chosen == EventColumns.of_events(events[::2])
+
+    def test_ids_are_the_record_positions(self) -> None:
+        ids = record_ids(7, 3)
+        assert list(ids) == [event_id(7, 0), event_id(7, 1), event_id(7, 2)]
+        columns = EventColumns.of_events([Event(1, "a"), Event(2, "b"), Event(3, "c")]).with_ids(ids)
+        assert list(columns.id) == list(ids)

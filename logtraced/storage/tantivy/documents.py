@@ -1,7 +1,8 @@
 """Canonical events to the JSON documents `IndexWriter.add_json` takes, and stored documents back to events.
 
-The writer process calls `encode_documents` once per WAL record, so the per-call overhead is
-paid once per batch and each event costs one struct and one C-level JSON encode.
+The writer process calls `encode_columns` once per WAL record and day.  It runs no Python
+per event: `map` builds one document struct per event from the columns, in C, and one
+`encode_lines` call encodes them all; splitting that text is one more C call.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Any, Final
 
 import msgspec
 
-from logtraced.model import Event
+from logtraced.model import Event, EventColumns
 from logtraced.storage.tantivy import schema
 
+# In `Event`'s field order: documents are built positionally from `EventColumns`.
 _FIELDS: Final = [
     (schema.TIMESTAMP, int),
     (schema.MESSAGE, str),
@@ -31,40 +33,28 @@ _FIELDS: Final = [
 _Document: Final = msgspec.defstruct("_Document", _FIELDS, gc=False)
 # Partitions made with index.stemming also analyse a second, stemmed copy of the message.
 _StemmedDocument: Final = msgspec.defstruct("_StemmedDocument", [*_FIELDS, (schema.MESSAGE_STEMMED, str)], gc=False)
-_encode: Final = msgspec.json.Encoder().encode
+_encode_lines: Final = msgspec.json.Encoder().encode_lines
 
 
 def encode_documents(events: Sequence[Event], *, stemming: bool) -> list[str]:
-    """The documents of a batch of events; each carries the event's id (given by the writer, `model.event_id`).
+    """The documents of a batch of events; each carries the event's id (given by the writer, `model.event_id`)."""
+    return encode_columns(EventColumns.of_events(events), stemming=stemming)
 
-    `add_json` takes text: the batch is decoded once and split on the newlines JSON never
-    leaves unescaped inside a document.
+
+def encode_columns(events: EventColumns, *, stemming: bool) -> list[str]:
+    """`encode_documents` for events as columns: what the writer process feeds to `add_json`.
+
+    `add_json` takes text: the batch is encoded as JSON lines, decoded once and split on the
+    newlines JSON never leaves unescaped inside a document.
     """
-    return b"\n".join(_encoded(events, stemming)).decode().split("\n")
-
-
-def _encoded(events: Sequence[Event], stemming: bool) -> list[bytes]:
+    columns = msgspec.structs.astuple(events)
     if stemming:
-        stemmed = _StemmedDocument
-        return [
-            _encode(
-                stemmed(
-                    e.timestamp, e.message, e.level, e.service, e.host, e.env, e.org, e.index, e.tags,
-                    e.attributes, e.id, e.message,
-                )
-            )
-            for e in events
-        ]  # fmt: skip
-    document = _Document
-    return [
-        _encode(
-            document(
-                e.timestamp, e.message, e.level, e.service, e.host, e.env, e.org, e.index, e.tags,
-                e.attributes, e.id,
-            )
-        )
-        for e in events
-    ]  # fmt: skip
+        documents = map(_StemmedDocument, *columns, events.message)
+    else:
+        documents = map(_Document, *columns)
+    lines = _encode_lines(documents).decode().split("\n")
+    lines.pop()  # after the newline that ends the last document
+    return lines
 
 
 def event_from_document(doc: dict[str, list[Any]], identifier: int) -> Event:

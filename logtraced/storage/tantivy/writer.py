@@ -16,9 +16,9 @@ import tantivy
 
 from logtraced.config import Config
 from logtraced.log import WarningLimiter, get_logger
-from logtraced.model import Event, Tenant
+from logtraced.model import EventColumns, Tenant
 from logtraced.storage.backend import StoreWriter, WriterCounters
-from logtraced.storage.tantivy.documents import encode_documents
+from logtraced.storage.tantivy.documents import encode_columns
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, day_of, max_wal_seq, open_index
 
 IDLE_WRITER_SECONDS = 120.0
@@ -44,24 +44,23 @@ class TantivyWriter(StoreWriter):
         self.counters = WriterCounters()
         self.warnings = WarningLimiter(get_logger("writer"))
 
-    def apply(self, seq: int, tenant: Tenant, events: list[Event]) -> None:
-        days: dict[int, list[Event]] = {}
-        for event in events:
-            day = day_of(event.timestamp)
-            group = days.get(day)
-            if group is None:
-                days[day] = [event]
-            else:
-                group.append(event)
-        for day, group in days.items():
-            self._apply_day(seq, Partition(tenant.org, day), group)
+    def apply(self, seq: int, tenant: Tenant, events: EventColumns) -> None:
+        """A record's events go to the partition of their UTC day; its oldest and newest tell when that is one day."""
+        stamps = events.timestamp
+        first_day, last_day = day_of(min(stamps)), day_of(max(stamps))
+        if first_day == last_day:
+            self._apply_day(seq, Partition(tenant.org, first_day), events)
+            return
+        days = [day_of(stamp) for stamp in stamps]
+        for day in dict.fromkeys(days):
+            self._apply_day(seq, Partition(tenant.org, day), events.select([other == day for other in days]))
 
-    def _apply_day(self, seq: int, partition: Partition, events: list[Event]) -> None:
+    def _apply_day(self, seq: int, partition: Partition, events: EventColumns) -> None:
         state = self._partition(partition)
         if seq <= state.committed_seq:
             return  # already in the index: a replay after a crash
         add = state.writer.add_json
-        for document in encode_documents(events, stemming=self.config.index.stemming):
+        for document in encode_columns(events, stemming=self.config.index.stemming):
             try:
                 add(document)
             except ValueError as exc:  # one bad document must not stop the writer forever

@@ -9,9 +9,9 @@ import pytest
 import tantivy
 
 from logtraced.events import MAX_NESTING, events_from_frame
-from logtraced.model import Event, event_id
+from logtraced.model import Event, EventColumns, event_id
 from logtraced.storage.tantivy import schema
-from logtraced.storage.tantivy.documents import encode_documents, event_from_document
+from logtraced.storage.tantivy.documents import encode_columns, encode_documents, event_from_document
 from tests.test_events import I64_MAX, RECEIVED, logstash_ecs, nested
 
 
@@ -112,6 +112,23 @@ class TestIndexDocument:
     def test_stemmed_copy_of_the_message(self) -> None:
         [text] = encode_documents([Event(1, "ошибки")], stemming=True)
         assert msgspec.json.decode(text)[schema.MESSAGE_STEMMED] == "ошибки"
+
+    @pytest.mark.parametrize("stemming", [False, True])
+    def test_every_value_lands_in_its_field(self, stemming: bool) -> None:
+        """Documents are built positionally from columns: each schema field gets the Event field of its name."""
+        event = Event(1, "m", "error", "api", "web-1", "production", "acme", "audit", ["t"], {"k": "v"}, event_id(2, 3))
+        [text] = encode_columns(EventColumns.of_events([event]), stemming=stemming)
+        expected = msgspec.structs.asdict(event) | ({schema.MESSAGE_STEMMED: "m"} if stemming else {})
+        assert msgspec.json.decode(text) == expected
+
+    def test_columns_and_events_give_the_same_documents(self) -> None:
+        events = with_ids([logstash_ecs()[1], Event(0, 'line\nbreak \u2028 "quoted"', tags=["a"]), Event(2, "")])
+        documents = encode_documents(events, stemming=False)
+        assert encode_columns(EventColumns.of_events(events), stemming=False) == documents
+        assert [msgspec.json.decode(text)[schema.MESSAGE] for text in documents] == [event.message for event in events]
+
+    def test_no_events_no_documents(self) -> None:
+        assert encode_documents([], stemming=True) == []
 
     def test_documents_carry_the_event_ids(self) -> None:
         events = [Event(2, "x", tags=["t"], attributes={"n": 1}, id=event_id(3, 1)), Event(1, "y", id=event_id(4, 0))]
