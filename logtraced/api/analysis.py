@@ -12,6 +12,7 @@ from aiohttp import web
 from logtraced.analysis.patterns import Pattern
 from logtraced.analysis.reports import insights_report, patterns_report
 from logtraced.api.authn import authenticate
+from logtraced.api.bodies import decode_json
 from logtraced.api.context import get_state
 from logtraced.api.search import install_pool, run_read, tenant_view
 from logtraced.errors import InvalidInput
@@ -134,14 +135,7 @@ def _limit(limit: int) -> int:
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body or b"{}", type=kind)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f"bad request: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
-    except RecursionError:
-        raise InvalidInput("the body nests JSON too deeply", code="malformed_json") from None
+    return decode_json(body, kind, empty=b"{}")
 
 
 def register(app: web.Application) -> None:

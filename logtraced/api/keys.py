@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from logtraced.api.authn import authenticate
+from logtraced.api.bodies import decode_json
 from logtraced.api.context import get_state
 from logtraced.auth.keys import KeyRecord
 from logtraced.auth.principal import check_environment
@@ -81,14 +82,7 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 
 def _decode_request(body: bytes) -> KeyRequest:
-    try:
-        return msgspec.json.decode(body, type=KeyRequest)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
-    except RecursionError:
-        raise InvalidInput("the body nests JSON too deeply", code="malformed_json") from None
+    return decode_json(body, KeyRequest, hint="bad key request")
 
 
 def key_json(record: KeyRecord) -> dict[str, Any]:

@@ -11,8 +11,9 @@ import msgspec
 from aiohttp import web
 
 from logtraced.api.authn import authenticate
+from logtraced.api.bodies import decode_json
 from logtraced.api.search import clamp_limit, install_pool, run_search, tenant_view
-from logtraced.errors import InvalidCursor, InvalidInput
+from logtraced.errors import InvalidCursor
 from logtraced.events import event_to_json
 from logtraced.query.kql import parse_kql
 from logtraced.query.pipeline import Filter, Pipeline
@@ -96,14 +97,7 @@ async def query(request: web.Request) -> web.Response:
 
 
 def _decode(body: bytes) -> KqlRequest:
-    try:
-        return msgspec.json.decode(body or b"{}", type=KqlRequest)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f"bad query request: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
-    except RecursionError:
-        raise InvalidInput("the body nests JSON too deeply", code="malformed_json") from None
+    return decode_json(body, KqlRequest, hint="bad query request", empty=b"{}")
 
 
 def _write_cursor(cursor: Cursor) -> str:

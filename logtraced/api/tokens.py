@@ -13,8 +13,8 @@ from typing import Final
 import msgspec
 from aiohttp import web
 
+from logtraced.api.bodies import decode_json
 from logtraced.api.context import get_state
-from logtraced.errors import InvalidInput
 
 ROUTE: Final = "/api/v4/oauth/access_tokens"
 
@@ -36,14 +36,7 @@ async def mint_token(request: web.Request) -> web.Response:
 
 
 def _decode(body: bytes) -> TokenRequest:
-    try:
-        return msgspec.json.decode(body, type=TokenRequest)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput(f'send {{"refresh_token": "<api key>"}}: {exc}') from exc
-    except msgspec.DecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}", code="malformed_json") from exc
-    except RecursionError:
-        raise InvalidInput("the body nests JSON too deeply", code="malformed_json") from None
+    return decode_json(body, TokenRequest, hint='send {"refresh_token": "<api key>"}')
 
 
 def register(app: web.Application) -> None:
