@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from logtraced.api import authn, health, ingest, keys, probes, query, query_range, tokens, usage
+from logtraced.api import authn, health, ingest, keys, loki, probes, query, query_range, tokens, usage
 from logtraced.api.context import SERVICES_KEY, Services, get_state
 from logtraced.api.errors import Handler, error_middleware
 from logtraced.errors import RequestTimeout
@@ -16,6 +16,7 @@ from logtraced.errors import RequestTimeout
 ROUTE_FAMILIES: list[Callable[[web.Application], None]] = [probes.register]
 ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.register, tokens.register]
 ROUTE_FAMILIES += [query.register, query_range.register]
+ROUTE_FAMILIES += [loki.register]
 
 
 def build_app(state: Services) -> web.Application:

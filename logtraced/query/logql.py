@@ -396,7 +396,7 @@ class _Parser:
             range_ns, offset_ns = self._range()
             if not stages and unwrap is None:
                 stages, unwrap = self._stages(allow_unwrap=True)
-        return Pipeline((selector, *stages)), range_ns, offset_ns, unwrap
+        return Pipeline((selector, *stages), logql=True), range_ns, offset_ns, unwrap
 
     def _range(self) -> tuple[int, int]:
         if not self._is_op(frozenset({"["})):
@@ -437,7 +437,7 @@ class _Parser:
     def _log_query(self) -> Pipeline:
         selector = self._selector()
         stages, _ = self._stages(allow_unwrap=False)
-        return Pipeline((selector, *stages))
+        return Pipeline((selector, *stages), logql=True)
 
     def _selector(self) -> Filter:
         self._expect("{")

@@ -121,9 +121,15 @@ Stage: TypeAlias = Filter | Parse | Aggregate | LogqlStage
 
 @dataclasses.dataclass(frozen=True)
 class Pipeline:
-    """The stages of one pipeline query, in request order."""
+    """The stages of one pipeline query, in request order.
+
+    `logql` says whose semantics the stages have: LogQL's parsers mark errors, sanitise names and
+    return every label of the line (`query/verify.py` runs them with `logql_eval`), the JSON
+    pipeline's return only the parsed labels.
+    """
 
     stages: tuple[Stage, ...]
+    logql: bool = False
 
     @property
     def aggregate(self) -> Aggregate | None:

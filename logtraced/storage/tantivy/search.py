@@ -26,7 +26,8 @@ import tantivy
 
 from logtraced.errors import InvalidCursor, QueryTimeout
 from logtraced.model import Tenant
-from logtraced.query.pipeline import Parse, Pipeline
+from logtraced.query.pipeline import Pipeline
+from logtraced.query.verify import build_verifier, needs_stages
 from logtraced.storage.backend import CountRequest, CountResult, Row, SearchPage, SearchRequest, Series, Stats
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.compile import compile_query
@@ -130,7 +131,7 @@ def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
     never opened or compiled.
     """
     prefilter = scan.pipeline.prefilter
-    has_parse = any(isinstance(stage, Parse) for stage in scan.pipeline.stages)
+    staged = needs_stages(scan.pipeline)
     end_inclusive = scan.end_ns - 1
     for partition in reader.partitions(scan.tenant, scan.start_ns, end_inclusive, newest_first=scan.newest_first):
         index = reader.index(partition)
@@ -140,7 +141,7 @@ def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
         compiled = compile_query(prefilter, index.schema, stemming=stemming)
         user_query = _with_index(index, compiled.query, scan.index)
         query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
-        yield _Plan(index, index.searcher(), query, compiled.needs_verification or has_parse, stemming)
+        yield _Plan(index, index.searcher(), query, compiled.needs_verification or staged, stemming)
 
 
 def _total(plans: list[_Plan], page: SearchPage) -> None:
@@ -158,16 +159,16 @@ def _total(plans: list[_Plan], page: SearchPage) -> None:
 def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats) -> Iterator[tuple[Row, SortKey]]:
     """Matching rows in order across partitions, verified where the index alone cannot decide."""
     for plan in plans:
-        matcher = scan.pipeline.matcher(stem=_stemmer(plan.stemming))
+        verify = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
         for key, address in _ordered(plan.searcher, plan.index, plan.query, scan):
             _check_deadline(scan.deadline)
             event = event_from_document(plan.searcher.doc(address).to_dict(), key[1])
             stats.lines_examined += 1
             stats.bytes_examined += len(event.message)
-            labels = matcher(event) if plan.verify else {}
-            if labels is None:
+            verified = verify(event) if plan.verify else (event, {})
+            if verified is None:
                 continue
-            yield Row(event, labels), key
+            yield Row(*verified), key
 
 
 def _with_index(index: tantivy.Index, query: tantivy.Query, name: str | None) -> tantivy.Query:
