@@ -93,6 +93,10 @@ class IngestConfig(_Section, frozen=True):
     queue_max_bytes: int = 256 * 1024 * 1024
 
 
+class MetricsConfig(_Section, frozen=True):
+    require_key: bool = False
+
+
 class QueryConfig(_Section, frozen=True):
     timeout_seconds: float = 30.0
     default_limit: int = 100
@@ -138,6 +142,7 @@ class Config(_Section, frozen=True):
     ingest: IngestConfig = IngestConfig()
     query: QueryConfig = QueryConfig()
     auth: AuthConfig = AuthConfig()
+    metrics: MetricsConfig = MetricsConfig()
     routing: list[RoutingRule] = []
 
     @property

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from logtraced.api import authn, health, ingest, keys, loki, probes, query, query_range, tokens, usage
+from logtraced.api import authn, health, ingest, keys, loki, metrics, probes, query, query_range, tail, tokens, usage
 from logtraced.api.context import SERVICES_KEY, Services, get_state
 from logtraced.api.errors import Handler, error_middleware
 from logtraced.errors import RequestTimeout
@@ -16,14 +16,14 @@ from logtraced.errors import RequestTimeout
 ROUTE_FAMILIES: list[Callable[[web.Application], None]] = [probes.register]
 ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.register, tokens.register]
 ROUTE_FAMILIES += [query.register, query_range.register]
-ROUTE_FAMILIES += [loki.register]
+ROUTE_FAMILIES += [loki.register, tail.register, metrics.register]
 
 
 def build_app(state: Services) -> web.Application:
     config = state.config
     # Outermost first: usage sees the final status, errors become the envelope, then the body deadline.
     app = web.Application(
-        middlewares=[authn.usage_middleware, error_middleware, body_deadline_middleware],
+        middlewares=[metrics.metrics_middleware, authn.usage_middleware, error_middleware, body_deadline_middleware],
         client_max_size=config.http.max_body_bytes,
     )
     app.on_response_prepare.append(authn.add_rate_limit_headers)
