@@ -168,7 +168,7 @@ STAGES: list[tuple[str, object]] = [
         ),
     ),
     (
-        '| (a="1" or b="2") c > 3',
+        '| (a="1" or b="2") and c > 3',
         LabelFilter(
             LabelAnd(
                 (
@@ -354,6 +354,7 @@ ERRORS: list[tuple[str, int, str]] = [
     ('{a="b"} | status > "x"', 19, "Expected a quoted string, a number"),
     ('{a="b"} | json | foo', 17, "Expected a parser, a label filter or a formatting stage after |"),
     ('{a="b"} | a="1" and foo', 23, "Expected a comparison operator"),
+    ('{a="b"} | (a="1" or b="2") c > 3', 27, "join label filters with and, or, or a comma"),
     ("sum(", 4, "found end of input"),
     ('{a="b"} @', 8, 'unexpected character "@" at position 8'),
     ("nonsense", 0, 'Expected a stream selector "{", a number, "(" or a function at position 0, found "nonsense"'),
