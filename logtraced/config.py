@@ -93,6 +93,11 @@ class IngestConfig(_Section, frozen=True):
     queue_max_bytes: int = 256 * 1024 * 1024
 
 
+class TailConfig(_Section, frozen=True):
+    max_subscribers: int = 64
+    queue_events: int = 10_000
+
+
 class MetricsConfig(_Section, frozen=True):
     require_key: bool = False
 
@@ -143,6 +148,7 @@ class Config(_Section, frozen=True):
     query: QueryConfig = QueryConfig()
     auth: AuthConfig = AuthConfig()
     metrics: MetricsConfig = MetricsConfig()
+    tail: TailConfig = TailConfig()
     routing: list[RoutingRule] = []
 
     @property

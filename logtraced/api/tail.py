@@ -159,7 +159,8 @@ def _frame(run: Callable[[Event], Any], events: list[Event], dropped: list[Event
 
 def register(app: web.Application) -> None:
     """One hub per application, fed by the pipeline's tap while the application runs."""
-    hub = app[TAIL_KEY] = TailHub()
+    config = app[SERVICES_KEY].config.tail
+    hub = app[TAIL_KEY] = TailHub(max_subscribers=config.max_subscribers, queue_events=config.queue_events)
 
     async def attach(app: web.Application) -> None:
         app[SERVICES_KEY].pipeline.tap = hub

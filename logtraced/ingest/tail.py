@@ -68,8 +68,11 @@ class Subscriber:
 class TailHub:
     """Every live subscriber, by tenant; fed by the ingest pipeline after each fsync."""
 
-    def __init__(self, *, max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS) -> None:
+    def __init__(
+        self, *, max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS, queue_events: int = DEFAULT_QUEUE_EVENTS
+    ) -> None:
         self.max_subscribers = max_subscribers
+        self.queue_events = queue_events
         self._by_tenant: dict[Tenant, list[Subscriber]] = {}
         self.published = 0
 
@@ -81,14 +84,12 @@ class TailHub:
         """Whether anyone tails this tenant (the pipeline keeps batches for publishing only then)."""
         return tenant in self._by_tenant
 
-    def subscribe(
-        self, tenant: Tenant, accepts: Callable[[Event], bool], *, capacity: int = DEFAULT_QUEUE_EVENTS
-    ) -> Subscriber:
+    def subscribe(self, tenant: Tenant, accepts: Callable[[Event], bool]) -> Subscriber:
         if self.subscribers >= self.max_subscribers:
             raise TooManySubscribers(
                 f"at most {self.max_subscribers} tail subscribers at once; try again later", retry_after=RETRY_SECONDS
             )
-        subscriber = Subscriber(tenant, accepts, capacity)
+        subscriber = Subscriber(tenant, accepts, self.queue_events)
         self._by_tenant.setdefault(tenant, []).append(subscriber)
         return subscriber
 
