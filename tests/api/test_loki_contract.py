@@ -22,7 +22,16 @@ from tests.api.query_fixtures import NS, QueryApi, launch, log, marker, recent_b
 from tests.query.logql_corpus import API_QUERIES
 
 LOKI = "/loki/api/v1"
-SUMMARY = ("bytesProcessedPerSecond", "linesProcessedPerSecond", "totalBytesProcessed", "totalLinesProcessed", "execTime")  # fmt: skip
+SUMMARY = (
+    "bytesProcessedPerSecond",
+    "linesProcessedPerSecond",
+    "totalBytesProcessed",
+    "totalLinesProcessed",
+    "execTime",
+)
+
+
+Seeded = tuple[Key, list[dict[str, Any]], int]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +40,7 @@ def loki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueryApi]:
 
 
 @pytest.fixture(scope="module")
-def seeded(loki: QueryApi) -> tuple[Key, list[dict[str, Any]], int]:
+def seeded(loki: QueryApi) -> Seeded:
     """90 checkout events over 30 minutes, a third of them errors mentioning a timeout."""
     key = loki.key()
     base = recent_base() - 1800 * NS
@@ -42,14 +51,22 @@ def seeded(loki: QueryApi) -> tuple[Key, list[dict[str, Any]], int]:
         if error:
             message = message[:-1] + ', "note": "timeout"}'
         events.append(
-            log(base + i * 20 * NS, message, service="checkout", level="error" if error else "info", host="h1",
-                http={"method": "POST"})
-        )  # fmt: skip
+            log(
+                base + i * 20 * NS,
+                message,
+                service="checkout",
+                level="error" if error else "info",
+                host="h1",
+                http={"method": "POST"},
+            )
+        )
     loki.ingest_and_wait(key, events)
     return key, events, base
 
 
-def get(loki: QueryApi, key: Key | None, path: str, headers: Mapping[str, str] | None = None, **params: Any) -> tuple[int, dict[str, str], Any]:  # fmt: skip
+def get(
+    loki: QueryApi, key: Key | None, path: str, headers: Mapping[str, str] | None = None, **params: Any
+) -> tuple[int, dict[str, str], Any]:
     sent = dict(key.bearer) if key is not None else {}
     sent.update(headers or {})
     query = urlencode(params, doseq=True)
@@ -95,7 +112,7 @@ def check_matrix(data: Mapping[str, Any]) -> dict[tuple[tuple[str, str], ...], l
     return series
 
 
-def test_save_and_test_health_check(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:
+def test_save_and_test_health_check(loki: QueryApi, seeded: Seeded) -> None:
     key = seeded[0]
     status, _, body = get(loki, key, "/query", direction="backward", query="vector(1)+vector(1)", time="4000000000")
     assert status == 200, body
@@ -104,10 +121,12 @@ def test_save_and_test_health_check(loki: QueryApi, seeded: tuple[Key, list[dict
     assert sample["metric"] == {} and sample["value"] == [4000000000, "2"]
 
 
-def test_explore_log_query_backward_and_forward(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:  # fmt: skip
+def test_explore_log_query_backward_and_forward(loki: QueryApi, seeded: Seeded) -> None:
     key, events, base = seeded
     window = {"start": base, "end": base + 1800 * NS, "step": "2000ms", "query": '{service_name="checkout"}'}
-    status, _, body = get(loki, key, "/query_range", {"X-Query-Tags": "Source=logsample"}, direction="backward", limit=1000, **window)  # fmt: skip
+    status, _, body = get(
+        loki, key, "/query_range", {"X-Query-Tags": "Source=logsample"}, direction="backward", limit=1000, **window
+    )
     assert status == 200, body
     found = check_streams(body["data"], backward=True)
     assert sorted(found) == sorted((e["timestamp"], e["message"]) for e in events)
@@ -116,7 +135,7 @@ def test_explore_log_query_backward_and_forward(loki: QueryApi, seeded: tuple[Ke
     assert sorted(stamp for stamp, _ in found) == sorted(e["timestamp"] for e in events)[:10]
 
 
-def test_end_is_exclusive_and_times_take_every_loki_spelling(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:  # fmt: skip
+def test_end_is_exclusive_and_times_take_every_loki_spelling(loki: QueryApi, seeded: Seeded) -> None:
     key, events, base = seeded
     last = events[-1]["timestamp"]
     query = '{service_name="checkout"}'
@@ -128,20 +147,37 @@ def test_end_is_exclusive_and_times_take_every_loki_spelling(loki: QueryApi, see
         assert [stamp for stamp, _ in check_streams(body["data"], backward=False)] == [base], start
 
 
-def test_logql_stages_run_on_every_row(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:
+def test_logql_stages_run_on_every_row(loki: QueryApi, seeded: Seeded) -> None:
     key, events, base = seeded
     window = {"start": base, "end": base + 1800 * NS, "limit": 1000}
-    _, _, body = get(loki, key, "/query_range", query='{service_name="checkout"} | json | status >= 500 | line_format "{{.status}} {{.path}}"', **window)  # fmt: skip
+    _, _, body = get(
+        loki,
+        key,
+        "/query_range",
+        query='{service_name="checkout"} | json | status >= 500 | line_format "{{.status}} {{.path}}"',
+        **window,
+    )
     found = check_streams(body["data"], backward=True)
     assert len(found) == 30 and all(line.startswith("500 /pay/") for _, line in found)
     assert all(stream["stream"]["status"] == "500" for stream in body["data"]["result"])
 
 
-def test_logs_volume_histogram(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:
+def test_logs_volume_histogram(loki: QueryApi, seeded: Seeded) -> None:
     key, events, base = seeded
     start, end = base - 60 * NS, base + 1860 * NS
-    query = 'sum by (level, detected_level) (count_over_time({service_name="checkout"} |= "timeout" | drop __error__[1m]))'  # fmt: skip
-    status, _, body = get(loki, key, "/query_range", {"X-Query-Tags": "Source=logvolhist"}, query=query, start=start, end=end, step="60000ms")  # fmt: skip
+    query = (
+        'sum by (level, detected_level) (count_over_time({service_name="checkout"} |= "timeout" | drop __error__[1m]))'
+    )
+    status, _, body = get(
+        loki,
+        key,
+        "/query_range",
+        {"X-Query-Tags": "Source=logvolhist"},
+        query=query,
+        start=start,
+        end=end,
+        step="60000ms",
+    )
     assert status == 200, body
     series = check_matrix(body["data"])
     assert list(series) == [(("level", "error"),)]
@@ -151,20 +187,34 @@ def test_logs_volume_histogram(loki: QueryApi, seeded: tuple[Key, list[dict[str,
             # Loki's window of step t is (t - 1m, t]: an event belongs to the first step at or after it.
             step = start + -(-(event["timestamp"] - start) // (60 * NS)) * 60 * NS
             expected[step] = expected.get(step, 0) + 1
-    assert series[(("level", "error"),)] == [(t / NS if t % NS else t // NS, float(n)) for t, n in sorted(expected.items())]  # fmt: skip
+    assert series[(("level", "error"),)] == [
+        (t / NS if t % NS else t // NS, float(n)) for t, n in sorted(expected.items())
+    ]
 
 
-def test_metric_queries_that_read_samples(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:
+def test_metric_queries_that_read_samples(loki: QueryApi, seeded: Seeded) -> None:
     key, events, base = seeded
     window = {"start": base + 1800 * NS, "end": base + 1800 * NS, "step": "60s"}
-    _, _, body = get(loki, key, "/query_range", query='sum by (level) (count_over_time({service_name="checkout"} | json | status >= 500 [1h]))', **window)  # fmt: skip
+    _, _, body = get(
+        loki,
+        key,
+        "/query_range",
+        query='sum by (level) (count_over_time({service_name="checkout"} | json | status >= 500 [1h]))',
+        **window,
+    )
     assert check_matrix(body["data"]) == {(("level", "error"),): [((base + 1800 * NS) // NS, 30.0)]}
-    _, _, body = get(loki, key, "/query", query='sum by (service_name) (sum_over_time({service_name="checkout"} | json | unwrap duration_ms [1h]))', time=base + 1800 * NS)  # fmt: skip
+    _, _, body = get(
+        loki,
+        key,
+        "/query",
+        query='sum by (service_name) (sum_over_time({service_name="checkout"} | json | unwrap duration_ms [1h]))',
+        time=base + 1800 * NS,
+    )
     [sample] = body["data"]["result"]
     assert sample["metric"] == {"service_name": "checkout"} and sample["value"][1] == str(sum(range(90)))
 
 
-def test_every_corpus_query_answers(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:
+def test_every_corpus_query_answers(loki: QueryApi, seeded: Seeded) -> None:
     key, _, base = seeded
     for query in API_QUERIES:
         status, _, body = get(loki, key, "/query_range", query=query, start=base, end=base + 1800 * NS, step="60s")
@@ -175,10 +225,12 @@ def test_every_corpus_query_answers(loki: QueryApi, seeded: tuple[Key, list[dict
             check_matrix(body["data"])
 
 
-def test_categorize_labels(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:
+def test_categorize_labels(loki: QueryApi, seeded: Seeded) -> None:
     key, _, base = seeded
     flags = {"X-Loki-Response-Encoding-Flags": "categorize-labels"}
-    _, _, body = get(loki, key, "/query_range", flags, query='{service_name="checkout"} | json', start=base, end=base + 1800 * NS)  # fmt: skip
+    _, _, body = get(
+        loki, key, "/query_range", flags, query='{service_name="checkout"} | json', start=base, end=base + 1800 * NS
+    )
     data = body["data"]
     assert data["encodingFlags"] == ["categorize-labels"]
     check_streams(data, backward=True, width=3)
@@ -189,7 +241,7 @@ def test_categorize_labels(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any
     assert {"status", "path", "duration_ms"} <= set(extra["parsed"])
 
 
-def test_label_browser_and_series(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:
+def test_label_browser_and_series(loki: QueryApi, seeded: Seeded) -> None:
     key, _, base = seeded
     window = {"start": base, "end": base + 1800 * NS}
     _, _, body = get(loki, key, "/labels", **window)
@@ -204,16 +256,21 @@ def test_label_browser_and_series(loki: QueryApi, seeded: tuple[Key, list[dict[s
     _, _, body = get(loki, key, "/series", **{"match[]": '{service_name="checkout"}'}, **window)
     assert sorted(body["data"], key=lambda s: s["level"]) == expected
     form = urlencode({"match[]": '{service_name="checkout"}', **window}).encode()
-    status, _, body = loki.daemon.request("POST", f"{LOKI}/series", raw=form, headers={**key.bearer, "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    status, _, body = loki.daemon.request(
+        "POST", f"{LOKI}/series", raw=form, headers={**key.bearer, "Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert status == 200 and sorted(body["data"], key=lambda s: s["level"]) == expected
 
 
-def test_stats_volume_and_detected(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:
+def test_stats_volume_and_detected(loki: QueryApi, seeded: Seeded) -> None:
     key, events, base = seeded
     window = {"start": base, "end": base + 1800 * NS}
     _, _, stats = get(loki, key, "/index/stats", query='{service_name="checkout"}', **window)
     assert stats["streams"] == 2 and stats["entries"] == 90 and stats["chunks"] >= 2 and stats["bytes"] > 0
-    iso = {name: time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(value // NS + (1 if name == "end" else 0))) for name, value in window.items()}  # fmt: skip
+    iso = {
+        name: time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(value // NS + (1 if name == "end" else 0)))
+        for name, value in window.items()
+    }
     _, _, body = get(loki, key, "/index/volume", query='{service_name=~".+"}', limit=5000, **iso)
     assert body["data"]["resultType"] == "vector"
     assert [(s["metric"], s["value"][1]) for s in body["data"]["result"]] == [({"service_name": "checkout"}, "90")]
@@ -229,7 +286,7 @@ def test_stats_volume_and_detected(loki: QueryApi, seeded: tuple[Key, list[dict[
     assert body["values"] == ["200", "500"]
 
 
-def test_errors_and_auth_as_grafana_reads_them(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:  # fmt: skip
+def test_errors_and_auth_as_grafana_reads_them(loki: QueryApi, seeded: Seeded) -> None:
     key, _, base = seeded
     status, _, body = get(loki, key, "/query_range", query='{service_name="checkout"')
     assert status == 400 and body["status"] == "error" and body["errorType"] == "bad_data"
@@ -249,7 +306,7 @@ def test_errors_and_auth_as_grafana_reads_them(loki: QueryApi, seeded: tuple[Key
     assert set(body) == {"version", "revision", "branch", "buildDate", "buildUser", "goVersion"}
 
 
-def test_another_tenant_sees_nothing(loki: QueryApi, seeded: tuple[Key, list[dict[str, Any]], int]) -> None:
+def test_another_tenant_sees_nothing(loki: QueryApi, seeded: Seeded) -> None:
     _, _, base = seeded
     other = loki.key()
     loki.ingest_and_wait(other, [log(base, "mine " + marker(), service="other")])
@@ -258,5 +315,5 @@ def test_another_tenant_sees_nothing(loki: QueryApi, seeded: tuple[Key, list[dic
     assert {s["stream"]["service_name"] for s in body["data"]["result"]} == {"other"}
     _, _, body = get(loki, other, "/label/service_name/values", **window)
     assert body["data"] == ["other"]
-    _, _, body = get(loki, other, "/query_range", query='sum(count_over_time({service_name="checkout"}[1h]))', **window)  # fmt: skip
+    _, _, body = get(loki, other, "/query_range", query='sum(count_over_time({service_name="checkout"}[1h]))', **window)
     assert body["data"]["result"] == []
