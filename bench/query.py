@@ -2,8 +2,9 @@
 """Query latency on N generated events: logtraced's executor against SQLite FTS5, both built in the same run.
 
 The logtraced store is written directly, without a daemon: per UTC day one Tantivy index opened
-with `partitions.open_index`, fed `encode_documents` output through `add_json` and committed, so
-`IndexReader(PartitionLayout(data_dir))` reads exactly what the daemon would have written.  The
+with `partitions.open_index`, fed `encode_documents` output (ids as the writer gives them) through
+`add_json` and committed, so the store reads exactly what the daemon would have written; every
+logtraced question goes through `TantivyStore(data_dir).for_tenant(tenant)`, as the APIs do.  The
 baseline is the usual embedded alternative: one SQLite table of the same events (B-tree indexes on
 service, level and timestamp), a contentless FTS5 `unicode61` table over the message for words and
 phrases, and optionally a contentless FTS5 `trigram` table (case-sensitive) for substrings and for
@@ -41,18 +42,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import msgspec  # noqa: E402
 import tantivy  # noqa: E402
-from logtraced.query.execute import QueryRequest, execute  # noqa: E402
-from logtraced.storage.partitions import NS_PER_DAY, NS_PER_SECOND, Partition, PartitionLayout, open_index  # noqa: E402
-from logtraced.storage.reader import IndexReader, label_names, label_values  # noqa: E402
-from logtraced.storage.schema import LABEL_FIELDS  # noqa: E402
 
-from logtraced.events import encode_documents  # noqa: E402
-from logtraced.model import (
-    Event,  # noqa: E402
-    Tenant,  # noqa: E402
-)
+from logtraced.model import NS_PER_DAY, Event, Tenant, event_id  # noqa: E402
+from logtraced.query.gosyntax import NS_PER_SECOND  # noqa: E402
 from logtraced.query.kql import parse_kql  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline  # noqa: E402
+from logtraced.storage.backend import SearchRequest, TenantView  # noqa: E402
+from logtraced.storage.tantivy.documents import encode_documents  # noqa: E402
+from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, open_index  # noqa: E402
+from logtraced.storage.tantivy.reader import IndexReader  # noqa: E402
+from logtraced.storage.tantivy.schema import LABEL_FIELDS  # noqa: E402
+from logtraced.storage.tantivy.store import TantivyStore  # noqa: E402
 
 try:
     import re2 as regex_engine
@@ -224,8 +224,11 @@ class TantivyBuilder:
         add = writer.add_json
         for first in range(0, len(events), WAL_BATCH):
             self.wal_seq += 1
-            for document in encode_documents(events[first : first + WAL_BATCH], self.wal_seq):
-                add(document.decode())
+            batch = events[first : first + WAL_BATCH]
+            for position, event in enumerate(batch):
+                event.id = event_id(self.wal_seq, position)
+            for document in encode_documents(batch, stemming=False):
+                add(document)
         writer.commit()
         writer.wait_merging_threads()
         elapsed = time.perf_counter() - started
@@ -401,8 +404,8 @@ def build(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]) -> dic
         generated = time.perf_counter() - started
         generate_seconds += generated
         if segment.index == 0:
-            sample = encode_documents(events[:10_000], 1)
-            document_bytes = sum(map(len, sample)) / max(len(sample), 1)
+            sample = encode_documents(events[:10_000], stemming=False)
+            document_bytes = sum(len(document.encode()) for document in sample) / max(len(sample), 1)
         line = (
             f"  day {Partition(TENANT.org, segment.day).key}: {segment.count:>10,} events, generated {generated:6.1f}s"
         )
@@ -497,10 +500,10 @@ class Question:
     sqlite: list[Variant]
 
 
-def logtraced_rows(reader: IndexReader, start_ns: int, end_ns: int, pipeline: Pipeline) -> Callable[[], Answer]:
+def logtraced_rows(view: TenantView, start_ns: int, end_ns: int, pipeline: Pipeline) -> Callable[[], Answer]:
     def run() -> Answer:
-        result = execute(reader, QueryRequest(TENANT, start_ns, end_ns, pipeline, limit=LIMIT))
-        return [row.event.timestamp for row in result.rows]
+        page = view.search(SearchRequest(start_ns, end_ns, pipeline, LIMIT))
+        return [row.event.timestamp for row in page.rows]
 
     return run
 
@@ -548,18 +551,18 @@ def sql_fts(table: str, extra: str = "") -> str:
 
 
 def questions(
-    reader: IndexReader, connection: sqlite3.Connection | None, start_ns: int, end_ns: int, trigram: bool
+    view: TenantView, connection: sqlite3.Connection | None, start_ns: int, end_ns: int, trigram: bool
 ) -> list[Question]:
     service = "checkout"
     window = (start_ns, end_ns)
     last = end_ns - 1
 
     def kql(text: str) -> Callable[[], Answer]:
-        return logtraced_rows(reader, start_ns, end_ns, Pipeline((Filter(parse_kql(text)),)))
+        return logtraced_rows(view, start_ns, end_ns, Pipeline((Filter(parse_kql(text)),)))
 
     def pipe(operator: str, value: str) -> Callable[[], Answer]:
         body = {"pipeline": [{"type": "filter", "query": {operator: ["message", value]}}]}
-        return logtraced_rows(reader, start_ns, end_ns, parse_pipeline(body))
+        return logtraced_rows(view, start_ns, end_ns, parse_pipeline(body))
 
     def variants(*items: tuple[str, str, Sequence[Any], bool]) -> list[Variant]:
         if connection is None:
@@ -664,7 +667,7 @@ def questions(
             "label names",
             "label_names",
             50,
-            lambda: label_names(reader, TENANT, start_ns, last),
+            lambda: view.label_names(start_ns, last + 1),
             [Variant("EXISTS per column", labels_sqlite)] if connection is not None else [],
         ),
         Question(
@@ -672,7 +675,7 @@ def questions(
             "label values (service)",
             "label_values service",
             50,
-            lambda: label_values(reader, TENANT, start_ns, last, "service", 1000),
+            lambda: view.label_values("service", start_ns, last + 1, 1000),
             [Variant("SELECT DISTINCT", values_sqlite), Variant("skip-scan CTE", values_skip_scan)]
             if connection is not None
             else [],
@@ -836,13 +839,14 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
     anchor = meta["anchor_ns"]
     start_ns, end_ns = anchor - args.days * NS_PER_DAY, anchor + 1
     reader = IndexReader(PartitionLayout(data_dir))
+    view = TantivyStore(data_dir).for_tenant(TENANT)
     use_sqlite = not args.skip_sqlite
     trigram = use_sqlite and args.trigram and bool(meta["built"].get("trigram"))
     connection = sqlite_connect(data_dir / "sqlite", trigram=trigram) if use_sqlite else None
     results = []
     mismatches = []
     load_before = list(os.getloadavg())
-    for question in questions(reader, connection, start_ns, end_ns, trigram):
+    for question in questions(view, connection, start_ns, end_ns, trigram):
         progress(f"measuring ({question.key}) {question.title} ...")
         ours = measure(question.logtraced, args.repeat, args.budget)
         entry: dict[str, Any] = {
@@ -898,7 +902,7 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
         report["sqlite_table_bytes"] = sqlite_table_bytes(connection, trigram)
         report["sqlite_plans"] = {
             f"{question.key} {variant.name}": plan(connection, variant)
-            for question in questions(reader, connection, start_ns, end_ns, trigram)
+            for question in questions(view, connection, start_ns, end_ns, trigram)
             for variant in question.sqlite
         }
         connection.close()

@@ -44,13 +44,13 @@ from __future__ import annotations
 
 import struct
 import time
-import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
 from logtraced.errors import DecodeError
 from logtraced.events import TAG_JSON_PARSE_FAILURE, events_from_frame, normalise
+from logtraced.ingest.inflate import InflateError, inflate
 from logtraced.model import Event
 
 # Causes carried by BeatsError, stable for counters and logs.
@@ -354,20 +354,8 @@ def _complete(pending: _Pending, received_ns: int) -> BeatsWindow:
 
 def _inflate(data: bytes, limit: int) -> bytes:
     """Inflate one zlib stream, never holding more than limit + 1 bytes; bytes after its end are ignored."""
-    inflater = zlib.decompressobj()
-    out = bytearray()
-    pending = data
     try:
-        while True:
-            piece = inflater.decompress(pending, limit + 1 - len(out))
-            out += piece
-            if len(out) > limit:
-                raise BeatsError(DECOMPRESSED_TOO_LARGE, f"a compressed frame inflates past {limit} bytes")
-            pending = inflater.unconsumed_tail
-            if inflater.eof or not (pending or piece):
-                break
-    except zlib.error as error:
-        raise BeatsError(MALFORMED_ZLIB, f"a compressed frame does not inflate ({error})") from None
-    if not inflater.eof:
-        raise BeatsError(MALFORMED_ZLIB, "a compressed frame ends in the middle of its zlib stream")
-    return bytes(out)
+        return inflate(data, limit)
+    except InflateError as error:
+        cause = DECOMPRESSED_TOO_LARGE if error.too_large else MALFORMED_ZLIB
+        raise BeatsError(cause, f"a compressed frame {error.detail}") from None

@@ -53,7 +53,6 @@ import hmac
 import os
 import struct
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -62,6 +61,7 @@ import msgspec
 
 from logtraced.errors import DecodeError
 from logtraced.events import TAG_NOT_OBJECT, json_value_type, normalise
+from logtraced.ingest.inflate import GZIP_WBITS, InflateError, inflate
 from logtraced.ingest.msgpackstream import (
     MalformedMsgpack,
     ValueScanner,
@@ -93,7 +93,6 @@ _MAX_SECONDS: Final = (2**63 - 1) // NS_PER_S
 _GROUP_MARKERS: Final = frozenset((-1, -2))  # Fluent Bit group start / end
 _GROUP_MARKER_SECONDS: Final = frozenset((0xFFFFFFFF, 0xFFFFFFFE))
 _EVENT_TIME: Final = struct.Struct(">II")
-_GZIP_WBITS: Final = 31
 _HEARTBEAT: Final = b"\xc0"
 _ARRAY_BYTES: Final = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
 _Ext: Final = msgspec.msgpack.Ext
@@ -430,25 +429,11 @@ def _forward_entries(data: bytes) -> list[Any]:
 
 def _gunzip(data: bytes, limit: int) -> bytes:
     """Inflate one or more concatenated gzip members, never holding more than limit + 1 bytes."""
-    out = bytearray()
-    pending = data
-    while pending:
-        inflater = zlib.decompressobj(_GZIP_WBITS)
-        try:
-            while True:
-                piece = inflater.decompress(pending, limit + 1 - len(out))
-                out += piece
-                if len(out) > limit:
-                    raise ForwardError(DECOMPRESSED_TOO_LARGE, f"compressed entries inflate past {limit} bytes")
-                pending = inflater.unconsumed_tail
-                if inflater.eof or not (pending or piece):
-                    break
-        except zlib.error as error:
-            raise ForwardError(MALFORMED_GZIP, f"compressed entries do not inflate ({error})") from None
-        if not inflater.eof:
-            raise ForwardError(MALFORMED_GZIP, "compressed entries end in the middle of a gzip member")
-        pending = inflater.unused_data
-    return bytes(out)
+    try:
+        return inflate(data, limit, wbits=GZIP_WBITS, members=True)
+    except InflateError as error:
+        cause = DECOMPRESSED_TOO_LARGE if error.too_large else MALFORMED_GZIP
+        raise ForwardError(cause, f"compressed entries {error.detail}") from None
 
 
 def _events(tag: str, entries: list[Any], received_ns: int) -> list[Event]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Final
@@ -34,6 +33,7 @@ import msgspec
 
 from logtraced.errors import DecodeError
 from logtraced.events import canonical_level, parse_timestamp
+from logtraced.ingest.inflate import GZIP_WBITS, ZLIB_WBITS, InflateError, inflate
 from logtraced.model import Event
 
 TAG_NO_MESSAGE: Final = "_nomessage"
@@ -57,7 +57,6 @@ DEFAULT_CHUNK_TIMEOUT_NS: Final = 5_000_000_000  # Graylog drops chunks not comp
 
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _ZLIB_FIRST: Final = 0x78
-_GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
 _NS_PER_US: Final = 1000
 _US_PER_S: Final = 1_000_000
 _DECODER: Final = msgspec.json.Decoder()
@@ -207,9 +206,9 @@ def decode_datagram(
 def decode_payload(payload: bytes, received_ns: int, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Event:
     """One whole GELF message, plain or compressed (zlib or gzip, told by its first bytes)."""
     if payload[:2] == _GZIP_MAGIC:
-        payload = _inflate(payload, _GZIP_WBITS, max_message_bytes)
+        payload = _inflate(payload, GZIP_WBITS, max_message_bytes)
     elif payload[:1] == b"\x78" and len(payload) > 1 and (payload[0] << 8 | payload[1]) % 31 == 0:
-        payload = _inflate(payload, zlib.MAX_WBITS, max_message_bytes)
+        payload = _inflate(payload, ZLIB_WBITS, max_message_bytes)
     elif len(payload) > max_message_bytes:
         raise GelfError(CAUSE_FRAME_TOO_LARGE, f"more than {max_message_bytes} bytes")
     try:
@@ -223,16 +222,10 @@ def decode_payload(payload: bytes, received_ns: int, max_message_bytes: int = DE
 
 def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
     """Decompress at most `limit` bytes, so a small bomb cannot take the daemon's memory."""
-    inflater = zlib.decompressobj(wbits)
     try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as error:
-        raise GelfError(CAUSE_BAD_COMPRESSION, str(error)) from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise GelfError(CAUSE_TOO_LARGE, f"inflates past {limit} bytes")
-    if not inflater.eof:
-        raise GelfError(CAUSE_BAD_COMPRESSION, "compressed stream ends early")
-    return out
+        return inflate(data, limit, wbits=wbits)
+    except InflateError as error:
+        raise GelfError(CAUSE_TOO_LARGE if error.too_large else CAUSE_BAD_COMPRESSION, error.detail) from None
 
 
 def event_from_gelf(record: dict[str, Any], received_ns: int) -> Event:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 NS_PER_SECOND: Final = 1_000_000_000
-_DURATION_UNITS_NS: Final = {
+DURATION_UNITS_NS: Final = {
     "ns": 1,
     "us": 1_000,
     "µs": 1_000,
@@ -138,7 +138,7 @@ def parse_duration(text: str) -> int | None:
         unit_start = pos
         while pos < len(body) and body[pos] not in _DIGITS:
             pos += 1
-        factor = _DURATION_UNITS_NS.get(body[unit_start:pos])
+        factor = DURATION_UNITS_NS.get(body[unit_start:pos])
         if factor is None or not _is_decimal(number):
             return None
         total += float(number) * factor

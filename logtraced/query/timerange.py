@@ -15,16 +15,10 @@ from decimal import Decimal
 import msgspec
 
 from logtraced.errors import QueryError
+from logtraced.query.gosyntax import DURATION_UNITS_NS, NS_PER_SECOND
 
-NS_PER_SECOND = 1_000_000_000
-_UNIT_NS = {
-    "ms": 1_000_000,
-    "s": NS_PER_SECOND,
-    "m": 60 * NS_PER_SECOND,
-    "h": 3600 * NS_PER_SECOND,
-    "d": 86400 * NS_PER_SECOND,
-    "w": 7 * 86400 * NS_PER_SECOND,
-}
+# Relative times take the duration units people type into time pickers, spelled as Go spells them.
+_UNIT_NS = {unit: DURATION_UNITS_NS[unit] for unit in ("ms", "s", "m", "h", "d", "w")}
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 

@@ -86,6 +86,15 @@ class TestAccepted:
         assert (status, body["accepted"]) == (202, 0)
 
 
+class TestExpired:
+    """An event already past retention is durable and acknowledged, and the answer says it will not be searchable."""
+
+    def test_expired_events_are_counted_in_the_answer(self, api: Api, writer: Key) -> None:
+        batch = {"logs": [{"message": "long ago", "timestamp": "1900-01-01T00:00:00Z"}, {"message": "now"}]}
+        status, _, body = api.ingest(writer, batch)
+        assert (status, body["accepted"], body["expired"]) == (202, 2, 1)
+
+
 class TestSenderShapes:
     """What the Logstash and Fluent Bit http outputs send arrives as events."""
 
@@ -252,6 +261,13 @@ class TestRefused:
             **writer.bearer, "Content-Type": "application/json"})  # fmt: skip
         assert connection.getresponse().status == 202
         connection.close()
+
+    def test_body_nested_too_deeply(self, api: Api, writer: Key) -> None:
+        raw = b'{"logs": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+        status, _, body = api.ingest(writer, raw=raw)
+        assert (status, body["error"]["code"]) == (400, "malformed_json")
+        assert "nested too deeply" in body["error"]["message"]
+        assert api.ingest(writer, {"logs": [{"message": "still serving"}]})[0] == 202
 
     def test_body_over_the_limit(self, api: Api, writer: Key) -> None:
         raw = json.dumps({"logs": [{"message": "x" * (MAX_BODY_BYTES + 10)}]}).encode()

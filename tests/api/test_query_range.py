@@ -539,6 +539,18 @@ class TestErrors:
         got, body = qapi.query_range(shop.key, None, raw=raw, **shop.params())
         assert_error(got, body, 400, "invalid_pipeline")
 
+    def test_body_nested_too_deeply(self, qapi: QueryApi, shop: Window) -> None:
+        raw = b'{"pipeline": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+        got, body = qapi.query_range(shop.key, None, raw=raw, **shop.params())
+        assert "deeper" in assert_error(got, body, 400, "invalid_pipeline")
+
+    def test_operators_nested_too_deeply(self, qapi: QueryApi, shop: Window) -> None:
+        query = b'{"$and": [' * 1_000 + b'{"$eq": ["service", "x"]}' + b"]}" * 1_000
+        raw = b'{"pipeline": [{"type": "filter", "query": ' + query + b"}]}"
+        got, body = qapi.query_range(shop.key, None, raw=raw, **shop.params())
+        assert "deeper" in assert_error(got, body, 400, "invalid_pipeline")
+        assert qapi.query_range(shop.key, BASIC, **shop.params())[0] == 200  # and the daemon serves on
+
     def test_wrong_organisation(self, qapi: QueryApi, shop: Window) -> None:
         got, body = qapi.query_range(shop.key, BASIC, org="someone-else", **shop.params())
         assert_error(got, body, 403, "forbidden_organization")
