@@ -47,7 +47,7 @@ def run_metric(view: TenantView, expr: MetricExpr, steps: Sequence[int], deadlin
         )
         result = view.count(request)
         counted = ((series.labels, series.counts) for series in result.series)
-        return MetricAnswer(fold(plan, buckets, steps, counted), result.stats, True)
+        return MetricAnswer(fold(plan, steps, counted), result.stats, True)
 
     def source(aggregation: RangeAggregation) -> list[Sample]:
         low = steps[0] - aggregation.offset_ns - aggregation.range_ns + 1

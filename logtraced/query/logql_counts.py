@@ -119,27 +119,35 @@ def buckets_for(plan: CountPlan, steps: Sequence[int]) -> Buckets | None:
 
 def fold(
     plan: CountPlan,
-    buckets: Buckets,
     steps: Sequence[int],
     counted: Iterable[tuple[Mapping[str, str], Mapping[int, int]]],
 ) -> list[Series]:
-    """Each counted label set's buckets summed into every step's window; steps with no event are left out."""
+    """Each counted label set's buckets added to every step whose window holds them; empty steps are left out.
+
+    A bucket starting at b lies in the window of step t when t - offset - range < b + 1 and b <= t - offset,
+    so it is visited once per window containing it: the cost follows the non-empty buckets, not the steps.
+    """
     seconds = plan.range_ns / NS_PER_SECOND
+    first, count = steps[0], len(steps)
+    step_ns = steps[1] - steps[0] if count > 1 else 1
     merged: dict[tuple[tuple[str, str], ...], dict[int, int]] = {}
     for fields, counts in counted:
         key = tuple((label, value) for label in plan.labels if (value := fields.get(_FIELD_OF_STREAM_LABEL[label], "")))
-        target = merged.setdefault(tuple(sorted(key)), {})
-        for bucket, count in counts.items():
-            target[bucket] = target.get(bucket, 0) + count
+        totals = merged.setdefault(tuple(sorted(key)), {})
+        for bucket, events in counts.items():
+            earliest = bucket + plan.offset_ns  # the first instant whose window holds the bucket
+            low = max(0, -(-(earliest - first) // step_ns))
+            high = min(count - 1, (earliest + plan.range_ns - 1 - first) // step_ns)
+            for index in range(low, high + 1):
+                totals[index] = totals.get(index, 0) + events
     out: list[Series] = []
     for key in sorted(merged):
-        counts = merged[key]
-        points = []
-        for step in steps:
-            low = step - plan.offset_ns - plan.range_ns + 1
-            total = sum(counts.get(bucket, 0) for bucket in range(low, low + plan.range_ns, buckets.width))
-            if total:
-                points.append((step, total / seconds if plan.rate else float(total)))
+        totals = merged[key]
+        points = [
+            (steps[index], totals[index] / seconds if plan.rate else float(totals[index]))
+            for index in sorted(totals)
+            if totals[index]
+        ]
         if points:
             out.append(Series(dict(key), points))
     return out

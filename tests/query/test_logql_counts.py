@@ -76,7 +76,7 @@ def test_counts_equal_the_reference(query: str, step_seconds: int, start: int) -
     steps = step_points(start, start + 3600 * S, step_seconds * S)
     buckets = buckets_for(plan, steps)
     assert buckets is not None
-    folded = fold(plan, buckets, steps, backend_counts(events, expr, buckets))  # type: ignore[arg-type]
+    folded = fold(plan, steps, backend_counts(events, expr, buckets))  # type: ignore[arg-type]
     reference = evaluate_metric(expr, steps, events_source(events))  # type: ignore[arg-type]
     # Counts are exact; a rate is the same count divided once, where the reference sums per-stream quotients.
     assert [(s.labels, [t for t, _ in s.points]) for s in folded] == [
