@@ -19,10 +19,10 @@ from typing import Any, Final
 import msgspec
 from aiohttp import WSMsgType, web
 
+from logtraced.api import loki_params
 from logtraced.api.authn import authenticate
 from logtraced.api.context import SERVICES_KEY
 from logtraced.api.loki import ORG_HEADER
-from logtraced.api.loki_params import parse_time as loki_time
 from logtraced.api.search import run_search, tenant_view
 from logtraced.auth.principal import Principal
 from logtraced.errors import InvalidInput
@@ -102,7 +102,7 @@ async def loki_tail(request: web.Request) -> web.StreamResponse:
     if not isinstance(parsed, Pipeline):
         raise InvalidInput('tail takes a log query such as {service_name="api"}, not a metric query')
     run = build_log_pipeline(parsed)
-    limit = min(int(request.query.get("limit") or 100), REPLAY_LIMIT)
+    limit = loki_params.limit_of(request.query, REPLAY_LIMIT)
     raw_start = request.query.get("start")
     hub = _hub(request)
     subscriber = hub.subscribe(context.principal.tenant, lambda event: run(event) is not None)
@@ -111,7 +111,9 @@ async def loki_tail(request: web.Request) -> web.StreamResponse:
         await socket.prepare(request)
         shown: set[int] = set()
         if raw_start:
-            replayed = await _replay(request, parsed, loki_time(raw_start, "start"), limit, context.principal)
+            replayed = await _replay(
+                request, parsed, loki_params.parse_time(raw_start, "start"), limit, context.principal
+            )
             shown = {event.id for event in replayed}
             if replayed:
                 await socket.send_str(_frame(run, replayed, []))

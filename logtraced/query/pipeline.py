@@ -2,8 +2,8 @@
 
 Stages keep their order because a `where` after a `parse` stage may test labels that only exist once
 the parse has run.  Only the filters before the first parse (`Pipeline.prefilter`, the whole query
-when nothing is parsed) can be narrowed by the index; the executor runs `Pipeline.matcher` on each
-candidate for the rest.  Label names that are event fields (`level`, `service`, ...) stay the
+when nothing is parsed) can be narrowed by the index; the backend runs `verify.build_verifier` on
+each candidate for the rest.  Label names that are event fields (`level`, `service`, ...) stay the
 event's own; other names are read from labels before attributes.  Operators:
 `$eq $neq $contains $notcontains $regex $notregex $gt $lt $gte $lte` take `[field, value]`;
 `$and` and `$or` take a list of queries, `$not` a list whose AND it negates.  A query object with
