@@ -35,6 +35,8 @@ _FLAG_HELP = {
     "listeners.org": "sets the org of every listener (tcp.org, udp.org and each protocol's)",
     "listeners.environment": "sets the environment of every listener",
 }
+# The API key `logtraced tail` sends when --key is not given (not LOGTRACED_*: those are settings).
+TAIL_KEY_VARIABLE = "LOGTRACE_API_KEY"
 
 # Flags of `serve` and the config keys they set.
 SERVE_FLAGS: dict[str, tuple[str, type]] = {
@@ -91,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_keys_commands(commands)
     _add_query_command(commands)
     _add_patterns_command(commands)
+    _add_tail_command(commands)
     return parser
 
 
@@ -399,6 +402,53 @@ def _explain_nothing(store: LogStore, org: str, environment: str, start_ns: int,
     where = f"organisation {org}, environment {environment}"
     hint = f"; environments with events: {', '.join(others)}" if others else "; check --org and --from"
     print(f"no events for {where} in this time range{hint}", file=sys.stderr)
+
+
+def _add_tail_command(commands: Any) -> None:
+    """`logtraced tail [KQL]`: follow the daemon's live stream (GET /v1/logs/tail) in a terminal."""
+    tail = commands.add_parser("tail", help="follow new events live from a running daemon (KQL filter)")
+    tail.add_argument("filter", nargs="?", default="", help="KQL, e.g. 'service:api and level:error'")
+    tail.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's HTTP address")
+    tail.add_argument("--key", default=None, help=f"an API key with read:logs (default: ${TAIL_KEY_VARIABLE})")
+    tail.add_argument("--from", dest="since", default=None, help="replay from: -5m, ISO-8601, epoch (default: none)")
+    tail.add_argument("--json", action="store_true", help="print each event as its JSON line")
+    tail.set_defaults(run=_tail)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    import os
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    import msgspec
+
+    from logtraced.sse import SseReader
+
+    key = args.key or os.environ.get(TAIL_KEY_VARIABLE, "")
+    if not key:
+        print(f"logtraced: give an API key with --key or ${TAIL_KEY_VARIABLE}", file=sys.stderr)
+        return EXIT_USAGE
+    query = {"filter": args.filter, **({"from": args.since} if args.since else {})}
+    url = args.url.rstrip("/") + "/v1/logs/tail?" + urllib.parse.urlencode(query)
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}", "Accept": "text/event-stream"})
+    reader = SseReader()
+    try:
+        with urllib.request.urlopen(request) as response:
+            for raw in response:
+                for name, data in reader.feed(raw.decode().rstrip("\r\n")):
+                    if name == "dropped":
+                        print(f"logtraced: {msgspec.json.decode(data)['dropped']} events dropped", file=sys.stderr)
+                    elif args.json:
+                        print(data, flush=True)
+                    else:
+                        event = msgspec.json.decode(data)
+                        print(f"{event['timestamp']} {event['level'] or '-':5} {event['service'] or '-'} "
+                              f"{event['message']}", flush=True)  # fmt: skip
+    except urllib.error.HTTPError as exc:
+        print(f"logtraced: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
 @contextmanager

@@ -111,6 +111,15 @@ class IngestConfig(_Section, frozen=True):
     queue_max_bytes: int = 256 * 1024 * 1024
 
 
+class TailConfig(_Section, frozen=True):
+    max_subscribers: int = 64
+    queue_events: int = 10_000
+
+
+class MetricsConfig(_Section, frozen=True):
+    require_key: bool = False
+
+
 class QueryConfig(_Section, frozen=True):
     timeout_seconds: float = 30.0
     default_limit: int = 100
@@ -189,6 +198,8 @@ class Config(_Section, frozen=True):
     auth: AuthConfig = AuthConfig()
     masking: MaskingConfig = MaskingConfig()
     patterns: PatternsConfig = PatternsConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    tail: TailConfig = TailConfig()
     routing: list[RoutingRule] = []
 
     @property

@@ -15,11 +15,14 @@ from logtraced.api import (
     health,
     ingest,
     keys,
+    loki,
     loki_push,
+    metrics,
     otlp,
     probes,
     query,
     query_range,
+    tail,
     tokens,
     ui,
     usage,
@@ -36,6 +39,7 @@ ROUTE_FAMILIES += [ingest.register, health.register, usage.register, keys.regist
 ROUTE_FAMILIES += [query.register, query_range.register]
 ROUTE_FAMILIES += [elasticsearch.register, loki_push.register, otlp.register, analysis.register]
 ROUTE_FAMILIES += [whoami.register, ui.register]
+ROUTE_FAMILIES += [loki.register, tail.register, metrics.register]
 
 
 _access_log = get_logger("http")
@@ -45,7 +49,13 @@ def build_app(state: Services) -> web.Application:
     config = state.config
     # Outermost first: usage sees the final status, errors become the envelope, then the body deadline.
     app = web.Application(
-        middlewares=[access_log_middleware, authn.usage_middleware, error_middleware, body_deadline_middleware],
+        middlewares=[
+            access_log_middleware,
+            metrics.metrics_middleware,
+            authn.usage_middleware,
+            error_middleware,
+            body_deadline_middleware,
+        ],
         client_max_size=config.http.max_body_bytes,
     )
     app.on_response_prepare.append(authn.add_rate_limit_headers)

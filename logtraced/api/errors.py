@@ -4,7 +4,8 @@ Domain errors carry their status class (`errors.Status`); this module turns each
 `Failure` (status, code, message, headers) once, by class, so no handler branches on error
 codes or builds error bodies.  Routes whose clients read another dialect's errors (the
 Elasticsearch, Loki and OTLP shippers) register a renderer for their resources with
-`render_errors_with`; the renderer only shapes the body of the same `Failure`.
+`render_errors_with`; the renderer only shapes the body of the same `Failure`.  Every other
+route under /loki/ answers as Loki does, so Grafana's Loki data source can read its errors.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+
+# Routes under this prefix answer errors as Loki does (unless a route registers its own renderer).
+LOKI_PREFIX: Final = "/loki/"
+# Prometheus' errorType for each status Loki answers with; others fall back to the error's code.
+_LOKI_ERROR_TYPES: Final = {400: "bad_data", 404: "not_found", 422: "execution", 503: "unavailable", 504: "timeout"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +102,27 @@ def envelope(request: web.Request, failure: Failure) -> web.Response:
     return error_response(failure.status, failure.code, failure.message, details=failure.details)
 
 
+def loki_json(request: web.Request, failure: Failure) -> web.Response:
+    """Loki's error shape, with both spellings Grafana reads: `{"status":"error","errorType","error"}` (the
+    Prometheus API) and `code`/`message` (pkg/tsdb/loki framing reads `message`)."""
+    error_type = _LOKI_ERROR_TYPES.get(failure.status, "internal" if failure.status >= 500 else failure.code)
+    body = {
+        "status": "error",
+        "errorType": error_type,
+        "error": failure.message,
+        "code": failure.status,
+        "message": failure.message,
+    }
+    return web.Response(status=failure.status, body=_encode(body), content_type="application/json")
+
+
 def render(request: web.Request, failure: Failure) -> web.Response:
-    """The response for `failure` in the dialect of the route `request` matched."""
+    """The response for `failure` in the dialect of the route `request` matched (or of its path's API family)."""
     resource = request.match_info.route.resource
     renderers = request.app.get(ERROR_RENDERERS, {})
-    renderer = renderers.get(resource.canonical, envelope) if resource is not None else envelope
+    renderer = renderers.get(resource.canonical) if resource is not None else None
+    if renderer is None:
+        renderer = loki_json if request.path.startswith(LOKI_PREFIX) else envelope
     response = renderer(request, failure)
     response.headers.update(failure.headers)
     return response

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -80,6 +80,24 @@ class _Unindexed:
 
 
 @dataclass
+class _Published:
+    """A batch kept until it is durable, for the tail subscribers of its tenant."""
+
+    last_seq: int
+    first_seq: int
+    tenant: Tenant
+    events: list[Event]
+
+
+class Tap(Protocol):
+    """Who sees durable batches (live tail): `publish` must confine by the tenant it is given."""
+
+    def wants(self, tenant: Tenant) -> bool: ...
+
+    def publish(self, first_seq: int, tenant: Tenant, events: list[Event]) -> None: ...
+
+
+@dataclass
 class _Waiter:
     seq: int
     future: asyncio.Future[None]
@@ -136,6 +154,8 @@ class IngestPipeline:
         self._syncer: asyncio.Task[None] | None = None
         self._recent: deque[tuple[float, int]] = deque(maxlen=64)
         self._warnings = WarningLimiter(get_logger("ingest"))
+        self.tap: Tap | None = None
+        self._unpublished: deque[_Published] = deque()
 
     def start(self) -> None:
         self._syncer = asyncio.get_running_loop().create_task(self._sync_forever())
@@ -215,6 +235,8 @@ class IngestPipeline:
             self._recent.append((now, self.counters.events_accepted))
         first = self.wal.next_seq
         seq = self.wal.append(tenant, events)
+        if self.tap is not None and self.tap.wants(tenant):
+            self._unpublished.append(_Published(seq, first, tenant, events))
         self.backlog.add(seq, len(events), raw_bytes)
         self.counters.events_accepted += len(events)
         self.counters.bytes_accepted += raw_bytes
@@ -300,11 +322,16 @@ class IngestPipeline:
             waiter = self._waiters.popleft()
             if not waiter.future.done():
                 waiter.future.set_result(None)
+        while self._unpublished and self._unpublished[0].last_seq <= self.durable_seq:
+            batch = self._unpublished.popleft()
+            if self.tap is not None:
+                self.tap.publish(batch.first_seq, batch.tenant, batch.events)
         self.notify_durable(self.durable_seq)
 
     def _fail_waiters(self, error: StorageError) -> None:
         """Nothing written since the last good fsync may be acknowledged; tell every waiting request."""
         get_logger("pipeline").error("wal_fsync_failed", error=str(error))
+        self._unpublished.clear()  # never durable, so never shown
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.future.done():

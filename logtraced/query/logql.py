@@ -5,7 +5,7 @@ query becomes a `Pipeline`: the stream selector is one `Filter` over canonical e
 `FIELD_OF_LABEL`; regex matchers are anchored as Loki anchors them), each line filter another
 `Filter` on the message, parsers are `Parse`/`Pattern`/`Unpack`, and the rest are the stages of
 `logql_stages.py`.  A metric query becomes a `logql_ast` tree.  Precedence: `^` over `* / %` over
-`+ -`, left-associative; in label filters `and` (also `,` or juxtaposition) over `or`.
+`+ -`, left-associative; in label filters `and` (also `,`) over `or`.
 
 Known LogQL outside the subset (`|>` pattern filters, `ip()`, `label_replace`, comparison and set
 operators, `on`/`ignoring`, `absent_over_time`, ...) raises a QueryError that names the construct
@@ -396,7 +396,7 @@ class _Parser:
             range_ns, offset_ns = self._range()
             if not stages and unwrap is None:
                 stages, unwrap = self._stages(allow_unwrap=True)
-        return Pipeline((selector, *stages)), range_ns, offset_ns, unwrap
+        return Pipeline((selector, *stages), logql=True), range_ns, offset_ns, unwrap
 
     def _range(self) -> tuple[int, int]:
         if not self._is_op(frozenset({"["})):
@@ -437,7 +437,7 @@ class _Parser:
     def _log_query(self) -> Pipeline:
         selector = self._selector()
         stages, _ = self._stages(allow_unwrap=False)
-        return Pipeline((selector, *stages))
+        return Pipeline((selector, *stages), logql=True)
 
     def _selector(self) -> Filter:
         self._expect("{")
@@ -651,7 +651,9 @@ class _Parser:
             if self._take(",") or (self._is_ident("and") and self._advance()):
                 children.append(self._label_primary())
             elif self._starts_label_filter():
-                children.append(self._label_primary())
+                # Loki joins side-by-side filters with `and`, but Grafana's grammar (lezer-logql)
+                # marks them as an error: refuse them, so nothing accepted here is invalid there.
+                raise self._error("join label filters with and, or, or a comma", self._peek().pos)
             else:
                 break
         return children[0] if len(children) == 1 else LabelAnd(tuple(children))

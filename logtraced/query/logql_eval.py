@@ -109,6 +109,11 @@ def stream_labels(event: Event) -> dict[str, str]:
     return {label: value for field, label in STREAM_LABELS if (value := getattr(event, field))}
 
 
+def attribute_labels(event: Event) -> dict[str, str]:
+    """An event's attributes as Loki shows structured metadata: nested keys joined with `_`, values as text."""
+    return dict(_flatten(event.attributes))
+
+
 def build_log_pipeline(pipeline: Pipeline, *, stem: Stemmer | None = None) -> Callable[[Event], LogLine | None]:
     """Runs a LogQL pipeline on one event: its labels and line, or None when a stage filters it out.
 

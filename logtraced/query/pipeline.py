@@ -2,8 +2,8 @@
 
 Stages keep their order because a `where` after a `parse` stage may test labels that only exist once
 the parse has run.  Only the filters before the first parse (`Pipeline.prefilter`, the whole query
-when nothing is parsed) can be narrowed by the index; the executor runs `Pipeline.matcher` on each
-candidate for the rest.  Label names that are event fields (`level`, `service`, ...) stay the
+when nothing is parsed) can be narrowed by the index; the backend runs `verify.build_verifier` on
+each candidate for the rest.  Label names that are event fields (`level`, `service`, ...) stay the
 event's own; other names are read from labels before attributes.  Operators:
 `$eq $neq $contains $notcontains $regex $notregex $gt $lt $gte $lte` take `[field, value]`;
 `$and` and `$or` take a list of queries, `$not` a list whose AND it negates, `$kql` KQL text.  A query object with
@@ -123,9 +123,15 @@ Stage: TypeAlias = Filter | Parse | Aggregate | LogqlStage
 
 @dataclasses.dataclass(frozen=True)
 class Pipeline:
-    """The stages of one pipeline query, in request order."""
+    """The stages of one pipeline query, in request order.
+
+    `logql` says whose semantics the stages have: LogQL's parsers mark errors, sanitise names and
+    return every label of the line (`query/verify.py` runs them with `logql_eval`), the JSON
+    pipeline's return only the parsed labels.
+    """
 
     stages: tuple[Stage, ...]
+    logql: bool = False
 
     @property
     def aggregate(self) -> Aggregate | None:

@@ -168,7 +168,7 @@ STAGES: list[tuple[str, object]] = [
         ),
     ),
     (
-        '| (a="1" or b="2") c > 3',
+        '| (a="1" or b="2") and c > 3',
         LabelFilter(
             LabelAnd(
                 (
@@ -202,7 +202,7 @@ def test_regexp_parser_keeps_its_pattern() -> None:
 
 
 def count(stages: tuple[object, ...] = (), range_ns: int = MINUTE, **extra: object) -> RangeAggregation:
-    return RangeAggregation("count_over_time", Pipeline((API, *stages)), range_ns, **extra)  # type: ignore[arg-type]
+    return RangeAggregation("count_over_time", Pipeline(logql=True, stages=(API, *stages)), range_ns, **extra)  # type: ignore[arg-type]
 
 
 METRICS: list[tuple[str, object]] = [
@@ -225,9 +225,15 @@ METRICS: list[tuple[str, object]] = [
         'count_over_time(({service_name="api"} |= "x")[1h30m])',
         count((Filter(Compare(Op.CONTAINS, "message", "x")),), 90 * MINUTE),
     ),
-    ('rate({service_name="api"}[30s])', RangeAggregation("rate", Pipeline((API,)), 30 * S)),
-    ('bytes_over_time({service_name="api"}[1d])', RangeAggregation("bytes_over_time", Pipeline((API,)), 1440 * MINUTE)),
-    ('bytes_rate({service_name="api"}[1m])', RangeAggregation("bytes_rate", Pipeline((API,)), MINUTE)),
+    ('rate({service_name="api"}[30s])', RangeAggregation("rate", Pipeline(logql=True, stages=(API,)), 30 * S)),
+    (
+        'bytes_over_time({service_name="api"}[1d])',
+        RangeAggregation("bytes_over_time", Pipeline(logql=True, stages=(API,)), 1440 * MINUTE),
+    ),
+    (
+        'bytes_rate({service_name="api"}[1m])',
+        RangeAggregation("bytes_rate", Pipeline(logql=True, stages=(API,)), MINUTE),
+    ),
     (
         'sum by (level, detected_level) (count_over_time({service_name="api"} |= "e" | drop __error__[1m]))',
         VectorAggregation(
@@ -249,7 +255,7 @@ METRICS: list[tuple[str, object]] = [
         'avg_over_time({service_name="api"} | logfmt | unwrap latency [5m]) by (host)',
         RangeAggregation(
             "avg_over_time",
-            Pipeline((API, Parse(ParserKind.LOGFMT, "message"))),
+            Pipeline(logql=True, stages=(API, Parse(ParserKind.LOGFMT, "message"))),
             5 * MINUTE,
             unwrap=Unwrap("latency"),
             grouping=Grouping(("host",)),
@@ -259,7 +265,7 @@ METRICS: list[tuple[str, object]] = [
         'quantile_over_time(0.99, {service_name="api"} | json | unwrap duration(took) | __error__="" [1m])',
         RangeAggregation(
             "quantile_over_time",
-            Pipeline((API, Parse(ParserKind.JSON, "message"))),
+            Pipeline(logql=True, stages=(API, Parse(ParserKind.JSON, "message"))),
             MINUTE,
             unwrap=Unwrap("took", Conversion.DURATION, (LabelFilter(LabelMatcher("__error__", MatchOp.EQ, "")),)),
             param=0.99,
@@ -267,11 +273,17 @@ METRICS: list[tuple[str, object]] = [
     ),
     (
         'sum_over_time({service_name="api"} | unwrap bytes(size) [1m])',
-        RangeAggregation("sum_over_time", Pipeline((API,)), MINUTE, unwrap=Unwrap("size", Conversion.BYTES)),
+        RangeAggregation(
+            "sum_over_time", Pipeline(logql=True, stages=(API,)), MINUTE, unwrap=Unwrap("size", Conversion.BYTES)
+        ),
     ),
     (
         'sum(rate({service_name="api"}[1m])) / 2',
-        BinaryOp("/", VectorAggregation("sum", RangeAggregation("rate", Pipeline((API,)), MINUTE)), Literal(2.0)),
+        BinaryOp(
+            "/",
+            VectorAggregation("sum", RangeAggregation("rate", Pipeline(logql=True, stages=(API,)), MINUTE)),
+            Literal(2.0),
+        ),
     ),
 ]
 
@@ -342,6 +354,7 @@ ERRORS: list[tuple[str, int, str]] = [
     ('{a="b"} | status > "x"', 19, "Expected a quoted string, a number"),
     ('{a="b"} | json | foo', 17, "Expected a parser, a label filter or a formatting stage after |"),
     ('{a="b"} | a="1" and foo', 23, "Expected a comparison operator"),
+    ('{a="b"} | (a="1" or b="2") c > 3', 27, "join label filters with and, or, or a comma"),
     ("sum(", 4, "found end of input"),
     ('{a="b"} @', 8, 'unexpected character "@" at position 8'),
     ("nonsense", 0, 'Expected a stream selector "{", a number, "(" or a function at position 0, found "nonsense"'),
