@@ -31,7 +31,7 @@ from logtraced.ingest.receiver import Receiver
 from logtraced.ingest.registry import build_receivers
 from logtraced.log import configure_logging, get_logger
 from logtraced.storage import writer
-from logtraced.storage.backends import open_store
+from logtraced.storage.backends import check_backend, open_store
 from logtraced.storage.wal import WalWriter
 
 # Config sections that SIGHUP applies to the running daemon; everything else needs a restart.
@@ -168,6 +168,7 @@ class Server:
     async def start(self) -> Services:
         """Open the WAL, the state database and the store, start the writer, bind every listener."""
         config = self.config
+        check_backend(config)
         data_dir = config.data_path
         data_dir.mkdir(parents=True, exist_ok=True)
         self.wal = WalWriter(data_dir / "wal", config.wal.segment_bytes)
