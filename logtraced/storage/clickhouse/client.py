@@ -97,7 +97,10 @@ class ChdbClient:
         open_directory: Any = chdb.connect  # chdb ships no type hints
         self._conn = open_directory(str(path))
         self._error: type[Exception] = chdb.ChdbError
-        self._lock = threading.Lock()  # close() must not race a running statement
+        # One statement at a time: chdb keeps query parameters on the connection, so concurrent
+        # statements (relayed reads beside the writer's inserts) would see each other's values.
+        # Each statement still runs on all cores inside the engine.
+        self._lock = threading.Lock()
 
     def query(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> Rows:
         result = self._run(_with_settings(sql, {**(settings or {}), **_JSON_SETTINGS}), "JSONCompact", params)
@@ -114,7 +117,8 @@ class ChdbClient:
     def _run(self, sql: str, fmt: str, params: Params | None) -> Any:
         bound = {name: _escaped(value) for name, value in (params or {}).items()}
         try:
-            return self._conn.query(sql, fmt, params=bound) if bound else self._conn.query(sql, fmt)
+            with self._lock:
+                return self._conn.query(sql, fmt, params=bound)
         except (self._error, RuntimeError) as exc:
             raise ClickHouseError(_first_line(exc)) from None
 

@@ -46,7 +46,7 @@ _Row: Final = msgspec.defstruct(
 )
 _encode: Final = msgspec.json.Encoder().encode
 # Attributes travel as a JSON object and are stored as its text, byte for byte (no double encoding).
-_INSERT_SETTINGS: Final[Settings] = {
+INSERT_SETTINGS: Final[Settings] = {
     "input_format_json_read_objects_as_strings": 1,
     "distributed_foreground_insert": 1,  # a Distributed table acknowledges only once the shards hold the rows
 }
@@ -116,7 +116,7 @@ class ClickHouseWriter(StoreWriter):
             self.client.insert(
                 self.target.events,
                 b"".join(staged.rows),
-                {**_INSERT_SETTINGS, "insert_deduplication_token": token},
+                {**INSERT_SETTINGS, "insert_deduplication_token": token},
             )
             self.committed[day] = staged.last_seq
             del self.staged[day]

@@ -115,3 +115,15 @@ def test_events_older_than_retention_are_counted_not_stored(backend: Backend, tm
     applier.close()
     assert (applier.store.counters.documents, applier.store.counters.expired) == (1, 1)
     assert backend.count() == 1
+
+
+def test_concurrent_statements_keep_their_own_parameters(filled: Backend) -> None:
+    """The relay answers reads on many threads; each statement must see its own bound values."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def echo(n: int) -> int:
+        rows = filled.client.query("SELECT {n:Int64} + 0 FROM numbers(1000) LIMIT 1", {"n": n})
+        return int(rows[0][0])
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(echo, range(200))) == list(range(200))
