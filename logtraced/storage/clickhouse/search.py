@@ -31,6 +31,8 @@ from logtraced.storage.clickhouse.schema import COLUMNS, LABEL_COLUMNS, Target
 
 FIRST_CHUNK: Final = 256
 MAX_CHUNK: Final = 8192
+# Candidates a verified query may read to make its total exact (the KQL API reports totals); beyond, a lower bound.
+MAX_VERIFIED_TOTAL: Final = 100_000
 _SELECT: Final = ", ".join(f"`{name}`" for name in COLUMNS)
 _decode_attributes: Final = msgspec.json.Decoder(dict[str, Any]).decode
 _CURSOR: Final = struct.Struct(">qq")
@@ -129,13 +131,16 @@ def search(client: Client, target: Target, tenant: Tenant, request: SearchReques
         _verified_page(client, target, scan, request, after, page)
     else:
         _exact_page(client, target, scan, request, after, page)
-    if request.count_total and not verify:
+    total: int | None = None
+    if request.count_total and verify:
+        total = _verified_total(client, target, scan, page.stats)
+    elif request.count_total:
         sql = f"SELECT count() FROM {target.events} WHERE {where}"
-        rows = client.query(sql, params.values, _settings(scan.deadline))
-        page.total = int(rows[0][0])
-    else:
+        total = int(client.query(sql, params.values, _settings(scan.deadline))[0][0])
+    if total is None:
         page.total_exact = False
-        page.total = request.offset + len(page.rows) + (1 if page.more else 0)
+        total = request.offset + len(page.rows) + (1 if page.more else 0)
+    page.total = total
     page.stats.seconds = time.perf_counter() - started
     return page
 
@@ -160,11 +165,11 @@ def _exact_page(
 def _verified_page(
     client: Client, target: Target, scan: _Scan, request: SearchRequest, after: SortKey | None, page: SearchPage
 ) -> None:
-    position = 0
+    matched = 0
     last: SortKey | None = None
     for row, key in _matches(client, target, scan, after, page.stats):
-        position += 1
-        if position <= request.offset:
+        matched += 1
+        if matched <= request.offset:
             continue
         if len(page.rows) == request.limit:
             page.more = True
@@ -173,6 +178,19 @@ def _verified_page(
         last = key
     if page.more and last is not None:
         page.cursor = encode_cursor(last)
+
+
+def _verified_total(client: Client, target: Target, scan: _Scan, stats: Stats) -> int | None:
+    """Every match in the window (cursor or not, as an exact total counts), if at most MAX_VERIFIED_TOTAL reads tell."""
+    total = 0
+    budget = Stats()
+    for _ in _matches(client, target, scan, None, budget):
+        total += 1
+        if budget.lines_examined >= MAX_VERIFIED_TOTAL:
+            return None
+    stats.lines_examined += budget.lines_examined
+    stats.bytes_examined += budget.bytes_examined
+    return total
 
 
 def _matches(

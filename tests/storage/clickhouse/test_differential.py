@@ -124,6 +124,12 @@ def assert_same(pair: Pair, query: Pipeline) -> None:
         if not any(stage for stage in query.stages if not isinstance(stage, Filter)):
             assert counts(store, query, ("level",)) == judged_counts(pair, query, ("level",))
     assert counts(pair.clickhouse, query, ("service", "level")) == counts(pair.tantivy, query, ("service", "level"))
+    first = pair.clickhouse.for_tenant(TENANT).search(SearchRequest(*WINDOW, query, 2, count_total=True))
+    second = pair.clickhouse.for_tenant(TENANT).search(
+        SearchRequest(*WINDOW, query, 2, after=first.cursor, count_total=True)
+    )
+    assert (first.total, first.total_exact) == (len(expected), True)
+    assert second.total == len(expected) or first.cursor is None
 
 
 def filtered(node: Node) -> Pipeline:
