@@ -94,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_query_command(commands)
     _add_patterns_command(commands)
     _add_tail_command(commands)
+    migrate = commands.add_parser(
+        "migrate",
+        help="create or upgrade the ClickHouse schema ([clickhouse] section); stop the daemon first when embedded",
+    )
+    _add_serve_flags(migrate)
+    migrate.add_argument(
+        "--copy-tantivy", action="store_true", help="also copy the Tantivy partitions of data_dir into ClickHouse"
+    )
+    migrate.set_defaults(run=_migrate)
     return parser
 
 
@@ -182,6 +191,32 @@ def _check_config(args: argparse.Namespace) -> int:
 
     config, _ = config_from_args(args)
     print(msgspec.json.format(msgspec.json.encode(config)).decode())
+    return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from logtraced.storage.clickhouse.migrate import Progress, migrate
+
+    config, _ = config_from_args(args)
+
+    def report(progress: Progress) -> None:
+        share = progress.events_done / progress.events if progress.events else 1.0
+        bar = "#" * int(share * 30)
+        print(
+            f"\rcopying [{bar:<30}] {share:6.1%}  {progress.events_done}/{progress.events} events, "
+            f"{progress.partitions_done}/{progress.partitions} partitions",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    before, after = migrate(config, copy_tantivy=args.copy_tantivy, report=report)
+    if args.copy_tantivy:
+        print(file=sys.stderr)
+    if before == after:
+        print(f"schema version {after} is current")
+    else:
+        print(f"schema {'created' if before is None else f'upgraded from version {before}'}: version {after}")
     return EXIT_OK
 
 

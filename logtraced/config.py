@@ -21,6 +21,10 @@ from logtraced.errors import ConfigError
 ENV_PREFIX = "LOGTRACED_"
 ENVIRONMENTS = ("production", "staging", "development")
 ORG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+# ClickHouse names logtraced writes into DDL: plain identifiers, so they never need quoting rules.
+IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_IDENTIFIER = "[A-Za-z_][A-Za-z0-9_]*"
+CLICKHOUSE_SCHEMES = ("http://", "https://", "chdb://")
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -158,6 +162,22 @@ class PatternsConfig(_Section, frozen=True):
     max_events: int = 100_000
 
 
+class StorageConfig(_Section, frozen=True):
+    """Which backend stores and searches events; the WAL, receivers and APIs are the same for both."""
+
+    backend: Literal["tantivy", "clickhouse"] = "tantivy"
+
+
+class ClickHouseConfig(_Section, frozen=True):
+    """Where the ClickHouse backend keeps events: a server over HTTP, or the embedded engine (chdb) in a directory."""
+
+    url: str = "chdb://clickhouse"
+    database: str = "logtraced"
+    user: str = "default"
+    password: str = ""
+    cluster: str = ""
+
+
 class TierConfig(_Section, frozen=True):
     ingest_per_hour: int
     query_per_hour: int
@@ -195,6 +215,8 @@ class Config(_Section, frozen=True):
     index: IndexConfig = IndexConfig()
     ingest: IngestConfig = IngestConfig()
     query: QueryConfig = QueryConfig()
+    storage: StorageConfig = StorageConfig()
+    clickhouse: ClickHouseConfig = ClickHouseConfig()
     auth: AuthConfig = AuthConfig()
     masking: MaskingConfig = MaskingConfig()
     patterns: PatternsConfig = PatternsConfig()
@@ -323,6 +345,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{key}: must be greater than 0, got {value}")
     if config.index.writer_heap_bytes < 15_000_000 * config.index.writer_threads:
         raise ConfigError("index.writer_heap_bytes: must be at least 15000000 per writer thread")
+    _check_clickhouse(config.clickhouse)
     if config.auth.default_tier not in config.auth.tiers:
         raise ConfigError(f"auth.default_tier: no tier named {config.auth.default_tier!r} in auth.tiers")
     _check_masking(config.masking)
@@ -341,6 +364,15 @@ def _check_mask_fields(key: str, paths: list[str]) -> None:
     for path in paths:
         if not path or not all(path.split(".")):
             raise ConfigError(f"{key}: {path!r} is not a field path (message, or an attribute path such as user.email)")
+
+
+def _check_clickhouse(section: ClickHouseConfig) -> None:
+    if not section.url.startswith(CLICKHOUSE_SCHEMES):
+        raise ConfigError(f"clickhouse.url: {section.url!r} must start with one of {', '.join(CLICKHOUSE_SCHEMES)}")
+    if not IDENTIFIER_PATTERN.fullmatch(section.database):
+        raise ConfigError(f"clickhouse.database: {section.database!r} is not a plain identifier ({_IDENTIFIER})")
+    if section.cluster and not IDENTIFIER_PATTERN.fullmatch(section.cluster):
+        raise ConfigError(f"clickhouse.cluster: {section.cluster!r} is not a plain identifier ({_IDENTIFIER})")
 
 
 def listener_sections(config: Config) -> dict[str, ListenerConfig]:

@@ -31,7 +31,7 @@ from logtraced.ingest.receiver import Receiver
 from logtraced.ingest.registry import build_receivers
 from logtraced.log import configure_logging, get_logger
 from logtraced.storage import writer
-from logtraced.storage.backends import open_store
+from logtraced.storage.backends import check_backend, open_store
 from logtraced.storage.datadir import DataDirectory
 from logtraced.storage.wal import WalWriter
 
@@ -175,6 +175,7 @@ class Server:
         """Lock the data directory, open the WAL, the state database and the store, start the writer, bind every
         listener.  A failure on the way stops what was started and raises StartupError naming what failed."""
         config = self.config
+        check_backend(config)
         data_dir = config.data_path
         self.directory = DataDirectory.acquire(data_dir)
         try:

@@ -99,6 +99,10 @@ class EventColumns(msgspec.Struct, frozen=True, gc=False):
     def with_ids(self, ids: Sequence[int]) -> EventColumns:
         return msgspec.structs.replace(self, id=ids)
 
+    def events(self) -> list[Event]:
+        """Back to one Event per row, for a backend that writes events one by one."""
+        return [Event(*row) for row in zip(*msgspec.structs.astuple(self), strict=True)]
+
     def select(self, keep: Sequence[bool]) -> EventColumns:
         """The events whose `keep` is true, in order (the rare paths: partly expired, several days)."""
         return EventColumns(*(tuple(compress(column, keep)) for column in msgspec.structs.astuple(self)))

@@ -8,23 +8,30 @@ from pathlib import Path
 
 import pytest
 
+from logtraced.config import load_config
 from logtraced.model import Event, Tenant
 from logtraced.query.ast import MatchAll, Node
 from logtraced.query.kql import parse_kql
 from logtraced.query.pipeline import Filter, Pipeline
 from logtraced.storage.backend import SearchRequest
-from logtraced.storage.tantivy.store import TantivyStore
-from tests.harness import DaemonProcess, wait_until
+from logtraced.storage.backends import open_store
+from tests.harness import DaemonProcess, backend_args, wait_until
 
 FAST_COMMIT = ("--set", "index.commit_interval_ms=200")
 DEFAULT_TENANT = Tenant("default", "production")
+
+
+def _pairs(args: list[str]) -> list[tuple[str, str]]:
+    """`--set key=value` flags as config overrides."""
+    return [tuple(value.split("=", 1)) for flag, value in zip(args[::2], args[1::2], strict=True) if flag == "--set"]  # type: ignore[misc]
 
 
 class Store:
     """Reads the daemon's store from the test process, as a second reader (the CLI) would."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.store = TantivyStore(data_dir)
+        overrides = {"data_dir": str(data_dir), **dict(_pairs(backend_args()))}
+        self.store = open_store(load_config(None, overrides=overrides))
 
     def events(
         self,

@@ -19,6 +19,15 @@ from typing import Any
 READY_TIMEOUT_SECONDS = 30.0
 
 
+BACKEND_VARIABLE = "TEST_STORAGE_BACKEND"  # not LOGTRACED_*: that prefix is configuration
+
+
+def backend_args() -> list[str]:
+    """`TEST_STORAGE_BACKEND=clickhouse` runs every daemon of the suite on embedded ClickHouse instead of Tantivy."""
+    backend = os.environ.get(BACKEND_VARIABLE, "tantivy")
+    return [] if backend == "tantivy" else ["--set", f"storage.backend={backend}"]
+
+
 class DaemonProcess:
     """`logtraced serve` in a temporary data directory; ports are read from its `daemon_ready` log line."""
 
@@ -53,6 +62,7 @@ class DaemonProcess:
             "0",
             "--log-format",
             "json",
+            *backend_args(),
             *self.extra_args,
         ]
         environment = {**os.environ, **self.env}

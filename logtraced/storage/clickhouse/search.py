@@ -1,0 +1,293 @@
+"""Runs a parsed query on the events table for one tenant: narrow in SQL, verify in Python, order, page, count.
+
+The same contract as the Tantivy executor (storage/tantivy/search.py): rows in (timestamp, id)
+order, newest first or forward; `offset` rows skipped; a cursor is the (timestamp, id) of the last
+row and the next page is everything strictly after it; totals exact when nothing needs verifying.
+
+When the compiled condition is exact and nothing is parsed, ClickHouse does everything (filter,
+order, LIMIT/OFFSET, count(), GROUP BY per step).  Otherwise candidates are read in (timestamp, id)
+order in growing chunks, keyset-paged, and each is checked with the reference semantics
+(`Pipeline.matcher`, never stemmed: see README "Choosing a backend").  `_confined` is the one
+place the tenant and window are added: every statement's WHERE starts with it.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+from logtraced.errors import InvalidCursor, QueryTimeout
+from logtraced.model import Event, Tenant
+from logtraced.query.pipeline import Parse, Pipeline
+from logtraced.storage.backend import CountRequest, CountResult, Row, SearchPage, SearchRequest, Series, Stats
+from logtraced.storage.clickhouse.client import Client, Rows, Settings
+from logtraced.storage.clickhouse.compile_sql import Params, compile_condition
+from logtraced.storage.clickhouse.schema import COLUMNS, LABEL_COLUMNS, Target
+
+FIRST_CHUNK: Final = 256
+MAX_CHUNK: Final = 8192
+# Candidates a verified query may read to make its total exact (the KQL API reports totals); beyond, a lower bound.
+MAX_VERIFIED_TOTAL: Final = 100_000
+_SELECT: Final = ", ".join(f"`{name}`" for name in COLUMNS)
+_decode_attributes: Final = msgspec.json.Decoder(dict[str, Any]).decode
+_CURSOR: Final = struct.Struct(">qq")
+_LIMITS: Final = (-(2**63), 2**63 - 1)
+
+SortKey = tuple[int, int]  # (timestamp ns, event id)
+
+
+def encode_cursor(key: SortKey) -> bytes:
+    return _CURSOR.pack(*key)
+
+
+def decode_cursor(cursor: bytes) -> SortKey:
+    """A cursor this backend wrote; anything else is InvalidCursor (a client may have edited it)."""
+    if len(cursor) != _CURSOR.size:
+        raise InvalidCursor("the cursor is not one this server issued")
+    timestamp, identifier = _CURSOR.unpack(cursor)
+    if timestamp in _LIMITS or identifier in _LIMITS:
+        raise InvalidCursor("the cursor is not one this server issued")
+    return timestamp, identifier
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """A read's tenant, window, pipeline and order, and the SQL its filter compiled to."""
+
+    tenant: Tenant
+    start_ns: int
+    end_ns: int
+    pipeline: Pipeline
+    index: str | None
+    deadline: float
+    newest_first: bool = True
+
+
+def _confined(scan: _Scan, params: Params) -> tuple[str, bool]:
+    """The WHERE of every statement: tenant and window first, then the index, then the user's filter."""
+    condition = compile_condition(scan.pipeline.prefilter, params)
+    parts = [
+        f"`org` = {params.text(scan.tenant.org)}",
+        f"`env` = {params.text(scan.tenant.env)}",
+        f"`timestamp` >= {params.int64(scan.start_ns)}",
+        f"`timestamp` < {params.int64(scan.end_ns)}",
+    ]
+    if scan.index is not None:
+        parts.append(f"`index` = {params.text(scan.index)}")
+    parts.append(f"({condition.sql})")
+    verify = not condition.exact or any(isinstance(stage, Parse) for stage in scan.pipeline.stages)
+    return " AND ".join(parts), verify
+
+
+def _settings(deadline: float) -> Settings:
+    """ClickHouse stops a statement at the query's deadline too, not only between chunks."""
+    remaining = deadline - time.monotonic()
+    if remaining == float("inf"):
+        return {}
+    if remaining <= 0:
+        raise QueryTimeout("the query ran past its time budget and was cancelled")
+    return {"max_execution_time": max(1, int(remaining + 0.999))}
+
+
+def _check_deadline(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise QueryTimeout("the query ran past its time budget and was cancelled")
+
+
+def event_from_row(row: list[Any]) -> Event:
+    timestamp, identifier, org, env, level, service, host, index, tags, message, attributes = row
+    return Event(
+        timestamp=int(timestamp),
+        message=message,
+        level=level,
+        service=service,
+        host=host,
+        env=env,
+        org=org,
+        index=index,
+        tags=list(tags),
+        attributes=_decode_attributes(attributes) if attributes else {},
+        id=int(identifier),
+    )
+
+
+def search(client: Client, target: Target, tenant: Tenant, request: SearchRequest) -> SearchPage:
+    """The page of rows the request asks for, with the figures the APIs report."""
+    started = time.perf_counter()
+    after = decode_cursor(request.after) if request.after is not None else None
+    scan = _Scan(
+        tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline,
+        request.newest_first,
+    )  # fmt: skip
+    params = Params()
+    where, verify = _confined(scan, params)
+    page = SearchPage()
+    if verify:
+        _verified_page(client, target, scan, request, after, page)
+    else:
+        _exact_page(client, target, scan, request, after, page)
+    total: int | None = None
+    if request.count_total and verify:
+        total = _verified_total(client, target, scan, page.stats)
+    elif request.count_total:
+        sql = f"SELECT count() FROM {target.events} WHERE {where}"
+        total = int(client.query(sql, params.values, _settings(scan.deadline))[0][0])
+    if total is None:
+        page.total_exact = False
+        total = request.offset + len(page.rows) + (1 if page.more else 0)
+    page.total = total
+    page.stats.seconds = time.perf_counter() - started
+    return page
+
+
+def _exact_page(
+    client: Client, target: Target, scan: _Scan, request: SearchRequest, after: SortKey | None, page: SearchPage
+) -> None:
+    """ClickHouse filters, orders and cuts the page itself."""
+    params = Params()
+    where, _ = _confined(scan, params)
+    rows = _ordered(client, target, scan, params, where, after, request.limit + 1, request.offset)
+    for row in rows[: request.limit]:
+        event = event_from_row(row)
+        page.rows.append(Row(event, {}))
+        _examined(page.stats, event)
+    page.more = len(rows) > request.limit
+    if page.more and page.rows:
+        last = page.rows[-1].event
+        page.cursor = encode_cursor((last.timestamp, last.id))
+
+
+def _verified_page(
+    client: Client, target: Target, scan: _Scan, request: SearchRequest, after: SortKey | None, page: SearchPage
+) -> None:
+    matched = 0
+    last: SortKey | None = None
+    for row, key in _matches(client, target, scan, after, page.stats):
+        matched += 1
+        if matched <= request.offset:
+            continue
+        if len(page.rows) == request.limit:
+            page.more = True
+            break
+        page.rows.append(row)
+        last = key
+    if page.more and last is not None:
+        page.cursor = encode_cursor(last)
+
+
+def _verified_total(client: Client, target: Target, scan: _Scan, stats: Stats) -> int | None:
+    """Every match in the window (cursor or not, as an exact total counts), if at most MAX_VERIFIED_TOTAL reads tell."""
+    total = 0
+    budget = Stats()
+    for _ in _matches(client, target, scan, None, budget):
+        total += 1
+        if budget.lines_examined >= MAX_VERIFIED_TOTAL:
+            return None
+    stats.lines_examined += budget.lines_examined
+    stats.bytes_examined += budget.bytes_examined
+    return total
+
+
+def _matches(
+    client: Client, target: Target, scan: _Scan, after: SortKey | None, stats: Stats
+) -> Iterator[tuple[Row, SortKey]]:
+    """Candidates in order, keyset-paged in growing chunks, each verified with the reference semantics."""
+    matcher = scan.pipeline.matcher(stem=None)
+    chunk = FIRST_CHUNK
+    while True:
+        _check_deadline(scan.deadline)
+        params = Params()
+        where, _ = _confined(scan, params)
+        rows = _ordered(client, target, scan, params, where, after, chunk, 0)
+        for row in rows:
+            event = event_from_row(row)
+            _examined(stats, event)
+            labels = matcher(event)
+            if labels is not None:
+                yield Row(event, labels), (event.timestamp, event.id)
+        if len(rows) < chunk:
+            return
+        last = rows[-1]
+        after = (int(last[0]), int(last[1]))
+        chunk = min(chunk * 4, MAX_CHUNK)
+
+
+def _ordered(
+    client: Client, target: Target, scan: _Scan, params: Params, where: str, after: SortKey | None, limit: int,
+    offset: int,
+) -> Rows:  # fmt: skip
+    direction = "DESC" if scan.newest_first else "ASC"
+    if after is not None:
+        comparison = "<" if scan.newest_first else ">"
+        where += f" AND (`timestamp`, `id`) {comparison} ({params.int64(after[0])}, {params.int64(after[1])})"
+    sql = (
+        f"SELECT {_SELECT} FROM {target.events} WHERE {where} "
+        f"ORDER BY `timestamp` {direction}, `id` {direction} LIMIT {params.int64(limit)} OFFSET {params.int64(offset)}"
+    )
+    return client.query(sql, params.values, _settings(scan.deadline))
+
+
+def _examined(stats: Stats, event: Event) -> None:
+    stats.lines_examined += 1
+    stats.bytes_examined += len(event.message)
+
+
+def count(client: Client, target: Target, tenant: Tenant, request: CountRequest) -> CountResult:
+    """Matching events counted into steps aligned on `request.start_ns`, per set of `by` values."""
+    started = time.perf_counter()
+    scan = _Scan(tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline)
+    params = Params()
+    where, verify = _confined(scan, params)
+    result = CountResult()
+    series: dict[tuple[str, ...], Series] = {}
+    if not verify and all(name in LABEL_COLUMNS for name in request.by):
+        _aggregate(client, target, request, params, where, series)
+    else:
+        forward = _Scan(tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline,
+                        newest_first=False)  # fmt: skip
+        for row, key in _matches(client, target, forward, None, result.stats):
+            _add(series, request, tuple(_label_value(row, name) for name in request.by), key[0], 1)
+    result.series = list(series.values())
+    result.stats.seconds = time.perf_counter() - started
+    return result
+
+
+def _aggregate(
+    client: Client, target: Target, request: CountRequest, params: Params, where: str,
+    series: dict[tuple[str, ...], Series],
+) -> None:  # fmt: skip
+    """Counts per step and label values, computed by ClickHouse (no event leaves the database)."""
+    start = params.int64(request.start_ns)
+    step = params.int64(request.step_ns)
+    labels = "".join(f", `{name}`" for name in request.by)
+    sql = (
+        f"SELECT {start} + intDiv(`timestamp` - {start}, {step}) * {step} AS bucket{labels}, count() "
+        f"FROM {target.events} WHERE {where} GROUP BY bucket{labels}"
+    )
+    for row in client.query(sql, params.values, _settings(request.deadline)):
+        _add(series, request, tuple(str(value) for value in row[1:-1]), int(row[0]), int(row[-1]))
+
+
+def _add(
+    series: dict[tuple[str, ...], Series], request: CountRequest, values: tuple[str, ...], ts: int, n: int
+) -> None:
+    entry = series.get(values)
+    if entry is None:
+        entry = series[values] = Series(dict(zip(request.by, values, strict=True)))
+    bucket = request.start_ns + (ts - request.start_ns) // request.step_ns * request.step_ns
+    entry.counts[bucket] = entry.counts.get(bucket, 0) + n
+
+
+def _label_value(row: Row, name: str) -> str:
+    """A canonical field, else a parsed label, else a top-level attribute; "" when absent (as on Tantivy)."""
+    if name in LABEL_COLUMNS:
+        return str(getattr(row.event, name))
+    if name in row.labels:
+        return row.labels[name]
+    value = row.event.attributes.get(name)
+    return "" if value is None else str(value)
