@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from tests.api.query_fixtures import (
     stream_lines,
     stream_values,
 )
+from tests.harness import wait_until
 
 REGION = "ap-south-1"
 
@@ -607,11 +609,21 @@ class TestErrors:
 
 @pytest.fixture(scope="class")
 def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[QueryApi, Window]]:
-    for qapi in launch(tmp_path_factory, "--set", "query.timeout_seconds=0.05"):
+    """A daemon whose query budget is cut to 0.05 s by a config reload once its events are searchable.
+
+    Waiting for them goes through the query route, which a budget that small could itself refuse on
+    a busy machine; SIGHUP applies `query.timeout_seconds` live, as operators change it.
+    """
+    for qapi in launch(tmp_path_factory):
         key = qapi.key()
         base = recent_base() - HOUR_NS
         events = [log(base + i * 1000, f"request {i} served by worker {i % 7}") for i in range(20_000)]
         qapi.ingest_and_wait(key, events)
+        with qapi.config_path.open("a") as config:
+            config.write("\n[query]\ntimeout_seconds = 0.05\n")
+        assert qapi.daemon.process is not None
+        qapi.daemon.process.send_signal(signal.SIGHUP)
+        wait_until(lambda daemon=qapi.daemon: daemon.events_named("config_reloaded"))
         yield qapi, Window(key, base, base + HOUR_NS)
 
 
