@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
@@ -51,7 +52,7 @@ from logtraced.storage.backend import (
     Stats,
 )
 from logtraced.storage.tantivy import schema
-from logtraced.storage.tantivy.compile import compile_query
+from logtraced.storage.tantivy.compile import Compiled, compile_query
 from logtraced.storage.tantivy.documents import event_from_document
 from logtraced.storage.tantivy.reader import IndexReader, hit_count
 
@@ -167,12 +168,38 @@ def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
         if index is None:
             continue
         stemming = schema.has_field(index.schema, schema.MESSAGE_STEMMED)
-        compiled = compile_query(prefilter, index.schema, stemming=stemming)
+        compiled = _compile(prefilter, index.schema, stemming)
         user_query = _with_index(index, compiled.query, scan.index)
         query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
         everything = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index))
         verify = compiled.needs_verification or has_parse
         yield _Plan(index, index.searcher(), query, verify, stemming, everything)
+
+
+_COMPILED: OrderedDict[tuple[Node, bool], list[tuple[tantivy.Schema, Compiled]]] = OrderedDict()
+COMPILED_QUERIES: Final = 256
+
+
+def _compile(node: Node, index_schema: tantivy.Schema, stemming: bool) -> Compiled:
+    """A query compiled once per schema and reused by every partition and search that has that schema.
+
+    Compiling builds term-dictionary automata (several ms for a substring), and the partitions
+    of a deployment share one or two schemas; like a statement cache, the least recently used go.
+    """
+    key = (node, stemming)
+    entries = _COMPILED.get(key)
+    if entries is None:
+        entries = _COMPILED[key] = []
+        if len(_COMPILED) > COMPILED_QUERIES:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+    for known, compiled in entries:
+        if known == index_schema:
+            return compiled
+    compiled = compile_query(node, index_schema, stemming=stemming)
+    entries.append((index_schema, compiled))
+    return compiled
 
 
 def _total(plans: list[_Plan], page: SearchPage) -> None:
@@ -196,6 +223,7 @@ def _matches(
     whether a verified partition is scanned first.
     """
     found = 0
+    probe = _Probe()
     verify_fields = query_fields(scan.pipeline)
     for plan in plans:
         decode = _Decoder(plan.searcher, scan.fields, verify_fields if plan.verify else None, stats, scan.deadline)
@@ -207,7 +235,7 @@ def _matches(
             continue
         matcher = scan.pipeline.matcher(stem=_stemmer(plan.stemming))
         remaining = None if wanted is None else wanted - found
-        for row, key in _verified(plan, scan, decode, matcher, remaining):
+        for row, key in _verified(plan, scan, decode, matcher, remaining, probe):
             found += 1
             yield row, key
 
@@ -215,21 +243,38 @@ def _matches(
 Matcher = Callable[[Event], dict[str, str] | None]
 
 
+@dataclass
+class _Probe:
+    """What scanning has seen so far in this search: the match rate decides whether to keep scanning."""
+
+    scanned: int = 0
+    matched: int = 0
+
+    def worth_scanning(self, wanted: int) -> bool:
+        """Until the probe is done, yes; then only if the page should fill within `SCAN_MAX` events."""
+        if self.scanned < SCAN_PROBE:
+            return True
+        return self.matched > 0 and self.scanned * wanted <= SCAN_MAX * self.matched
+
+
 def _verified(
-    plan: _Plan, scan: _Scan, decode: _Decoder, matcher: Matcher, wanted: int | None
+    plan: _Plan, scan: _Scan, decode: _Decoder, matcher: Matcher, wanted: int | None, probe: _Probe
 ) -> Iterator[tuple[Row, SortKey]]:
-    """One partition's verified rows: a scan in time order while it promises to fill the page, then the index."""
+    """One partition's verified rows: a scan in time order while it promises to fill the page, then the index.
+
+    The probe is shared by the partitions of one search, so a rare match is found out once, not per day.
+    """
     rest = scan
-    if wanted is not None:
-        scanned = matched = 0
+    if wanted is not None and probe.worth_scanning(wanted):
         last: SortKey | None = None
         for key, address in _ordered(plan.searcher, plan.index, plan.everything, scan):
             row = _check(decode, matcher, address, key)
-            scanned, last = scanned + 1, key
+            probe.scanned, last = probe.scanned + 1, key
             if row is not None:
-                matched += 1
+                probe.matched += 1
+                wanted -= 1
                 yield row, key
-            if scanned >= SCAN_PROBE and (matched == 0 or scanned * wanted > SCAN_MAX * matched):
+            if not probe.worth_scanning(max(wanted, 1)):
                 break
         else:
             return  # the scan read the whole partition
@@ -281,9 +326,19 @@ class _Decoder:
 
 
 def _event(document: tantivy.Document, fields: frozenset[str] | None, identifier: int) -> Event:
-    if fields is None:
-        return event_from_document(document.to_dict(), identifier)
-    return event_from_document({name: document.get_all(name) for name in fields}, identifier)
+    """The event of a stored document, with only `fields` read (the rest keep `Event`'s defaults)."""
+    if fields is None or schema.ATTRIBUTES in fields:
+        documented = document.to_dict() if fields is None else {name: document.get_all(name) for name in fields}
+        return event_from_document(documented, identifier)
+    values: dict[str, Any] = {}
+    for name in fields:
+        if name == schema.TAGS:
+            values[name] = document.get_all(name)
+        else:
+            value = document.get_first(name)
+            if value is not None:
+                values[name] = value
+    return Event(values.pop(schema.TIMESTAMP, 0), values.pop(schema.MESSAGE, ""), id=identifier, **values)
 
 
 def query_fields(pipeline: Pipeline) -> frozenset[str] | None:
