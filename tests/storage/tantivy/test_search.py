@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import time
+from pathlib import Path
+
 import pytest
 
 from logtraced.model import NS_PER_DAY, Event
@@ -127,3 +130,18 @@ def test_verified_counts_agree_with_the_reference(stored: tuple[TantivyStore, li
             want[event.level] = want.get(event.level, 0) + 1
     assert counted == want
 
+
+def test_label_answers_are_cached_until_the_partition_commits(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    write(cfg, [(MINE, [Event(NOW, "one", service="api")])]).close()
+    store = TantivyStore(cfg.data_path)
+    view = store.for_tenant(MINE)
+    window = (NOW - NS_PER_DAY, NOW + 1)
+    assert view.label_values("service", *window, 10) == ["api"]
+    assert view.label_names(*window) == ["service", "env"]
+    assert view.label_values("service", *window, 10) == ["api"]  # answered from the cache
+    time.sleep(0.01)  # the commit mark is meta.json's mtime
+    write(cfg, [(MINE, [Event(NOW - 1, "two", service="web", level="error")])]).close()
+    assert view.label_values("service", *window, 10) == ["api", "web"]
+    assert view.label_names(*window) == ["service", "level", "env"]
+    assert view.label_values("service", NOW, NOW + 1, 10) == ["api"]  # another window, its own entry
