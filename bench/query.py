@@ -934,6 +934,20 @@ def machine() -> dict[str, Any]:
     }
 
 
+def memory() -> dict[str, int]:
+    """This process's peak and current resident memory and its anonymous part (the rest is mapped files).
+
+    Run with --skip-sqlite --skip-clickhouse it is the read side of logtraced alone over the data set.
+    """
+    wanted = {"VmHWM": "peak_rss_bytes", "VmRSS": "rss_bytes", "RssAnon": "rss_anon_bytes"}
+    found = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in wanted:
+            found[wanted[name]] = int(value.split()[0]) * 1024
+    return found
+
+
 def sizes(data_dir: Path, ch: Any = None) -> dict[str, int]:
     found = {}
     if ch is not None:
@@ -1079,6 +1093,7 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
         "generate_seconds": meta.get("generate_seconds"),
         "build_seconds": meta["build_seconds"],
         "sizes_bytes": sizes(data_dir, ch),
+        "memory": memory(),
         "raw_bytes": args.events * (meta.get("average_document_bytes") or 0),
         "partitions": segment_counts(reader, start_ns, end_ns - 1),
         "writer": {"heap_mib": args.writer_heap_mib, "threads": args.writer_threads},
@@ -1137,6 +1152,7 @@ def print_table(report: dict[str, Any]) -> None:
             print(row.format(question, timing, target, name, theirs, f"{ratio:.3g}x") + same)
             question = timing = target = ""
     print("times in ms; ratio = baseline p50 / logtraced p50 (above 1: logtraced is faster)")
+    print("memory: " + ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in report["memory"].items()))
     raw = report.get("raw_bytes") or 0
     if raw:
         print(

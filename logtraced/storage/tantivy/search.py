@@ -58,6 +58,8 @@ from logtraced.storage.tantivy.reader import IndexReader, hit_count
 
 FIRST_CHUNK: Final = 256
 MAX_CHUNK: Final = 8192
+# Hits sharing the boundary timestamp of a chunk read in the same pass as their count.
+BOUNDARY_HITS: Final = 64
 # Events of a partition verified in time order before deciding whether scanning will fill the page.
 SCAN_PROBE: Final = 256
 # The most events a scan may expect to read to fill the page; beyond, the index narrows instead.
@@ -228,7 +230,8 @@ def _matches(
     for plan in plans:
         decode = _Decoder(plan.searcher, scan.fields, verify_fields if plan.verify else None, stats, scan.deadline)
         if not plan.verify:
-            for key, address in _ordered(plan.searcher, plan.index, plan.query, scan):
+            first = FIRST_CHUNK if wanted is None else min(FIRST_CHUNK, max(wanted - found, 1))
+            for key, address in _ordered(plan.searcher, plan.index, plan.query, scan, first):
                 _check_deadline(scan.deadline)
                 found += 1
                 yield Row(decode.row(address, key[1]), {}), key
@@ -399,12 +402,12 @@ def _check_deadline(deadline: float) -> None:
 
 
 def _ordered(
-    searcher: tantivy.Searcher, index: tantivy.Index, query: tantivy.Query, scan: _Scan
+    searcher: tantivy.Searcher, index: tantivy.Index, query: tantivy.Query, scan: _Scan, first: int = FIRST_CHUNK
 ) -> Iterator[tuple[SortKey, tantivy.DocAddress]]:
-    """Every hit of `query` in (timestamp, id) order after `scan.after`, read in growing chunks."""
+    """Every hit of `query` in (timestamp, id) order after `scan.after`, read in chunks growing from `first`."""
     order = tantivy.Order.Desc if scan.newest_first else tantivy.Order.Asc
     after = scan.after
-    chunk = FIRST_CHUNK
+    chunk = first
     while True:
         _check_deadline(scan.deadline)
         bounded = _after(index, query, after, scan.newest_first)
@@ -438,7 +441,10 @@ def _all_at(
     """Every hit with exactly this timestamp: a page boundary must not split equal timestamps arbitrarily."""
     exact = _range(index, schema.TIMESTAMP, timestamp, timestamp)
     both = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, exact)])
-    hits = searcher.search(both, max(hit_count(searcher, both), 1), count=False).hits
+    result: Any = searcher.search(both, BOUNDARY_HITS, count=True)  # one pass unless the tie is large
+    hits = result.hits
+    if result.count > len(hits):
+        hits = searcher.search(both, result.count, count=False).hits
     return _keyed(searcher, [(timestamp, address) for _, address in hits])
 
 
