@@ -12,7 +12,7 @@ from typing import Any, Final
 import tantivy
 
 # Field names of an indexed document.
-TIMESTAMP = "timestamp"  # i64 fast+indexed: nanoseconds since the Unix epoch, UTC
+TIMESTAMP = "timestamp"  # i64 fast+stored: nanoseconds since the Unix epoch, UTC
 MESSAGE = "message"  # full text, Unicode word tokens, lowercased
 MESSAGE_STEMMED = "message_stemmed"  # same text, Russian+English stems; only when configured
 LEVEL = "level"  # raw, canonical lowercase: trace/debug/info/warn/error/fatal (or as sent)
@@ -23,7 +23,7 @@ ORG = "org"
 INDEX = "index"  # named index the event was routed to ("" = the default index)
 TAGS = "tags"  # raw, multi-valued: _jsonparsefailure, _truncated, shipper tags
 ATTRIBUTES = "attributes"  # JSON: every other field, nested as sent, numbers stay numbers
-ID = "id"  # i64 fast+indexed: the event's unique id (model.event_id: WAL sequence and position), the tie-breaker
+ID = "id"  # i64 fast: the event's unique id (model.event_id: WAL sequence and position), the tie-breaker
 RAW_FIELDS = (LEVEL, SERVICE, HOST, ENV, ORG, INDEX)
 # Fields offered as stream labels (the labels API and query_range's `stream`), in this order.
 LABEL_FIELDS = (SERVICE, LEVEL, ENV, HOST, INDEX)
@@ -65,7 +65,8 @@ def build_schema(*, stemming: bool) -> tantivy.Schema:
 
     Only what a query reads is kept.  Timestamp and id are compared by range only, which tantivy
     answers from the fast field, so they have no inverted index (each was ~8 bytes per event of
-    unique terms).  Keyword fields hold one raw token per value and are never phrase-matched, so
+    unique terms).  The timestamp stays stored (8 bytes per event) although reads take it from the
+    fast field with the hit: a stored document is the whole event (tests/storage/tantivy/test_documents.py).  Keyword fields hold one raw token per value and are never phrase-matched, so
     they record document ids only, no positions.
     """
     builder = tantivy.SchemaBuilder()

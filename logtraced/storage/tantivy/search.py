@@ -234,7 +234,7 @@ def _matches(
             for key, address in _ordered(plan.searcher, plan.index, plan.query, scan, first):
                 _check_deadline(scan.deadline)
                 found += 1
-                yield Row(decode.row(address, key[1]), {}), key
+                yield Row(decode.row(address, key), {}), key
             continue
         matcher = scan.pipeline.matcher(stem=_stemmer(plan.stemming))
         remaining = None if wanted is None else wanted - found
@@ -292,10 +292,10 @@ def _check(decode: _Decoder, matcher: Matcher, address: tantivy.DocAddress, key:
     """The row of a candidate the pipeline accepts (read from the fields it tests first), else None."""
     _check_deadline(decode.deadline)
     document = decode.searcher.doc(address)
-    labels = matcher(decode.for_verification(document, key[1]))
+    labels = matcher(decode.for_verification(document, key))
     if labels is None:
         return None
-    return Row(decode.project(document, key[1]), labels)
+    return Row(decode.project(document, key), labels)
 
 
 class _Decoder:
@@ -315,33 +315,39 @@ class _Decoder:
         self.stats = stats
         self.deadline = deadline
 
-    def row(self, address: tantivy.DocAddress, identifier: int) -> Event:
-        return self.project(self.searcher.doc(address), identifier)
+    def row(self, address: tantivy.DocAddress, key: SortKey) -> Event:
+        return self.project(self.searcher.doc(address), key)
 
-    def project(self, document: tantivy.Document, identifier: int) -> Event:
-        event = _event(document, self.fields, identifier)
+    def project(self, document: tantivy.Document, key: SortKey) -> Event:
+        event = _event(document, self.fields, key)
         self.stats.lines_examined += 1
         self.stats.bytes_examined += len(event.message)
         return event
 
-    def for_verification(self, document: tantivy.Document, identifier: int) -> Event:
-        return _event(document, self.verify_fields, identifier)
+    def for_verification(self, document: tantivy.Document, key: SortKey) -> Event:
+        return _event(document, self.verify_fields, key)
 
 
-def _event(document: tantivy.Document, fields: frozenset[str] | None, identifier: int) -> Event:
-    """The event of a stored document, with only `fields` read (the rest keep `Event`'s defaults)."""
+def _event(document: tantivy.Document, fields: frozenset[str] | None, key: SortKey) -> Event:
+    """The event of a stored document, with only `fields` read (the rest keep `Event`'s defaults).
+
+    The timestamp and id come with the hit, from the fast fields: partitions do not store them.
+    """
+    timestamp, identifier = key
     if fields is None or schema.ATTRIBUTES in fields:
         documented = document.to_dict() if fields is None else {name: document.get_all(name) for name in fields}
-        return event_from_document(documented, identifier)
+        event = event_from_document(documented, identifier)
+        event.timestamp = timestamp
+        return event
     values: dict[str, Any] = {}
-    for name in fields:
+    for name in fields - {schema.TIMESTAMP}:
         if name == schema.TAGS:
             values[name] = document.get_all(name)
         else:
             value = document.get_first(name)
             if value is not None:
                 values[name] = value
-    return Event(values.pop(schema.TIMESTAMP, 0), values.pop(schema.MESSAGE, ""), id=identifier, **values)
+    return Event(timestamp, values.pop(schema.MESSAGE, ""), id=identifier, **values)
 
 
 def query_fields(pipeline: Pipeline) -> frozenset[str] | None:
