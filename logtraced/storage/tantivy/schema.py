@@ -66,8 +66,8 @@ def build_schema(*, stemming: bool) -> tantivy.Schema:
     Only what a query reads is kept.  Timestamp and id are compared by range only, which tantivy
     answers from the fast field, so they have no inverted index (each was ~8 bytes per event of
     unique terms).  The timestamp stays stored (8 bytes per event) although reads take it from the
-    fast field with the hit: a stored document is the whole event (tests/storage/tantivy/test_documents.py).  Keyword fields hold one raw token per value and are never phrase-matched, so
-    they record document ids only, no positions.
+    fast field with the hit: a stored document is the whole event.  Keyword fields hold one raw
+    token per value and are never phrase-matched, so they record document ids only, no positions.
     """
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field(TIMESTAMP, stored=True, indexed=False, fast=True)
