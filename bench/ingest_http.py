@@ -6,7 +6,9 @@ batches of 5 000 with an enterprise key from several concurrent aiohttp clients,
 the index counts every event, and reports events/s end to end, the acknowledged send rate,
 p50/p99 request latency and the daemon's peak RSS (daemon + indexer).  The baseline sends the
 same events as json_lines over TCP to a fresh daemon: the cost of the HTTP path (auth, JSON
-batch decoding, validation, fsync before the answer) is the difference.
+batch decoding, validation, fsync before the answer) is the difference.  The ceiling is the
+in-process tantivy `add_json` of the same events with the best writer settings found on this
+machine, and the ClickHouse engine (chdb) inserting them is the peer (bench/ceiling.py).
 
 The same events are also sent, each dialect to a fresh daemon, as the shippers' dialects in
 5 000-event requests: Elasticsearch `_bulk` NDJSON (as Fluent Bit writes it), Loki snappy
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 import cramjam  # noqa: E402
+from ceiling import clickhouse_rate, normalised, tantivy_ceiling  # noqa: E402
 from datagen import shipper_events  # noqa: E402
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2  # noqa: E402
 
@@ -313,6 +316,9 @@ def main() -> None:
     parser.add_argument("--gzip", action="store_true", help="send gzip-compressed bodies")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the TCP baseline run")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--ceiling-events", type=int, default=1_000_000, help="events for the ceiling (a prefix)")
+    parser.add_argument("--ceiling-repeat", type=int, default=1, help="runs of each ceiling setting")
+    parser.add_argument("--no-clickhouse", dest="clickhouse", action="store_false", help="skip the chdb peer")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--daemon-arg", action="append", default=[], help="extra `serve` argument, repeatable")
     parser.add_argument(
@@ -337,6 +343,11 @@ def main() -> None:
         run = http_run(events, http_bodies(events, dialect, args.gzip), args, dialect)
         run["ratio_to_ingest"] = run["events_per_second"] / result["http"]["events_per_second"]
         result["dialects"][dialect] = run
+    prefix = normalised([compact(event) for event in events[: args.ceiling_events]])
+    result["ceiling"] = tantivy_ceiling(prefix, args.ceiling_repeat)
+    result["http_to_ceiling_ratio"] = result["http"]["events_per_second"] / result["ceiling"]["events_per_second"]
+    if args.clickhouse:
+        result["clickhouse_insert"] = clickhouse_rate(prefix, args.ceiling_repeat)
     if args.baseline:
         result["tcp_baseline"] = tcp_run(events, args)
         result["http_to_tcp_ratio"] = result["http"]["events_per_second"] / result["tcp_baseline"]["events_per_second"]
@@ -350,8 +361,14 @@ def main() -> None:
         f"(acknowledged: {http['acked_events_per_second']:,.0f} ev/s)\n"
         f"request latency: p50 {http['latency_p50_ms']:.0f} ms, p99 {http['latency_p99_ms']:.0f} ms "
         f"over {http['requests']} requests\n"
-        f"peak daemon RSS: {http['peak_rss_mib']:.0f} MiB"
+        f"peak daemon RSS: {http['peak_rss_mib']:.0f} MiB\n"
+        f"ceiling add_json: {result['ceiling']['events_per_second']:,.0f} ev/s ({result['ceiling']['best']}); "
+        f"HTTP = {result['http_to_ceiling_ratio']:.2f} of it"
     )
+    if "clickhouse_insert" in result:
+        print(
+            f"clickhouse (chdb) INSERT of the same events: {result['clickhouse_insert']['events_per_second']:,.0f} ev/s"
+        )
     for dialect, run in result["dialects"].items():
         print(
             f"{DIALECTS[dialect][0]} ({dialect}): {run['events_per_second']:,.0f} ev/s until searchable "

@@ -4,8 +4,10 @@
 Sends N generated ~300-byte Logstash json_lines events over several TCP connections to a real
 daemon, waits until the index counts all of them, and reports events/s, MB/s and the peak RSS
 of the daemon (both processes).  The ceiling is plain `IndexWriter.add_json` + commit of the
-same events (already normalised), in this process, with the same schema: what this stack can
-do with no receiving, no WAL and no Python per-event work.
+same events (already normalised), in this process, with the daemon's schema and the best writer
+threads and heap found on this machine (bench/ceiling.py): what this stack can do with no
+receiving, no WAL and no Python per-event work.  Beside it, the ClickHouse engine (chdb) inserting
+the same events, as a peer.
 
     python bench/ingest_tcp.py --events 1000000 --connections 4 [--json]
     python bench/ingest_tcp.py --events 300000 --masking --pii-share 0.1   # masking off and on, interleaved
@@ -29,17 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import tantivy  # noqa: E402
+from ceiling import clickhouse_rate, normalised, tantivy_ceiling  # noqa: E402
 from datagen import shipper_events  # noqa: E402
 
-from logtraced.config import IndexConfig  # noqa: E402
-from logtraced.events import events_from_frame  # noqa: E402
 from logtraced.model import Tenant  # noqa: E402
 from logtraced.query.ast import MatchAll  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline  # noqa: E402
 from logtraced.storage.backend import SearchRequest  # noqa: E402
-from logtraced.storage.tantivy import schema  # noqa: E402
-from logtraced.storage.tantivy.documents import encode_documents  # noqa: E402
 from logtraced.storage.tantivy.store import TantivyStore  # noqa: E402
 from tests.harness import DaemonProcess  # noqa: E402
 
@@ -54,29 +52,6 @@ def generate(count: int, seed: int, pii_share: float = 0.0) -> list[bytes]:
     for position in range(0, count, every) if every else ():
         events[position]["message"] += PII
     return [json.dumps(event, separators=(",", ":")).encode() + b"\n" for event in events]
-
-
-def ceiling(lines: list[bytes], heap: int, threads: int) -> float:
-    """Events/s of add_json + commit on the already-normalised documents, in this process."""
-    received = time.time_ns()
-    documents = []
-    for line in lines:
-        events = events_from_frame(line.rstrip(b"\n"), received)
-        for event in events:
-            event.org, event.env = "default", "production"
-        documents.extend(encode_documents(events, stemming=False))
-    with tempfile.TemporaryDirectory() as directory:
-        index = tantivy.Index(schema.build_schema(stemming=False), path=directory)
-        schema.register_tokenizers(index)
-        writer = index.writer(heap, threads)
-        started = time.perf_counter()
-        add = writer.add_json
-        for document in documents:
-            add(document)
-        writer.commit()
-        elapsed = time.perf_counter() - started
-        writer.wait_merging_threads()
-    return len(documents) / elapsed
 
 
 def stored_events(store: TantivyStore, tenant: Tenant) -> int:
@@ -166,24 +141,25 @@ def main() -> None:
         "--ceiling-events", type=int, default=1_000_000, help="events used for the in-process ceiling (a prefix)"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-clickhouse", dest="clickhouse", action="store_false", help="skip the chdb peer")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--daemon-arg", action="append", default=[], help="extra `serve` argument, repeatable")
     parser.add_argument("--masking", action="store_true", help="also run each repeat with [masking] enabled")
     parser.add_argument("--pii-share", type=float, default=0.0, help="share of messages carrying PII (e.g. 0.1)")
     args = parser.parse_args()
     lines = generate(args.events, args.seed, args.pii_share)
-    defaults = IndexConfig()
-    heap, threads = defaults.writer_heap_bytes, defaults.writer_threads
-    ceilings, runs, masked_runs = [], [], []
+    prefix = normalised(lines[: args.ceiling_events])
+    ceiling = tantivy_ceiling(prefix, args.repeat)
+    peer = clickhouse_rate(prefix, args.repeat) if args.clickhouse else None
+    runs, masked_runs = [], []
     for _ in range(args.repeat):
-        ceilings.append(ceiling(lines[: args.ceiling_events], heap, threads))
         with tempfile.TemporaryDirectory() as directory:
             runs.append(end_to_end(lines, args.connections, Path(directory) / "data", args.daemon_arg))
         if args.masking:
             with tempfile.TemporaryDirectory() as directory:
                 extra = [*args.daemon_arg, *MASKING_ON]
                 masked_runs.append(end_to_end(lines, args.connections, Path(directory) / "data", extra))
-    ceiling_rate = statistics.median(ceilings)
+    ceiling_rate = ceiling["events_per_second"]
     rate = statistics.median(run["events_per_second"] for run in runs)
     result = {
         "events": args.events,
@@ -196,7 +172,8 @@ def main() -> None:
         "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
         "peak_rss_anon_mib": max(run["peak_rss_anon_mib"] for run in runs),
         "runs": runs,
-        "ceilings": ceilings,
+        "ceiling": ceiling,
+        "clickhouse_insert": peer,
     }
     if masked_runs:
         masked_rate = statistics.median(run["events_per_second"] for run in masked_runs)
@@ -211,12 +188,14 @@ def main() -> None:
     else:
         print(
             f"events={args.events} conns={args.connections} avg_bytes={result['average_event_bytes']:.0f}\n"
-            f"ceiling add_json: {ceiling_rate:,.0f} ev/s (median of {args.repeat})\n"
+            f"ceiling add_json: {ceiling_rate:,.0f} ev/s ({ceiling['best']}, median of {args.repeat})\n"
             f"end-to-end until searchable: {rate:,.0f} ev/s, {result['megabytes_per_second']:.1f} MB/s "
             f"= {result['ratio_to_ceiling']:.2f} of ceiling\n"
             f"peak daemon RSS: {result['peak_rss_mib']:.0f} MiB "
             f"(anonymous {result['peak_rss_anon_mib']:.0f} MiB; the rest is mapped index files)"
         )
+        if peer is not None:
+            print(f"clickhouse (chdb) INSERT of the same events: {peer['events_per_second']:,.0f} ev/s")
         if masked_runs:
             print(
                 f"with masking on: {result['masking_events_per_second']:,.0f} ev/s, "

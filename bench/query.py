@@ -11,6 +11,13 @@ phrases, and optionally a contentless FTS5 `trigram` table (case-sensitive) for 
 narrowing regexes by hand.  Rows go into SQLite in timestamp order, so rowid order is time order:
 the layout of an append-only log table, which lets FTS5 stream its matches newest first.
 
+The second baseline is ClickHouse's engine in-process (chdb), with the table layout ClickHouse log
+systems use: a MergeTree partitioned by day, `ORDER BY (service, timestamp)`, LowCardinality label
+columns, a JSON column for attributes, and two skip indexes on the message (a token bloom filter on
+the lowercased message for words, an n-gram bloom filter for substrings and regex literals).  Each
+day is inserted in one statement and the table is merged to one part per day (`OPTIMIZE ... FINAL`)
+before measuring.
+
 Every question is asked for the newest 100 rows in the last `--days` days; each engine's answer is
 compared (rows and timestamps) and a mismatch is printed loudly.  The SQLite queries carry no
 tenant condition (a single-tenant table), while logtraced confines every search to its tenant.
@@ -44,10 +51,11 @@ import msgspec  # noqa: E402
 import tantivy  # noqa: E402
 
 from logtraced.model import NS_PER_DAY, Event, Tenant, event_id  # noqa: E402
+from logtraced.query.ast import MatchAll  # noqa: E402
 from logtraced.query.gosyntax import NS_PER_SECOND  # noqa: E402
 from logtraced.query.kql import parse_kql  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline  # noqa: E402
-from logtraced.storage.backend import SearchRequest, TenantView  # noqa: E402
+from logtraced.storage.backend import CountRequest, SearchRequest, TenantView  # noqa: E402
 from logtraced.storage.tantivy.documents import encode_documents  # noqa: E402
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, open_index  # noqa: E402
 from logtraced.storage.tantivy.reader import IndexReader  # noqa: E402
@@ -71,6 +79,8 @@ WAL_BATCH = 1000  # events per WAL sequence number, as a batch of ingest would b
 MARKER_RATE = 1e-4  # one event in 10 000 carries each rare marker
 RARE_SUBSTRING = "zq7xkw"
 RARE_REGEX = r"ERR-\d{5}-FATAL"
+COUNT_SPAN_NS = NS_PER_DAY  # (i): counts over the last 24 hours
+COUNT_STEP_NS = 60 * NS_PER_SECOND  # per minute, by level
 SQL_COLUMN = {"index": "idx"}  # `index` is an SQL keyword
 
 SERVICES = ["api-gateway", "auth", "billing", "checkout", "inventory", "notification", "search", "user-service"]
@@ -368,18 +378,85 @@ class SqliteBuilder:
         self.connection.close()
 
 
+CLICKHOUSE_TABLE = """
+CREATE TABLE IF NOT EXISTS logs (
+    timestamp DateTime64(9, 'UTC'), id UInt64, message String,
+    level LowCardinality(String), service LowCardinality(String), host LowCardinality(String),
+    env LowCardinality(String), org LowCardinality(String), idx LowCardinality(String),
+    tags Array(String), attributes JSON,
+    INDEX message_tokens lower(message) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1,
+    INDEX message_ngrams message TYPE ngrambf_v1(3, 32768, 3, 0) GRANULARITY 1
+) ENGINE = MergeTree PARTITION BY toDate(timestamp) ORDER BY (service, timestamp)
+"""
+CLICKHOUSE_INPUT = (
+    "ts Int64, id UInt64, message String, level String, service String, host String, env String, org String,"
+    " idx String, tags Array(String), attributes JSON"
+)
+CLICKHOUSE_INSERT_BATCH = 250_000  # events per INSERT: bounds the scratch file
+
+
+class ClickhouseBuilder:
+    """One INSERT per batch from a scratch NDJSON file, then every day merged to one part."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.session = clickhouse_connect(directory)
+        self.session.query(CLICKHOUSE_TABLE)
+        self.scratch = directory / "insert.ndjson"
+        self.seconds = {"insert": 0.0, "optimize": 0.0}
+        self.next_id = 1
+
+    def add_day(self, events: Sequence[Event]) -> float:
+        started = time.perf_counter()
+        encode = msgspec.json.encode
+        for first in range(0, len(events), CLICKHOUSE_INSERT_BATCH):
+            batch = events[first : first + CLICKHOUSE_INSERT_BATCH]
+            rows = (
+                encode(
+                    {
+                        "ts": e.timestamp, "id": self.next_id + i, "message": e.message, "level": e.level,
+                        "service": e.service, "host": e.host, "env": e.env, "org": e.org, "idx": e.index,
+                        "tags": e.tags, "attributes": e.attributes,
+                    }
+                )
+                for i, e in enumerate(batch)
+            )  # fmt: skip
+            self.scratch.write_bytes(b"\n".join(rows))
+            self.next_id += len(batch)
+            self.session.query(
+                "INSERT INTO logs SELECT fromUnixTimestamp64Nano(ts), id, message, level, service, host, env, org,"
+                f" idx, tags, attributes FROM file('{self.scratch}', JSONEachRow, '{CLICKHOUSE_INPUT}')"
+            )
+        self.scratch.unlink(missing_ok=True)
+        elapsed = time.perf_counter() - started
+        self.seconds["insert"] += elapsed
+        return elapsed
+
+    def finish(self) -> None:
+        started = time.perf_counter()
+        self.session.query("OPTIMIZE TABLE logs FINAL")
+        self.seconds["optimize"] += time.perf_counter() - started
+        self.session.close()
+
+
+def clickhouse_connect(directory: Path) -> Any:
+    from chdb import session  # imported here: the bench runs without chdb when ClickHouse is skipped
+
+    return session.Session(str(directory))
+
+
 def build(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, Any]:
     """Build whatever part of the dataset is missing in `data_dir`; returns the updated metadata."""
     want_tantivy = not meta["built"].get("logtraced")
     want_rows = not args.skip_sqlite and not meta["built"].get("sqlite")
     want_trigram = not args.skip_sqlite and args.trigram and not meta["built"].get("trigram")
-    if not (want_tantivy or want_rows or want_trigram):
+    want_clickhouse = not args.skip_clickhouse and not meta["built"].get("clickhouse")
+    if not (want_tantivy or want_rows or want_trigram or want_clickhouse):
         return meta
-    parts = [
-        name
-        for name, wanted in (("logtraced", want_tantivy), ("sqlite", want_rows), ("trigram", want_trigram))
-        if wanted
-    ]
+    wants = (
+        ("logtraced", want_tantivy), ("sqlite", want_rows), ("trigram", want_trigram), ("clickhouse", want_clickhouse)
+    )  # fmt: skip
+    parts = [name for name, wanted in wants if wanted]
     progress(f"building {', '.join(parts)} for {args.events:,} events over {args.days} days in {data_dir}")
     if want_tantivy and (data_dir / "index").exists():
         shutil.rmtree(data_dir / "index")
@@ -388,6 +465,9 @@ def build(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]) -> dic
         shutil.rmtree(sqlite_dir)
     if want_trigram and (sqlite_dir / "trigram.db").exists():
         (sqlite_dir / "trigram.db").unlink()
+    if want_clickhouse and (data_dir / "clickhouse").exists():
+        shutil.rmtree(data_dir / "clickhouse")
+    clickhouse_builder = ClickhouseBuilder(data_dir / "clickhouse") if want_clickhouse else None
     tantivy_builder = (
         TantivyBuilder(data_dir, args.writer_heap_mib << 20, args.writer_threads) if want_tantivy else None
     )
@@ -415,6 +495,9 @@ def build(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]) -> dic
         if sqlite_builder is not None:
             elapsed = sqlite_builder.add_day(events, rows=want_rows)
             line += f", sqlite {elapsed:6.1f}s ({segment.count / max(elapsed, 1e-9):,.0f}/s)"
+        if clickhouse_builder is not None:
+            elapsed = clickhouse_builder.add_day(events)
+            line += f", clickhouse {elapsed:6.1f}s ({segment.count / max(elapsed, 1e-9):,.0f}/s)"
         total += segment.count
         progress(line + f"  [{total:,}/{args.events:,}, {time.perf_counter() - started_all:.0f}s]")
         del events
@@ -422,6 +505,12 @@ def build(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]) -> dic
         progress("  sqlite: creating B-tree indexes, ANALYZE, FTS optimize ...")
         sqlite_builder.finish(rows=want_rows)
         progress(f"  sqlite finished: {sqlite_builder.seconds}")
+    if clickhouse_builder is not None:
+        progress("  clickhouse: OPTIMIZE TABLE FINAL ...")
+        clickhouse_builder.finish()
+        meta["build_seconds"]["clickhouse_insert"] = clickhouse_builder.seconds["insert"]
+        meta["build_seconds"]["clickhouse_optimize"] = clickhouse_builder.seconds["optimize"]
+        meta["built"]["clickhouse"] = True
     meta["generate_seconds"] = meta.get("generate_seconds") or generate_seconds
     if document_bytes:
         meta["average_document_bytes"] = document_bytes
@@ -498,6 +587,7 @@ class Question:
     target_ms: float
     logtraced: Callable[[], Answer]
     sqlite: list[Variant]
+    clickhouse: list[Variant] = dataclasses.field(default_factory=list)
 
 
 def logtraced_rows(view: TenantView, start_ns: int, end_ns: int, pipeline: Pipeline) -> Callable[[], Answer]:
@@ -610,6 +700,25 @@ def questions(
         return [row[0] for row in connection.execute(sql, {"low": low, "high": high})]
 
     common_regex = "error.*timeout|connection.*refused"
+    count_start = end_ns - COUNT_SPAN_NS
+
+    def counts_logtraced() -> Answer:
+        request = CountRequest(
+            count_start, end_ns, Pipeline((Filter(MatchAll()),)), COUNT_STEP_NS, by=("level",)
+        )  # fmt: skip
+        result = view.count(request)
+        return sorted((step, s.labels["level"], n) for s in result.series for step, n in s.counts.items())
+
+    def counts_sqlite() -> Answer:
+        assert connection is not None
+        sql = (
+            "SELECT :start + (ts - :start) / :step * :step, level, count(*) FROM events "
+            "WHERE id BETWEEN (SELECT id FROM events WHERE ts >= :start ORDER BY ts LIMIT 1) "
+            "AND (SELECT id FROM events WHERE ts < :end ORDER BY ts DESC LIMIT 1) GROUP BY 1, 2"
+        )
+        rows = connection.execute(sql, {"start": count_start, "end": end_ns, "step": COUNT_STEP_NS})
+        return sorted(tuple(row) for row in rows)
+
     return [
         Question(
             "a",
@@ -707,7 +816,73 @@ def questions(
                 ),
             ),
         ),
+        Question(
+            "i",
+            "counts per minute by level, 24 h",
+            "count step=1m by level",
+            300,
+            counts_logtraced,
+            [Variant("GROUP BY rowid range", counts_sqlite)] if connection is not None else [],
+        ),
     ]
+
+
+def clickhouse_variants(ch: Any, start_ns: int, end_ns: int) -> dict[str, list[Variant]]:
+    """The same questions in ClickHouse SQL, by question key; rows decoded as for SQLite."""
+    decode = msgspec.json.decode
+    window = f"timestamp >= fromUnixTimestamp64Nano({start_ns}) AND timestamp < fromUnixTimestamp64Nano({end_ns})"
+    columns = "toUnixTimestamp64Nano(timestamp), id, message, level, service, host, env, org, idx, tags, attributes"
+
+    def rows(where: str) -> Variant:
+        sql = f"SELECT {columns} FROM logs WHERE {window} AND {where} ORDER BY timestamp DESC LIMIT {LIMIT}"
+
+        def run() -> Answer:
+            return [decode(line)[0] for line in ch.query(sql, "JSONCompactEachRow").bytes().splitlines()]
+
+        return Variant("MergeTree", run, sql)
+
+    def plain(name: str, sql: str, shape: Callable[[list[Any]], Answer]) -> Variant:
+        def run() -> Answer:
+            return shape([decode(line) for line in ch.query(sql, "JSONCompactEachRow").bytes().splitlines()])
+
+        return Variant(name, run, sql)
+
+    def names(found: list[Any]) -> Answer:
+        return [name for name, present in zip(LABEL_FIELDS, found[0], strict=True) if present]
+
+    present = ", ".join(f"max({SQL_COLUMN.get(name, name)} != '')" for name in LABEL_FIELDS)
+    count_start = end_ns - COUNT_SPAN_NS
+    counts = (
+        f"SELECT {count_start} + intDiv(toUnixTimestamp64Nano(timestamp) - {count_start}, {COUNT_STEP_NS})"
+        f" * {COUNT_STEP_NS} AS step, level, count() FROM logs"
+        f" WHERE timestamp >= fromUnixTimestamp64Nano({count_start})"
+        f" AND timestamp < fromUnixTimestamp64Nano({end_ns}) GROUP BY step, level"
+    )
+    phrase = r"(^|[^\\p{L}\\p{N}])connection[^\\p{L}\\p{N}]+refused([^\\p{L}\\p{N}]|$)"
+    regex = "error.*timeout|connection.*refused"
+    return {
+        "a": [rows("service = 'checkout' AND level = 'error'")],
+        "b": [rows("hasToken(lower(message), 'timeout')")],
+        "c": [
+            rows(
+                "hasToken(lower(message), 'connection') AND hasToken(lower(message), 'refused')"
+                f" AND match(lower(message), '{phrase}')"
+            )
+        ],
+        "d": [rows("message LIKE '%connect%'")],
+        "e": [rows(f"match(message, '{regex}')")],
+        "f1": [plain("max per column", f"SELECT {present} FROM logs WHERE {window}", names)],
+        "f2": [
+            plain(
+                "SELECT DISTINCT",
+                f"SELECT DISTINCT service FROM logs WHERE {window} AND service != '' ORDER BY service LIMIT 1000",
+                lambda found: [row[0] for row in found],
+            )
+        ],
+        "g": [rows(f"message LIKE '%{RARE_SUBSTRING}%'")],
+        "h": [rows("match(message, 'ERR-\\\\d{5}-FATAL')")],
+        "i": [plain("GROUP BY", counts, lambda found: sorted(tuple(row) for row in found))],
+    }
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -759,8 +934,25 @@ def machine() -> dict[str, Any]:
     }
 
 
-def sizes(data_dir: Path) -> dict[str, int]:
+def memory() -> dict[str, int]:
+    """This process's peak and current resident memory and its anonymous part (the rest is mapped files).
+
+    Run with --skip-sqlite --skip-clickhouse it is the read side of logtraced alone over the data set.
+    """
+    wanted = {"VmHWM": "peak_rss_bytes", "VmRSS": "rss_bytes", "RssAnon": "rss_anon_bytes"}
     found = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in wanted:
+            found[wanted[name]] = int(value.split()[0]) * 1024
+    return found
+
+
+def sizes(data_dir: Path, ch: Any = None) -> dict[str, int]:
+    found = {}
+    if ch is not None:
+        sql = "SELECT sum(bytes_on_disk) FROM system.parts WHERE table = 'logs' AND active"
+        found["clickhouse_bytes"] = int(ch.query(sql, "CSV").bytes().decode().strip())
     if (data_dir / "index").exists():
         found["logtraced_index_bytes"] = directory_bytes(data_dir / "index")
     for name, file in (("sqlite_events_db_bytes", "events.db"), ("sqlite_trigram_db_bytes", "trigram.db")):
@@ -811,6 +1003,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--data-dir", type=Path, help="build here, or reuse the dataset built here before")
     parser.add_argument("--skip-sqlite", action="store_true", help="build and measure logtraced only")
+    parser.add_argument("--skip-clickhouse", action="store_true", help="no ClickHouse (chdb) baseline")
     parser.add_argument("--no-trigram", dest="trigram", action="store_false", help="no FTS5 trigram table")
     parser.add_argument("--writer-heap-mib", type=int, default=1024)
     parser.add_argument("--writer-threads", type=int, default=min(2, os.cpu_count() or 1))
@@ -843,6 +1036,9 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
     use_sqlite = not args.skip_sqlite
     trigram = use_sqlite and args.trigram and bool(meta["built"].get("trigram"))
     connection = sqlite_connect(data_dir / "sqlite", trigram=trigram) if use_sqlite else None
+    use_clickhouse = not args.skip_clickhouse and bool(meta["built"].get("clickhouse"))
+    ch = clickhouse_connect(data_dir / "clickhouse") if use_clickhouse else None
+    ch_variants = clickhouse_variants(ch, start_ns, end_ns) if ch is not None else {}
     results = []
     mismatches = []
     load_before = list(os.getloadavg())
@@ -857,16 +1053,19 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
             "logtraced": {"p50_ms": ours.p50_ms, "p99_ms": ours.p99_ms, "runs": ours.runs, "rows": len(ours.answer)},
             "meets_target": ours.p50_ms < question.target_ms,
             "sqlite": [],
+            "clickhouse": [],
         }
         if question.key in ("f1", "f2"):
             entry["logtraced"]["answer"] = ours.answer
-        for variant in question.sqlite:
+        baselines = [("sqlite", variant) for variant in question.sqlite]
+        baselines += [("clickhouse", variant) for variant in ch_variants.get(question.key, [])]
+        for engine, variant in baselines:
             theirs = measure(variant.run, args.repeat, args.budget)
             mismatch = compare(ours.answer, theirs.answer)
             if mismatch:
-                mismatches.append(f"({question.key}) {question.title} vs sqlite {variant.name}: {mismatch}")
-                progress(f"!!! MISMATCH ({question.key}) {question.title} vs sqlite {variant.name}: {mismatch}")
-            entry["sqlite"].append(
+                mismatches.append(f"({question.key}) {question.title} vs {engine} {variant.name}: {mismatch}")
+                progress(f"!!! MISMATCH ({question.key}) {question.title} vs {engine} {variant.name}: {mismatch}")
+            entry[engine].append(
                 {
                     "variant": variant.name,
                     "p50_ms": theirs.p50_ms,
@@ -878,6 +1077,8 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
                     "mismatch": mismatch,
                 }
             )
+        best = min((variant["p50_ms"] for variant in entry["sqlite"]), default=None)
+        entry["sqlite_best_to_logtraced"] = best / ours.p50_ms if best is not None and ours.p50_ms else None
         results.append(entry)
     report: dict[str, Any] = {
         "load_average_before_after": [load_before, list(os.getloadavg())],
@@ -891,7 +1092,9 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
         "average_document_bytes": meta.get("average_document_bytes"),
         "generate_seconds": meta.get("generate_seconds"),
         "build_seconds": meta["build_seconds"],
-        "sizes_bytes": sizes(data_dir),
+        "sizes_bytes": sizes(data_dir, ch),
+        "memory": memory(),
+        "raw_bytes": args.events * (meta.get("average_document_bytes") or 0),
         "partitions": segment_counts(reader, start_ns, end_ns - 1),
         "writer": {"heap_mib": args.writer_heap_mib, "threads": args.writer_threads},
         "sqlite_trigram": trigram,
@@ -906,6 +1109,9 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
             for variant in question.sqlite
         }
         connection.close()
+    if ch is not None:
+        report["clickhouse_version"] = ch.query("SELECT version()", "CSV").bytes().decode().strip().strip('"')
+        ch.close()
     return report
 
 
@@ -925,8 +1131,8 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"load average before/after: {report['load_average_before_after']}")
     print("build seconds: " + ", ".join(f"{name} {value:.1f}" for name, value in report["build_seconds"].items()))
     print("on disk: " + ", ".join(f"{name} {value / 2**20:,.0f} MiB" for name, value in report["sizes_bytes"].items()))
-    row = "{:<34} {:>19} {:>10}  {:<18} {:>19} {:>9}"
-    header = row.format("question", "logtraced p50/p99", "target", "sqlite variant", "sqlite p50/p99", "ratio")
+    row = "{:<34} {:>19} {:>10}  {:<25} {:>19} {:>9}"
+    header = row.format("question", "logtraced p50/p99", "target", "baseline", "baseline p50/p99", "ratio")
     print(header)
     print("-" * len(header))
     for entry in report["results"]:
@@ -934,16 +1140,24 @@ def print_table(report: dict[str, Any]) -> None:
         question = f"({entry['key']}) {entry['question']}"
         timing = f"{ours['p50_ms']:.2f}/{ours['p99_ms']:.2f}"
         target = f"<{entry['target_p50_ms']:.0f} {'ok' if entry['meets_target'] else 'MISS'}"
-        for variant in entry["sqlite"] or [None]:
+        variants = [("sqlite", v) for v in entry["sqlite"]] + [("ch", v) for v in entry.get("clickhouse", [])]
+        for engine, variant in variants or [("", None)]:
             if variant is None:
                 print(row.format(question, timing, target, "", "", ""))
                 continue
             ratio = variant["ratio_sqlite_to_logtraced"]
             theirs = f"{variant['p50_ms']:.2f}/{variant['p99_ms']:.2f}"
             same = "" if variant["same_answer"] else "  MISMATCH"
-            print(row.format(question, timing, target, variant["variant"], theirs, f"{ratio:.3g}x") + same)
+            name = f"{engine} {variant['variant']}"
+            print(row.format(question, timing, target, name, theirs, f"{ratio:.3g}x") + same)
             question = timing = target = ""
-    print("times in ms; ratio = sqlite p50 / logtraced p50 (above 1: logtraced is faster)")
+    print("times in ms; ratio = baseline p50 / logtraced p50 (above 1: logtraced is faster)")
+    print("memory: " + ", ".join(f"{k} {v / 2**20:,.0f} MiB" for k, v in report["memory"].items()))
+    raw = report.get("raw_bytes") or 0
+    if raw:
+        print(
+            "bytes on disk per raw byte: " + ", ".join(f"{k} {v / raw:.3f}" for k, v in report["sizes_bytes"].items())
+        )
     for mismatch in report["mismatches"]:
         print(f"!!! MISMATCH {mismatch}")
 

@@ -18,6 +18,8 @@ from logtraced.storage.backend import NO_DEADLINE, TenantView
 
 # A pattern's series has about this many buckets when the caller names no step.
 SERIES_BUCKETS: Final = 60
+# What pattern mining reads of an event: decoding nothing else makes a read several times cheaper.
+MINED_FIELDS: Final = frozenset({"timestamp", "message", "level"})
 # A baseline is read as this many equal slices, so a sampled day stands for the whole day.
 BASELINE_SLICES: Final = 24
 # Patterns kept from each period for the comparison: enough that a pattern outside the top of
@@ -53,7 +55,7 @@ def patterns_report(
     deadline: float = NO_DEADLINE,
 ) -> PatternsReport:
     """The `limit` commonest patterns among the newest `max_events` matching events of [start_ns, end_ns)."""
-    sample = newest_events(view, pipeline, start_ns, end_ns, max_events, deadline=deadline)
+    sample = newest_events(view, pipeline, start_ns, end_ns, max_events, deadline=deadline, fields=MINED_FIELDS)
     step = step_ns or default_step_ns(start_ns, end_ns)
     patterns = mine_patterns(sample.events, step_ns=step, limit=limit)
     return PatternsReport(patterns, len(sample.events), sample.sampled)
@@ -76,9 +78,16 @@ def insights_report(
     stand for, so a sampled period still compares per hour with the other.
     """
     window_start = now_ns - window_ns
-    window = newest_events(view, pipeline, window_start, now_ns, max_events, deadline=deadline)
+    window = newest_events(view, pipeline, window_start, now_ns, max_events, deadline=deadline, fields=MINED_FIELDS)
     baseline = spread_events(
-        view, pipeline, window_start - baseline_ns, window_start, max_events, BASELINE_SLICES, deadline=deadline
+        view,
+        pipeline,
+        window_start - baseline_ns,
+        window_start,
+        max_events,
+        BASELINE_SLICES,
+        deadline=deadline,
+        fields=MINED_FIELDS,
     )
     insights = compare_patterns(
         mine_patterns(window.events, step_ns=window_ns, limit=COMPARED_PATTERNS),

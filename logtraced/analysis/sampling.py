@@ -34,8 +34,9 @@ def newest_events(
     max_events: int,
     *,
     deadline: float = NO_DEADLINE,
+    fields: frozenset[str] | None = None,
 ) -> Sample:
-    """Up to `max_events` matching events of [start_ns, end_ns), newest first.
+    """Up to `max_events` matching events of [start_ns, end_ns), newest first, carrying `fields` (None: all).
 
     When more matched, the events read cover only the end of the period, from the oldest one read:
     rates computed from them divide by that span, not by the whole period.
@@ -45,7 +46,13 @@ def newest_events(
     more = True
     while more and len(events) < max_events:
         request = SearchRequest(
-            start_ns, end_ns, pipeline, min(PAGE_EVENTS, max_events - len(events)), after=after, deadline=deadline
+            start_ns,
+            end_ns,
+            pipeline,
+            min(PAGE_EVENTS, max_events - len(events)),
+            after=after,
+            deadline=deadline,
+            fields=fields,
         )
         page = view.search(request)
         events.extend(row.event for row in page.rows)
@@ -64,6 +71,7 @@ def spread_events(
     slices: int,
     *,
     deadline: float = NO_DEADLINE,
+    fields: frozenset[str] | None = None,
 ) -> Sample:
     """Up to `max_events` events spread over `slices` equal parts of the period, the newest of each.
 
@@ -77,7 +85,7 @@ def spread_events(
     for part in range(slices):
         low = start_ns + (end_ns - start_ns) * part // slices
         high = start_ns + (end_ns - start_ns) * (part + 1) // slices
-        sample = newest_events(view, pipeline, low, high, share, deadline=deadline)
+        sample = newest_events(view, pipeline, low, high, share, deadline=deadline, fields=fields)
         events.extend(sample.events)
         sampled = sampled or sample.sampled
         covered += sample.covered_ns

@@ -7,6 +7,8 @@ opens only the days its time range touches.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -85,11 +87,23 @@ def open_index(path: Path, *, stemming: bool, create: bool) -> tantivy.Index | N
         index = tantivy.Index.open(str(path))
     elif create:
         path.mkdir(parents=True, exist_ok=True)
-        index = tantivy.Index(schema.build_schema(stemming=stemming), path=str(path))
+        tantivy.Index(schema.build_schema(stemming=stemming), path=str(path))
+        _tune(path)
+        index = tantivy.Index.open(str(path))
     else:
         return None
     schema.register_tokenizers(index)
     return index
+
+
+def _tune(path: Path) -> None:
+    """Rewrite the fresh, still empty index's meta.json with `schema.tune_meta`, atomically (rename)."""
+    meta_path = path / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    schema.tune_meta(meta)
+    temporary = path / "meta.json.tuning"
+    temporary.write_text(json.dumps(meta))
+    os.replace(temporary, meta_path)
 
 
 def max_wal_seq(index: tantivy.Index) -> int:

@@ -7,15 +7,28 @@ window bounds the timestamp.  Label discovery (names, values, routed indexes) li
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import tantivy
 
 from logtraced.model import NS_PER_DAY, Tenant
+from logtraced.query.ast import Node
 from logtraced.storage.tantivy import schema
+from logtraced.storage.tantivy.compile import Compiled
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, open_index
+
+# (partition, commit mark, env, window clipped to the day, what was aggregated)
+LabelKey = tuple[Partition, int, str, tuple[int, int], str]
+# Label answers kept; past this the cache starts again (a bound, not a policy: entries are tiny).
+MAX_LABEL_ENTRIES: Final = 4096
+# Values per label and partition a cached answer holds; a larger `limit` asks for more.
+CACHED_VALUES: Final = 1000
+
+# Least recently used first; see storage/tantivy/search.py `_compile`.
+CompiledCache = OrderedDict[tuple[Node, bool], list[tuple[tantivy.Schema, Compiled]]]
 
 
 @dataclass
@@ -31,7 +44,9 @@ class IndexReader:
         self.layout = layout
         self.generation = 0
         self._open: dict[Partition, _Opened] = {}
-        self.label_cache: dict[tuple[Partition, str, int], frozenset[str]] = {}
+        self.label_cache: dict[LabelKey, frozenset[str]] = {}
+        # Compiled queries per (AST, stemming), one per schema: compiling builds term-dictionary automata.
+        self.compiled: CompiledCache = OrderedDict()
 
     def commit_mark(self, partition: Partition) -> int:
         """Changes whenever the partition commits (tantivy rewrites meta.json): a cache key for derived facts."""
@@ -39,6 +54,16 @@ class IndexReader:
             return (self.layout.path(partition) / "meta.json").stat().st_mtime_ns
         except OSError:
             return -1
+
+    def remember(self, key: LabelKey, found: frozenset[str]) -> None:
+        """Cache a partition's label answer; entries of the partition's earlier commits are dropped."""
+        partition, mark = key[0], key[1]
+        if len(self.label_cache) >= MAX_LABEL_ENTRIES:
+            self.label_cache.clear()
+        stale = [old for old in self.label_cache if old[0] == partition and old[1] != mark]
+        for old in stale:
+            del self.label_cache[old]
+        self.label_cache[key] = found
 
     def on_commit(self) -> None:
         self.generation += 1
@@ -95,39 +120,15 @@ def hit_count(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
     return int(result.count or 0)
 
 
-def _aggregate(
-    reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int, spec: dict[str, Any]
-) -> Iterator[dict[str, Any]]:
-    """Run a tantivy aggregation over each partition of the tenant in range (confined like every search)."""
-    for _, index, searcher in reader.searchers(tenant, start_ns, end_ns):
-        yield searcher.aggregate(reader.confine(index, tenant, start_ns, end_ns, None), spec)
-
-
 def label_field(name: str) -> str:
     """Event fields kept raw (labels, `org`, `tags`) are their own fields; any other name is an attribute path."""
     return name if name in schema.RAW_FIELDS or name == schema.TAGS else f"{schema.ATTRIBUTES}.{name}"
 
 
 def label_names(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int) -> list[str]:
-    """The canonical labels that carry at least one non-empty value in range, from the fast fields.
-
-    A day the window covers whole is answered from a cache keyed by the partition's last commit,
-    so repeated calls only aggregate the day still being written.
-    """
+    """The canonical labels that carry at least one non-empty value in range, from the fast fields."""
     present: set[str] = set()
-    for partition, index, searcher in reader.searchers(tenant, start_ns, end_ns):
-        day_start = partition.day * NS_PER_DAY
-        whole_day = start_ns <= day_start and day_start + NS_PER_DAY - 1 <= end_ns
-        key = (partition, tenant.env, reader.commit_mark(partition)) if whole_day else None
-        found = reader.label_cache.get(key) if key is not None else None
-        if found is None:
-            if key is not None:
-                index.reload()  # what gets cached must be at least as new as the mark read above
-                searcher = index.searcher()
-            query = reader.confine(index, tenant, start_ns, end_ns, None)
-            found = _labels_present(searcher.aggregate(query, _LABELS_SPEC))
-            if key is not None:
-                reader.label_cache[key] = found
+    for found in _per_partition(reader, tenant, start_ns, end_ns, "", _LABELS_SPEC, _labels_present):
         present |= found
     return [name for name in schema.LABEL_FIELDS if name in present]
 
@@ -145,14 +146,53 @@ def _labels_present(result: dict[str, Any]) -> frozenset[str]:
 
 def label_values(reader: IndexReader, tenant: Tenant, start_ns: int, end_ns: int, name: str, limit: int) -> list[str]:
     """Distinct values of a label in range (a canonical field or an attribute path), sorted, at most `limit`."""
-    spec = {"values": {"terms": {"field": label_field(name), "size": limit}}}
+    size = max(limit, CACHED_VALUES)
+    spec = {"values": {"terms": {"field": label_field(name), "size": size}}}
     values: set[str] = set()
-    for result in _aggregate(reader, tenant, start_ns, end_ns, spec):
-        for bucket in result.get("values", {}).get("buckets", []):
-            key = bucket["key"]
-            if key != "":
-                values.add(str(int(key)) if isinstance(key, float) and key.is_integer() else str(key))
+    for found in _per_partition(reader, tenant, start_ns, end_ns, f"{size}:{name}", spec, _values_found):
+        values |= found
     return sorted(values)[:limit]
+
+
+def _values_found(result: dict[str, Any]) -> frozenset[str]:
+    values: set[str] = set()
+    for bucket in result.get("values", {}).get("buckets", []):
+        key = bucket["key"]
+        if key != "":
+            values.add(str(int(key)) if isinstance(key, float) and key.is_integer() else str(key))
+    return frozenset(values)
+
+
+def _per_partition(
+    reader: IndexReader,
+    tenant: Tenant,
+    start_ns: int,
+    end_ns: int,
+    what: str,
+    spec: dict[str, Any],
+    read: Callable[[dict[str, Any]], frozenset[str]],
+) -> Iterator[frozenset[str]]:
+    """One aggregation's answer per partition in range, cached per partition commit.
+
+    The key is the partition, its last commit (`commit_mark`), the tenant's environment and the
+    window clipped to the day, so every window covering a day whole shares one entry and a commit
+    (or retention) is the only thing that makes an entry stale.  Before an answer is cached the
+    index is reloaded, so it is at least as new as the mark read first.
+    """
+    for partition in reader.partitions(tenant, start_ns, end_ns):
+        day_start = partition.day * NS_PER_DAY
+        clipped = (max(start_ns, day_start), min(end_ns, day_start + NS_PER_DAY - 1))
+        key = (partition, reader.commit_mark(partition), tenant.env, clipped, what)
+        found = reader.label_cache.get(key)
+        if found is None:
+            index = reader.index(partition)
+            if index is None:
+                continue
+            index.reload()
+            query = reader.confine(index, tenant, clipped[0], clipped[1], None)
+            found = read(index.searcher().aggregate(query, spec))
+            reader.remember(key, found)
+        yield found
 
 
 def has_index(reader: IndexReader, tenant: Tenant, name: str) -> bool:

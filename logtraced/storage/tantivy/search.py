@@ -9,6 +9,17 @@ Order is by timestamp, then by the event's unique id, so paging is exact: a curs
 page's boundary timestamp are read in full before the page is cut, so equal timestamps never
 make a row appear twice or go missing.
 
+Verified searches stop early.  A newest-N (or oldest-N) page whose query needs verification first
+reads the newest events of each partition in order and verifies them, as a scan with early stop
+would: a common substring fills the page after a few hundred events, without walking the term
+dictionary or ranking every candidate.  After a probe, when the observed match rate says the page
+would take more than `SCAN_MAX` events to fill, the rest of the partition (strictly after the last
+event scanned) is read through the index's candidates instead.  Either way rows come in exact
+(timestamp, id) order, so the page is exactly the one a full verification would give.
+
+Documents are decoded only as far as needed: verification reads the fields the query touches
+(`query_fields`), and a row carries the fields the request asks for (`SearchRequest.fields`).
+
 Counts per step run as a tantivy aggregation over the fast fields (a histogram on the timestamp
 with terms sub-aggregations per label) whenever the index answers the filter exactly and the
 labels are stored ones; only a filter that needs verification, or a parsed label, reads documents.
@@ -16,6 +27,7 @@ labels are stored ones; only a filter that needs verification, or a parsed label
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,17 +37,33 @@ from typing import Any, Final
 import tantivy
 
 from logtraced.errors import InvalidCursor, QueryTimeout
-from logtraced.model import Tenant
-from logtraced.query.pipeline import Pipeline
-from logtraced.query.verify import build_verifier, needs_stages
-from logtraced.storage.backend import CountRequest, CountResult, Row, SearchPage, SearchRequest, Series, Stats
+from logtraced.model import Event, Tenant
+from logtraced.query.ast import EVENT_FIELDS, MESSAGE, And, Compare, Exists, MatchAll, Node, Not, Or
+from logtraced.query.pipeline import Aggregate, Filter, Pipeline
+from logtraced.query.verify import Verifier, build_verifier, needs_stages
+from logtraced.storage.backend import (
+    NO_DEADLINE,
+    CountRequest,
+    CountResult,
+    Row,
+    SearchPage,
+    SearchRequest,
+    Series,
+    Stats,
+)
 from logtraced.storage.tantivy import schema
-from logtraced.storage.tantivy.compile import compile_query
+from logtraced.storage.tantivy.compile import Compiled, compile_query
 from logtraced.storage.tantivy.documents import event_from_document
-from logtraced.storage.tantivy.reader import IndexReader, hit_count
+from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_count
 
 FIRST_CHUNK: Final = 256
 MAX_CHUNK: Final = 8192
+# Hits sharing the boundary timestamp of a chunk read in the same pass as their count.
+BOUNDARY_HITS: Final = 64
+# Events of a partition verified in time order before deciding whether scanning will fill the page.
+SCAN_PROBE: Final = 256
+# The most events a scan may expect to read to fill the page; beyond, the index narrows instead.
+SCAN_MAX: Final = 8192
 # Distinct values per label one aggregation bucket reports; more and the count reads documents instead.
 MAX_AGGREGATED_VALUES: Final = 10_000
 _INTEGER: Final = tantivy.FieldType.Integer
@@ -72,6 +100,7 @@ class _Scan:
     deadline: float
     newest_first: bool = True
     after: SortKey | None = None
+    fields: frozenset[str] | None = None  # what rows carry (None: every field)
 
 
 def search(reader: IndexReader, tenant: Tenant, request: SearchRequest) -> SearchPage:
@@ -87,6 +116,7 @@ def search(reader: IndexReader, tenant: Tenant, request: SearchRequest) -> Searc
         request.deadline,
         request.newest_first,
         after,
+        request.fields,
     )
     page = SearchPage()
     plans: Iterable[_Plan] = _plans(reader, scan)
@@ -96,7 +126,8 @@ def search(reader: IndexReader, tenant: Tenant, request: SearchRequest) -> Searc
     else:
         page.total_exact = False
     last: SortKey | None = None
-    for position, (row, key) in enumerate(_matches(plans, scan, page.stats)):
+    wanted = request.offset + request.limit + 1
+    for position, (row, key) in enumerate(_matches(plans, scan, page.stats, wanted)):
         if position < request.offset:
             continue
         if len(page.rows) == request.limit:
@@ -122,6 +153,7 @@ class _Plan:
     query: tantivy.Query
     verify: bool
     stemming: bool
+    everything: tantivy.Query  # every event of the tenant and window: what a verifying scan reads
 
 
 def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
@@ -138,10 +170,37 @@ def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
         if index is None:
             continue
         stemming = schema.has_field(index.schema, schema.MESSAGE_STEMMED)
-        compiled = compile_query(prefilter, index.schema, stemming=stemming)
+        compiled = _compile(reader.compiled, prefilter, index.schema, stemming)
         user_query = _with_index(index, compiled.query, scan.index)
         query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
-        yield _Plan(index, index.searcher(), query, compiled.needs_verification or staged, stemming)
+        everything = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index))
+        verify = compiled.needs_verification or staged
+        yield _Plan(index, index.searcher(), query, verify, stemming, everything)
+
+
+COMPILED_QUERIES: Final = 256
+
+
+def _compile(cache: CompiledCache, node: Node, index_schema: tantivy.Schema, stemming: bool) -> Compiled:
+    """A query compiled once per schema and reused by every partition and search that has that schema.
+
+    Compiling builds term-dictionary automata (several ms for a substring), and the partitions
+    of a deployment share one or two schemas; like a statement cache, the least recently used go.
+    """
+    key = (node, stemming)
+    entries = cache.get(key)
+    if entries is None:
+        entries = cache[key] = []
+        if len(cache) > COMPILED_QUERIES:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    for known, compiled in entries:
+        if known == index_schema:
+            return compiled
+    compiled = compile_query(node, index_schema, stemming=stemming)
+    entries.append((index_schema, compiled))
+    return compiled
 
 
 def _total(plans: list[_Plan], page: SearchPage) -> None:
@@ -156,19 +215,175 @@ def _total(plans: list[_Plan], page: SearchPage) -> None:
     page.total = sum(hit_count(plan.searcher, plan.query) for plan in plans)
 
 
-def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats) -> Iterator[tuple[Row, SortKey]]:
-    """Matching rows in order across partitions, verified where the index alone cannot decide."""
+def _matches(
+    plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int | None = None
+) -> Iterator[tuple[Row, SortKey]]:
+    """Matching rows in order across partitions, verified where the index alone cannot decide.
+
+    `wanted` is how many rows the caller will take at most (None: all of them); it decides
+    whether a verified partition is scanned first.
+    """
+    found = 0
+    probe = _Probe()
+    verify_fields = query_fields(scan.pipeline)
     for plan in plans:
-        verify = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
-        for key, address in _ordered(plan.searcher, plan.index, plan.query, scan):
-            _check_deadline(scan.deadline)
-            event = event_from_document(plan.searcher.doc(address).to_dict(), key[1])
-            stats.lines_examined += 1
-            stats.bytes_examined += len(event.message)
-            verified = verify(event) if plan.verify else (event, {})
-            if verified is None:
-                continue
-            yield Row(*verified), key
+        decode = _Decoder(plan.searcher, scan.fields, verify_fields if plan.verify else None, stats, scan.deadline)
+        if not plan.verify:
+            first = FIRST_CHUNK if wanted is None else min(FIRST_CHUNK, max(wanted - found, 1))
+            for key, address in _ordered(plan.searcher, plan.index, plan.query, scan, first):
+                _check_deadline(scan.deadline)
+                found += 1
+                yield Row(decode.row(address, key), {}), key
+            continue
+        verifier = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
+        remaining = None if wanted is None else wanted - found
+        for row, key in _verified(plan, scan, decode, verifier, remaining, probe):
+            found += 1
+            yield row, key
+
+
+@dataclass
+class _Probe:
+    """What scanning has seen so far in this search: the match rate decides whether to keep scanning."""
+
+    scanned: int = 0
+    matched: int = 0
+
+    def worth_scanning(self, wanted: int) -> bool:
+        """Until the probe is done, yes; then only if the page should fill within `SCAN_MAX` events."""
+        if self.scanned < SCAN_PROBE:
+            return True
+        return self.matched > 0 and self.scanned * wanted <= SCAN_MAX * self.matched
+
+
+def _verified(
+    plan: _Plan, scan: _Scan, decode: _Decoder, verifier: Verifier, wanted: int | None, probe: _Probe
+) -> Iterator[tuple[Row, SortKey]]:
+    """One partition's verified rows: a scan in time order while it promises to fill the page, then the index.
+
+    The probe is shared by the partitions of one search, so a rare match is found out once, not per day.
+    """
+    rest = scan
+    if wanted is not None and probe.worth_scanning(wanted):
+        last: SortKey | None = None
+        for key, address in _ordered(plan.searcher, plan.index, plan.everything, scan):
+            row = _check(decode, verifier, address, key)
+            probe.scanned, last = probe.scanned + 1, key
+            if row is not None:
+                probe.matched += 1
+                wanted -= 1
+                yield row, key
+            if not probe.worth_scanning(max(wanted, 1)):
+                break
+        else:
+            return  # the scan read the whole partition
+        rest = dataclasses.replace(scan, after=last)
+    for key, address in _ordered(plan.searcher, plan.index, plan.query, rest):
+        row = _check(decode, verifier, address, key)
+        if row is not None:
+            yield row, key
+
+
+def _check(decode: _Decoder, verifier: Verifier, address: tantivy.DocAddress, key: SortKey) -> Row | None:
+    """The row of a candidate the pipeline accepts (read from the fields it tests first), else None."""
+    _check_deadline(decode.deadline)
+    document = decode.searcher.doc(address)
+    candidate = decode.for_verification(document, key)
+    verified = verifier(candidate)
+    if verified is None:
+        return None
+    shown, labels = verified
+    event = decode.project(document, key)
+    if shown.message != candidate.message:  # LogQL's line_format or unpack rewrote the line
+        event.message = shown.message
+    return Row(event, labels)
+
+
+class _Decoder:
+    """Stored documents to events, reading only the fields asked for, and the read counted in the stats."""
+
+    def __init__(
+        self,
+        searcher: tantivy.Searcher,
+        fields: frozenset[str] | None,
+        verify_fields: frozenset[str] | None,
+        stats: Stats,
+        deadline: float = NO_DEADLINE,
+    ) -> None:
+        self.searcher = searcher
+        self.fields = fields
+        self.verify_fields = verify_fields
+        self.stats = stats
+        self.deadline = deadline
+
+    def row(self, address: tantivy.DocAddress, key: SortKey) -> Event:
+        return self.project(self.searcher.doc(address), key)
+
+    def project(self, document: tantivy.Document, key: SortKey) -> Event:
+        event = _event(document, self.fields, key)
+        self.stats.lines_examined += 1
+        self.stats.bytes_examined += len(event.message)
+        return event
+
+    def for_verification(self, document: tantivy.Document, key: SortKey) -> Event:
+        return _event(document, self.verify_fields, key)
+
+
+def _event(document: tantivy.Document, fields: frozenset[str] | None, key: SortKey) -> Event:
+    """The event of a stored document, with only `fields` read (the rest keep `Event`'s defaults).
+
+    The timestamp and id come with the hit, from the fast fields: partitions do not store them.
+    """
+    timestamp, identifier = key
+    if fields is None or schema.ATTRIBUTES in fields:
+        documented = document.to_dict() if fields is None else {name: document.get_all(name) for name in fields}
+        event = event_from_document(documented, identifier)
+        event.timestamp = timestamp
+        return event
+    values: dict[str, Any] = {}
+    for name in fields - {schema.TIMESTAMP}:
+        if name == schema.TAGS:
+            values[name] = document.get_all(name)
+        else:
+            value = document.get_first(name)
+            if value is not None:
+                values[name] = value
+    return Event(timestamp, values.pop(schema.MESSAGE, ""), id=identifier, **values)
+
+
+def query_fields(pipeline: Pipeline) -> frozenset[str] | None:
+    """The event fields verifying `pipeline` reads (always the timestamp); None when it may read any.
+
+    A parse stage reads the field it parses and hands labels on, so only pipelines of filters are
+    narrowed; a field that is not an event field is an attribute path.
+    """
+    if pipeline.logql:
+        return None  # a LogQL row carries the stream labels and may rewrite the line: it reads everything
+    fields = {schema.TIMESTAMP}
+    for stage in pipeline.stages:
+        if isinstance(stage, Aggregate):
+            continue
+        if not isinstance(stage, Filter):
+            return None
+        _node_fields(stage.node, fields)
+    return frozenset(fields)
+
+
+def _node_fields(node: Node, fields: set[str]) -> None:
+    if isinstance(node, (And, Or)):
+        for child in node.children:
+            _node_fields(child, fields)
+    elif isinstance(node, Not):
+        _node_fields(node.child, fields)
+    elif isinstance(node, (Compare, Exists)):
+        name = node.field if node.field is not None else MESSAGE
+        fields.add(name if name in EVENT_FIELDS else schema.ATTRIBUTES)
+    elif not isinstance(node, MatchAll):
+        raise TypeError(f"unknown query node {node!r}")
+
+
+def _index_term(index: tantivy.Index, name: str | None) -> tantivy.Query | None:
+    return None if name is None else tantivy.Query.term_query(index.schema, schema.INDEX, name)
 
 
 def _with_index(index: tantivy.Index, query: tantivy.Query, name: str | None) -> tantivy.Query:
@@ -196,12 +411,12 @@ def _check_deadline(deadline: float) -> None:
 
 
 def _ordered(
-    searcher: tantivy.Searcher, index: tantivy.Index, query: tantivy.Query, scan: _Scan
+    searcher: tantivy.Searcher, index: tantivy.Index, query: tantivy.Query, scan: _Scan, first: int = FIRST_CHUNK
 ) -> Iterator[tuple[SortKey, tantivy.DocAddress]]:
-    """Every hit of `query` in (timestamp, id) order after `scan.after`, read in growing chunks."""
+    """Every hit of `query` in (timestamp, id) order after `scan.after`, read in chunks growing from `first`."""
     order = tantivy.Order.Desc if scan.newest_first else tantivy.Order.Asc
     after = scan.after
-    chunk = FIRST_CHUNK
+    chunk = first
     while True:
         _check_deadline(scan.deadline)
         bounded = _after(index, query, after, scan.newest_first)
@@ -235,7 +450,10 @@ def _all_at(
     """Every hit with exactly this timestamp: a page boundary must not split equal timestamps arbitrarily."""
     exact = _range(index, schema.TIMESTAMP, timestamp, timestamp)
     both = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, exact)])
-    hits = searcher.search(both, max(hit_count(searcher, both), 1), count=False).hits
+    result: Any = searcher.search(both, BOUNDARY_HITS, count=True)  # one pass unless the tie is large
+    hits = result.hits
+    if result.count > len(hits):
+        hits = searcher.search(both, result.count, count=False).hits
     return _keyed(searcher, [(timestamp, address) for _, address in hits])
 
 
@@ -264,7 +482,10 @@ def _range(index: tantivy.Index, name: str, low: int, high: int) -> tantivy.Quer
 def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountResult:
     """Matching events counted into steps aligned on `request.start_ns`, per set of `by` values."""
     started = time.perf_counter()
-    scan = _Scan(tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline)
+    scan = _Scan(
+        tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline,
+        fields=_count_fields(request),
+    )  # fmt: skip
     plans = list(_plans(reader, scan))
     result = CountResult()
     series: dict[tuple[str, ...], Series] = {}
@@ -279,6 +500,15 @@ def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountRe
     result.series = list(series.values())
     result.stats.seconds = time.perf_counter() - started
     return result
+
+
+def _count_fields(request: CountRequest) -> frozenset[str] | None:
+    """What counting reads of a verified event: the fields the query tests and the labels it groups by."""
+    needed = query_fields(request.pipeline)
+    if needed is None:
+        return None
+    labels = {name if name in schema.LABEL_FIELDS else schema.ATTRIBUTES for name in request.by}
+    return needed | labels
 
 
 def _aggregate(plan: _Plan, request: CountRequest, series: dict[tuple[str, ...], Series]) -> None:

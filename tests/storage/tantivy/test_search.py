@@ -1,0 +1,147 @@
+"""Verified searches that stop early give exactly the rows a full verification gives; projections read less."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from logtraced.model import NS_PER_DAY, Event
+from logtraced.query.evaluate import build_matcher
+from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline
+from logtraced.storage.backend import CountRequest, SearchRequest, TenantView
+from logtraced.storage.tantivy import search
+from logtraced.storage.tantivy.store import TantivyStore
+from tests.storage.test_store import MINE, NOW, config, write
+
+EVENTS = 3000
+SPAN_NS = 2 * NS_PER_DAY  # two day-partitions at least
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[TantivyStore, list[Event]]:
+    """Events over two days, some sharing a nanosecond; one in three says "connection", one in 500 "zq7x"."""
+    rng = random.Random(12)
+    events = []
+    for position in range(EVENTS):
+        timestamp = NOW - rng.randrange(SPAN_NS) // 1000 * 1000  # coarse: equal timestamps happen
+        words = ["connection refused" if position % 3 == 0 else "request done", f"n={position}"]
+        if position % 500 == 7:
+            words.append("key=aazq7xbb")
+        level = "error" if position % 5 == 0 else "info"
+        events.append(Event(timestamp, " ".join(words), level=level, service=f"svc{position % 4}"))
+    path = tmp_path_factory.mktemp("early")
+    cfg = config(path)
+    for first in range(0, EVENTS, 500):
+        write(cfg, [(MINE, events[first : first + 500])]).close()
+    return TantivyStore(cfg.data_path), events
+
+
+def expected(events: list[Event], pipeline: Pipeline, newest_first: bool) -> list[tuple[int, str]]:
+    """The reference answer: every event verified with evaluate.py, in (timestamp, id) order."""
+    test = build_matcher(pipeline.prefilter)
+    kept = [event for event in events if test(event, {})]
+    kept.sort(key=lambda event: (event.timestamp, event.message), reverse=newest_first)
+    return [(event.timestamp, event.message) for event in kept]
+
+
+def pages(view: TenantView, pipeline: Pipeline, limit: int, newest_first: bool) -> list[tuple[int, str]]:
+    """Every page in turn, following cursors."""
+    rows: list[tuple[int, str]] = []
+    after = None
+    while True:
+        request = SearchRequest(NOW - 3 * NS_PER_DAY, NOW + 1, pipeline, limit, newest_first, after=after)
+        page = view.search(request)
+        rows.extend((row.event.timestamp, row.event.message) for row in page.rows)
+        if not page.more:
+            return rows
+        after = page.cursor
+
+
+def substring(value: str) -> Pipeline:
+    return parse_pipeline({"pipeline": [{"type": "filter", "query": {"$contains": ["message", value]}}]})
+
+
+def regex(value: str) -> Pipeline:
+    return parse_pipeline({"pipeline": [{"type": "filter", "query": {"$regex": ["message", value]}}]})
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+@pytest.mark.parametrize(
+    ("pipeline", "limit"),
+    [
+        (substring("onnection refu"), 100),  # common: the scan fills every page
+        (substring("onnection refu"), 7),
+        (substring("zq7x"), 3),  # rare: the probe gives up and the index narrows
+        (regex("refused|zq7x"), 50),
+        (regex(r"n=\d*99\b"), 10),  # one in a hundred: the scan gives way part-way through a partition
+    ],
+)
+def test_early_stop_pages_equal_a_full_verification(
+    stored: tuple[TantivyStore, list[Event]], pipeline: Pipeline, limit: int, newest_first: bool
+) -> None:
+    store, events = stored
+    view = store.for_tenant(MINE)
+    got = pages(view, pipeline, limit, newest_first)
+    want = expected(events, pipeline, newest_first)
+    assert sorted(got) == sorted(want)
+    assert [timestamp for timestamp, _ in got] == [timestamp for timestamp, _ in want]
+
+
+def test_offsets_agree_with_the_full_answer(stored: tuple[TantivyStore, list[Event]]) -> None:
+    store, events = stored
+    pipeline = substring("zq7x")
+    want = expected(events, pipeline, True)
+    page = store.for_tenant(MINE).search(SearchRequest(NOW - 3 * NS_PER_DAY, NOW + 1, pipeline, 2, offset=2))
+    assert [row.event.timestamp for row in page.rows] == [timestamp for timestamp, _ in want[2:4]]
+
+
+def test_a_projection_reads_only_the_fields_asked_for(stored: tuple[TantivyStore, list[Event]]) -> None:
+    store, _ = stored
+    view = store.for_tenant(MINE)
+    fields = frozenset({"message", "timestamp"})
+    full = view.search(SearchRequest(NOW - 3 * NS_PER_DAY, NOW + 1, substring("zq7x"), 5))
+    projected = view.search(SearchRequest(NOW - 3 * NS_PER_DAY, NOW + 1, substring("zq7x"), 5, fields=fields))
+    assert [row.event.message for row in projected.rows] == [row.event.message for row in full.rows]
+    assert {row.event.service for row in projected.rows} == {""}
+    assert {row.event.service for row in full.rows} != {""}
+
+
+def test_verification_reads_the_fields_the_query_touches() -> None:
+    query = {"$and": [{"$contains": ["message", "x"]}, {"$eq": ["service", "a"]}, {"$eq": ["http.status", 500]}]}
+    pipeline = parse_pipeline({"pipeline": [{"type": "filter", "query": query}]})
+    assert search.query_fields(pipeline) == {"timestamp", "message", "service", "attributes"}
+    parsed = parse_pipeline({"pipeline": [{"type": "parse", "parser": "logfmt"}]})
+    assert search.query_fields(parsed) is None
+
+
+def test_verified_counts_agree_with_the_reference(stored: tuple[TantivyStore, list[Event]]) -> None:
+    store, events = stored
+    pipeline = Pipeline((Filter(regex("refused|zq7x").prefilter),))
+    start = NOW - 3 * NS_PER_DAY
+    result = store.for_tenant(MINE).count(CountRequest(start, NOW + 1, pipeline, NS_PER_DAY, by=("level",)))
+    counted = {series.labels["level"]: sum(series.counts.values()) for series in result.series}
+    test = build_matcher(pipeline.prefilter)
+    want: dict[str, int] = {}
+    for event in events:
+        if test(event, {}):
+            want[event.level] = want.get(event.level, 0) + 1
+    assert counted == want
+
+
+def test_label_answers_are_cached_until_the_partition_commits(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    write(cfg, [(MINE, [Event(NOW, "one", service="api")])]).close()
+    store = TantivyStore(cfg.data_path)
+    view = store.for_tenant(MINE)
+    window = (NOW - NS_PER_DAY, NOW + 1)
+    assert view.label_values("service", *window, 10) == ["api"]
+    assert view.label_names(*window) == ["service", "env"]
+    assert view.label_values("service", *window, 10) == ["api"]  # answered from the cache
+    time.sleep(0.01)  # the commit mark is meta.json's mtime
+    write(cfg, [(MINE, [Event(NOW - 1, "two", service="web", level="error")])]).close()
+    assert view.label_values("service", *window, 10) == ["api", "web"]
+    assert view.label_names(*window) == ["service", "level", "env"]
+    assert view.label_values("service", NOW, NOW + 1, 10) == ["api"]  # another window, its own entry
