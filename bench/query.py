@@ -896,13 +896,15 @@ class Timing:
     answer: Answer
 
 
-def measure(run: Callable[[], Answer], repeat: int, budget_seconds: float) -> Timing:
-    """One warm-up, then `repeat` timed runs (fewer, but at least 5, when a run is slow)."""
+def measure(run: Callable[[], Answer], repeat: int, budget_seconds: float, min_runs: int = 5) -> Timing:
+    """One warm-up, then `repeat` timed runs (fewer, but at least `min_runs`, when a run is slow)."""
     started = time.perf_counter()
     answer = run()
     warm_up = time.perf_counter() - started
     runs = (
-        repeat if warm_up * repeat <= budget_seconds else max(5, min(repeat, int(budget_seconds / max(warm_up, 1e-9))))
+        repeat
+        if warm_up * repeat <= budget_seconds
+        else max(min_runs, min(repeat, int(budget_seconds / max(warm_up, 1e-9))))
     )
     samples = []
     for _ in range(runs):
@@ -1000,6 +1002,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=30, help="timed runs of each query after one warm-up")
     parser.add_argument("--budget", type=float, default=30.0, help="seconds one measurement may take (>= 5 runs)")
+    parser.add_argument("--min-runs", type=int, default=5, help="timed runs of a slow query, at least")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--data-dir", type=Path, help="build here, or reuse the dataset built here before")
     parser.add_argument("--skip-sqlite", action="store_true", help="build and measure logtraced only")
@@ -1044,7 +1047,7 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
     load_before = list(os.getloadavg())
     for question in questions(view, connection, start_ns, end_ns, trigram):
         progress(f"measuring ({question.key}) {question.title} ...")
-        ours = measure(question.logtraced, args.repeat, args.budget)
+        ours = measure(question.logtraced, args.repeat, args.budget, args.min_runs)
         entry: dict[str, Any] = {
             "key": question.key,
             "question": question.title,
@@ -1060,7 +1063,7 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
         baselines = [("sqlite", variant) for variant in question.sqlite]
         baselines += [("clickhouse", variant) for variant in ch_variants.get(question.key, [])]
         for engine, variant in baselines:
-            theirs = measure(variant.run, args.repeat, args.budget)
+            theirs = measure(variant.run, args.repeat, args.budget, args.min_runs)
             mismatch = compare(ours.answer, theirs.answer)
             if mismatch:
                 mismatches.append(f"({question.key}) {question.title} vs {engine} {variant.name}: {mismatch}")
