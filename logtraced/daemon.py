@@ -14,7 +14,6 @@ import signal
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -45,25 +44,6 @@ WRITER_RESTART_DELAY_SECONDS = 1.0
 EXIT_STATUS_WAIT_SECONDS = 1.0
 # A small switch interval keeps threads that hand back the GIL (fsync, queries) from waiting long on the loop.
 GIL_SWITCH_INTERVAL_SECONDS = 0.0005
-
-
-@dataclass
-class Ports:
-    """The ports actually bound (the config may say 0 for 'any free port'), by protocol."""
-
-    by_protocol: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def tcp(self) -> int | None:
-        return self.by_protocol.get("tcp")
-
-    @property
-    def udp(self) -> int | None:
-        return self.by_protocol.get("udp")
-
-    @property
-    def http(self) -> int | None:
-        return self.by_protocol.get("http")
 
 
 class WriterLink:
@@ -166,7 +146,7 @@ class Server:
         self.config = config
         self.config_path = config_path
         self.config_overrides = dict(config_overrides or {})
-        self.ports = Ports()
+        self.ports: dict[str, int] = {}  # bound port per listener (the config may say 0: any free port)
         self.log = get_logger("daemon")
         self.stop_requested = asyncio.Event()
         self.listeners: list[Receiver | HttpServer] = []
@@ -204,7 +184,7 @@ class Server:
                 "no_api_keys",
                 hint=f"create the first key with: logtraced keys create --data-dir {data_dir}",
             )
-        self.log.info("daemon_ready", **{f"{name}_port": port for name, port in self.ports.by_protocol.items()},
+        self.log.info("daemon_ready", **{f"{name}_port": port for name, port in self.ports.items()},
                       data_dir=str(data_dir))  # fmt: skip
         _notify_systemd("READY=1")
         return self.services
@@ -219,7 +199,7 @@ class Server:
             reason = exc.strerror or str(exc)
             raise StartupError(f"the {listener.name} listener cannot listen on {listener.address}: {reason}") from exc
         self.listeners.append(listener)
-        self.ports.by_protocol[listener.name] = port
+        self.ports[listener.name] = port
         self.log.info(f"{listener.name}_listening", address=listener.address, port=port)
 
     async def serve(self) -> None:
