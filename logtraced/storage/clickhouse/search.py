@@ -13,7 +13,6 @@ place the tenant and window are added: every statement's WHERE starts with it.
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,13 +20,14 @@ from typing import Any, Final
 
 import msgspec
 
-from logtraced.errors import InvalidCursor, QueryTimeout
+from logtraced.errors import QueryTimeout
 from logtraced.model import Event, Tenant
 from logtraced.query.pipeline import Parse, Pipeline
 from logtraced.storage.backend import CountRequest, CountResult, Row, SearchPage, SearchRequest, Series, Stats
 from logtraced.storage.clickhouse.client import Client, Rows, Settings
 from logtraced.storage.clickhouse.compile_sql import Params, compile_condition
 from logtraced.storage.clickhouse.schema import COLUMNS, LABEL_COLUMNS, Target
+from logtraced.storage.cursor import SortKey, decode_cursor, encode_cursor
 
 FIRST_CHUNK: Final = 256
 MAX_CHUNK: Final = 8192
@@ -35,24 +35,6 @@ MAX_CHUNK: Final = 8192
 MAX_VERIFIED_TOTAL: Final = 100_000
 _SELECT: Final = ", ".join(f"`{name}`" for name in COLUMNS)
 _decode_attributes: Final = msgspec.json.Decoder(dict[str, Any]).decode
-_CURSOR: Final = struct.Struct(">qq")
-_LIMITS: Final = (-(2**63), 2**63 - 1)
-
-SortKey = tuple[int, int]  # (timestamp ns, event id)
-
-
-def encode_cursor(key: SortKey) -> bytes:
-    return _CURSOR.pack(*key)
-
-
-def decode_cursor(cursor: bytes) -> SortKey:
-    """A cursor this backend wrote; anything else is InvalidCursor (a client may have edited it)."""
-    if len(cursor) != _CURSOR.size:
-        raise InvalidCursor("the cursor is not one this server issued")
-    timestamp, identifier = _CURSOR.unpack(cursor)
-    if timestamp in _LIMITS or identifier in _LIMITS:
-        raise InvalidCursor("the cursor is not one this server issued")
-    return timestamp, identifier
 
 
 @dataclass(frozen=True)

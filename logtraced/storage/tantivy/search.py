@@ -28,7 +28,6 @@ labels are stored ones; only a filter that needs verification, or a parsed label
 from __future__ import annotations
 
 import dataclasses
-import struct
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from typing import Any, Final
 
 import tantivy
 
-from logtraced.errors import InvalidCursor, QueryTimeout
+from logtraced.errors import QueryTimeout
 from logtraced.model import Event, Tenant
 from logtraced.query.ast import EVENT_FIELDS, MESSAGE, And, Compare, Exists, MatchAll, Node, Not, Or
 from logtraced.query.pipeline import Aggregate, Filter, Pipeline
@@ -51,6 +50,7 @@ from logtraced.storage.backend import (
     Series,
     Stats,
 )
+from logtraced.storage.cursor import SortKey, decode_cursor, encode_cursor
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.compile import Compiled, compile_query
 from logtraced.storage.tantivy.documents import event_from_document
@@ -69,23 +69,6 @@ MAX_AGGREGATED_VALUES: Final = 10_000
 _INTEGER: Final = tantivy.FieldType.Integer
 _MIN_I64: Final = -(2**63)
 _MAX_I64: Final = 2**63 - 1
-_CURSOR: Final = struct.Struct(">qq")
-
-SortKey = tuple[int, int]  # (timestamp ns, event id)
-
-
-def encode_cursor(key: SortKey) -> bytes:
-    return _CURSOR.pack(*key)
-
-
-def decode_cursor(cursor: bytes) -> SortKey:
-    """A cursor this backend wrote; anything else is InvalidCursor (a client may have edited it)."""
-    if len(cursor) != _CURSOR.size:
-        raise InvalidCursor("the cursor is not one this server issued")
-    timestamp, identifier = _CURSOR.unpack(cursor)
-    if _MIN_I64 in (timestamp, identifier) or _MAX_I64 in (timestamp, identifier):
-        raise InvalidCursor("the cursor is not one this server issued")
-    return timestamp, identifier
 
 
 @dataclass(frozen=True)
