@@ -36,7 +36,7 @@ from typing import Any, Final
 import tantivy
 
 from logtraced.errors import QueryTimeout
-from logtraced.model import Event, Tenant
+from logtraced.model import NS_PER_DAY, Event, Tenant
 from logtraced.query.ast import EVENT_FIELDS, MESSAGE, And, Compare, Exists, MatchAll, Node, Not, Or
 from logtraced.query.pipeline import Aggregate, Filter, Pipeline
 from logtraced.query.verify import Verifier, build_verifier, needs_stages
@@ -58,6 +58,8 @@ from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_cou
 
 FIRST_CHUNK: Final = 256
 MAX_CHUNK: Final = 8192
+# The first chunk read of a time slice sized to hold FIRST_CHUNK events: one pass reads it whole.
+SLICE_CHUNK: Final = 4 * FIRST_CHUNK
 # Hits sharing the boundary timestamp of a chunk read in the same pass as their count.
 BOUNDARY_HITS: Final = 64
 # Events of a partition verified in time order before deciding whether scanning will fill the page.
@@ -137,6 +139,7 @@ class _Plan:
     verify: bool
     stemming: bool
     everything: tantivy.Query  # every event of the tenant and window: what a verifying scan reads
+    day: int  # the partition's UTC day (days since the epoch)
 
 
 def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
@@ -158,7 +161,7 @@ def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
         query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
         everything = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index))
         verify = compiled.needs_verification or staged
-        yield _Plan(index, index.searcher(), query, verify, stemming, everything)
+        yield _Plan(index, index.searcher(), query, verify, stemming, everything, partition.day)
 
 
 COMPILED_QUERIES: Final = 256
@@ -249,7 +252,7 @@ def _verified(
     rest = scan
     if wanted is not None and probe.worth_scanning(wanted):
         last: SortKey | None = None
-        for key, address in _ordered(plan.searcher, plan.index, plan.everything, scan):
+        for key, address in _sliced(plan, scan):
             row = _check(decode, verifier, address, key)
             probe.scanned, last = probe.scanned + 1, key
             if row is not None:
@@ -417,6 +420,37 @@ def _ordered(
             return
         after = rows[-1][0]
         chunk = min(chunk * 4, MAX_CHUNK)
+
+
+def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddress]]:
+    """Every event of the partition's window in order, read through time slices of about a chunk each.
+
+    Ordering a whole day's events to take the newest few hundred ranks all of them (a full pass
+    of the timestamp column per chunk); a slice bounded by timestamp ranks only its own.  Slices
+    are disjoint and taken in scan order, so their concatenation is ordered; each is sized from the
+    partition's event density and doubles with every slice read (fourfold when one came back short).
+    """
+    low = max(scan.start_ns, plan.day * NS_PER_DAY)
+    high = min(scan.end_ns - 1, (plan.day + 1) * NS_PER_DAY - 1)
+    after = scan.after
+    if after is not None:
+        high, low = (min(high, after[0]), low) if scan.newest_first else (high, max(low, after[0]))
+    width = max(NS_PER_DAY * FIRST_CHUNK // max(plan.searcher.num_docs, 1), 1)
+    while low <= high:
+        first, last = (max(low, high - width + 1), high) if scan.newest_first else (low, min(high, low + width - 1))
+        bounded = tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Must, plan.everything),
+                (tantivy.Occur.Must, _range(plan.index, schema.TIMESTAMP, first, last)),
+            ]
+        )
+        read = 0
+        for item in _ordered(plan.searcher, plan.index, bounded, dataclasses.replace(scan, after=after), SLICE_CHUNK):
+            read += 1
+            yield item
+        high, low = (first - 1, low) if scan.newest_first else (high, last + 1)
+        after = None  # later slices lie wholly beyond the cursor
+        width *= 4 if read < FIRST_CHUNK else 2  # still reading: the page needs more than one slice held
 
 
 def _keyed(
