@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -84,6 +85,72 @@ class TcpConfig(StreamListenerConfig, frozen=True):
 
 class UdpConfig(DatagramListenerConfig, frozen=True):
     port: int = 5000
+
+
+class DualListenerConfig(StreamListenerConfig, frozen=True):
+    """A protocol served on TCP and, unless `udp_enabled` is false, on UDP at the same host and port."""
+
+    udp_enabled: bool = True
+    receive_buffer_bytes: int = 8 * 1024 * 1024
+
+    def datagram(self) -> DatagramListenerConfig:
+        """The UDP listener's settings: the section's address and tenant."""
+        return DatagramListenerConfig(
+            enabled=self.enabled and self.udp_enabled,
+            host=self.host,
+            port=self.port,
+            org=self.org,
+            environment=self.environment,
+            receive_buffer_bytes=self.receive_buffer_bytes,
+        )
+
+
+class ForwardSharedKey(_Section, frozen=True):
+    """A Fluentd forward shared key, in clear (the handshake digest needs it), and the tenant it selects."""
+
+    key: str
+    org: str
+    environment: str = "production"
+
+
+class ForwardConfig(DualListenerConfig, frozen=True):
+    """Fluentd Forward protocol v1 on TCP; the UDP port only answers heartbeats."""
+
+    port: int = 24224
+    max_frame_bytes: int = 64 * 1024 * 1024
+    max_decompressed_bytes: int = 256 * 1024 * 1024
+    require_shared_key: bool = False
+    shared_keys: list[ForwardSharedKey] = []
+    self_hostname: str = "logtraced"
+
+
+class BeatsConfig(StreamListenerConfig, frozen=True):
+    """Lumberjack v2 (Filebeat, Winlogbeat and Logstash `output.logstash`)."""
+
+    port: int = 5044
+    max_frame_bytes: int = 64 * 1024 * 1024
+    max_decompressed_bytes: int = 256 * 1024 * 1024
+    max_window_events: int = 65536
+    max_window_bytes: int = 256 * 1024 * 1024
+    keepalive_seconds: float = 10.0
+
+
+class SyslogConfig(DualListenerConfig, frozen=True):
+    """RFC 5424 and RFC 3164 over TCP (octet-counted or LF/NUL framing, optional TLS) and UDP."""
+
+    port: int = 5514
+    max_message_bytes: int = 64 * 1024
+    timezone: str = "UTC"
+
+
+class GelfConfig(DualListenerConfig, frozen=True):
+    """GELF 1.1: NUL-delimited over TCP; plain, zlib, gzip and chunked over UDP."""
+
+    port: int = 12201
+    max_message_bytes: int = 1024 * 1024
+    max_pending_messages: int = 1000
+    max_pending_bytes: int = 32 * 1024 * 1024
+    chunk_timeout_seconds: float = 5.0
 
 
 class HttpConfig(_Section, frozen=True):
@@ -210,6 +277,10 @@ class Config(_Section, frozen=True):
     log: LogConfig = LogConfig()
     tcp: TcpConfig = TcpConfig()
     udp: UdpConfig = UdpConfig()
+    forward: ForwardConfig = ForwardConfig()
+    beats: BeatsConfig = BeatsConfig()
+    syslog: SyslogConfig = SyslogConfig()
+    gelf: GelfConfig = GelfConfig()
     http: HttpConfig = HttpConfig()
     wal: WalConfig = WalConfig()
     index: IndexConfig = IndexConfig()
@@ -324,6 +395,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"{section}.tls_cert_file and {section}.tls_key_file must be set together")
     _check_port("http.port", config.http.port)
     _check_distinct_ports(config)
+    _check_protocols(config)
     positives = {
         "tcp.max_line_bytes": config.tcp.max_line_bytes,
         "http.max_body_bytes": config.http.max_body_bytes,
@@ -373,6 +445,47 @@ def _check_clickhouse(section: ClickHouseConfig) -> None:
         raise ConfigError(f"clickhouse.database: {section.database!r} is not a plain identifier ({_IDENTIFIER})")
     if section.cluster and not IDENTIFIER_PATTERN.fullmatch(section.cluster):
         raise ConfigError(f"clickhouse.cluster: {section.cluster!r} is not a plain identifier ({_IDENTIFIER})")
+
+
+def _check_protocols(config: Config) -> None:
+    """The stream protocols' bounds, the syslog zone and forward's shared keys."""
+    positives: dict[str, float] = {
+        "forward.max_frame_bytes": config.forward.max_frame_bytes,
+        "forward.max_decompressed_bytes": config.forward.max_decompressed_bytes,
+        "beats.max_frame_bytes": config.beats.max_frame_bytes,
+        "beats.max_decompressed_bytes": config.beats.max_decompressed_bytes,
+        "beats.max_window_events": config.beats.max_window_events,
+        "beats.max_window_bytes": config.beats.max_window_bytes,
+        "syslog.max_message_bytes": config.syslog.max_message_bytes,
+        "gelf.max_message_bytes": config.gelf.max_message_bytes,
+        "gelf.max_pending_messages": config.gelf.max_pending_messages,
+        "gelf.max_pending_bytes": config.gelf.max_pending_bytes,
+        "gelf.chunk_timeout_seconds": config.gelf.chunk_timeout_seconds,
+    }
+    for key, value in positives.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: must be greater than 0, got {value}")
+    if not 1 <= config.beats.keepalive_seconds <= 25:
+        # Filebeat gives up on a window after `timeout` (30 s) without an ACK.
+        raise ConfigError(f"beats.keepalive_seconds: must be between 1 and 25, got {config.beats.keepalive_seconds}")
+    try:
+        ZoneInfo(config.syslog.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"syslog.timezone: {config.syslog.timezone!r} is not a time zone name (e.g. UTC, Europe/Berlin)"
+        ) from None
+    forward = config.forward
+    if forward.require_shared_key and not forward.shared_keys:
+        raise ConfigError("forward.require_shared_key: true needs at least one entry in forward.shared_keys")
+    seen: set[str] = set()
+    for number, shared in enumerate(forward.shared_keys):
+        where = f"forward.shared_keys[{number}]"
+        if not shared.key:
+            raise ConfigError(f"{where}.key: must not be empty")
+        if shared.key in seen:
+            raise ConfigError(f"{where}.key: the same key is listed twice")
+        seen.add(shared.key)
+        _check_tenant(f"{where}.org", shared.org, f"{where}.environment", shared.environment)
 
 
 def listener_sections(config: Config) -> dict[str, ListenerConfig]:

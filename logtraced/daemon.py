@@ -23,7 +23,7 @@ import msgspec
 from logtraced.api.app import HttpServer
 from logtraced.api.context import Services
 from logtraced.auth.services import AuthServices, tiers_from_config
-from logtraced.config import Config, load_config
+from logtraced.config import Config, StreamListenerConfig, listener_sections, load_config
 from logtraced.errors import ConfigError, StartupError, StorageError
 from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.ingest.receiver import Receiver
@@ -294,7 +294,10 @@ def run(config: Config, config_path: str | None = None, config_overrides: Mappin
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     configure_logging(config.log)
-    _raise_open_file_limit(config.tcp.max_connections)
+    # Sized for the busiest listener's connections: summing every listener's bound would warn on most hosts.
+    _raise_open_file_limit(
+        max(s.max_connections for s in listener_sections(config).values() if isinstance(s, StreamListenerConfig))
+    )
     uvloop.run(serve(config, config_path, config_overrides))
 
 

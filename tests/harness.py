@@ -17,6 +17,16 @@ from pathlib import Path
 from typing import Any
 
 READY_TIMEOUT_SECONDS = 30.0
+# Every listener section beside tcp/udp/http (which have flags): bound to loopback on a free port,
+# so daemons started side by side never clash on a protocol's standard port.
+PROTOCOL_SECTIONS = ("forward", "beats", "syslog", "gelf")
+
+
+def loopback_any_port_flags() -> list[str]:
+    flags: list[str] = []
+    for section in PROTOCOL_SECTIONS:
+        flags += ["--set", f"{section}.host=127.0.0.1", "--set", f"{section}.port=0"]
+    return flags
 
 
 BACKEND_VARIABLE = "TEST_STORAGE_BACKEND"  # not LOGTRACED_*: that prefix is configuration
@@ -29,7 +39,10 @@ def backend_args() -> list[str]:
 
 
 class DaemonProcess:
-    """`logtraced serve` in a temporary data directory; ports are read from its `daemon_ready` log line."""
+    """`logtraced serve` in a temporary data directory; ports are read from its `daemon_ready` log line.
+
+    `ports` maps every listener's name (`tcp`, `forward`, `syslog_udp`, ...) to its bound port.
+    """
 
     def __init__(self, data_dir: Path, *extra_args: str, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
@@ -38,6 +51,7 @@ class DaemonProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.lines: list[dict[str, Any]] = []
         self.tcp_port = self.udp_port = self.http_port = 0
+        self.ports: dict[str, int] = {}
         self._ready = threading.Event()
 
     def start(self) -> DaemonProcess:
@@ -63,6 +77,7 @@ class DaemonProcess:
             "--log-format",
             "json",
             *backend_args(),
+            *loopback_any_port_flags(),
             *self.extra_args,
         ]
         environment = {**os.environ, **self.env}
@@ -89,6 +104,7 @@ class DaemonProcess:
                 line = {"event": "unparsed", "text": raw.decode(errors="replace")}
             self.lines.append(line)
             if line.get("event") == "daemon_ready":
+                self.ports = {key[: -len("_port")]: value for key, value in line.items() if key.endswith("_port")}
                 self.tcp_port = line.get("tcp_port") or 0
                 self.udp_port = line.get("udp_port") or 0
                 self.http_port = line.get("http_port") or 0
@@ -152,9 +168,21 @@ class DaemonProcess:
         with socket.create_connection(("127.0.0.1", self.tcp_port)) as sock:
             sock.sendall(payload)
 
-    def send_udp(self, payload: bytes) -> None:
+    def send_udp(self, payload: bytes, listener: str = "udp") -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.sendto(payload, ("127.0.0.1", self.udp_port))
+            sock.sendto(payload, ("127.0.0.1", self.ports[listener]))
+
+    def send_stream(self, listener: str, payload: bytes) -> None:
+        """Write `payload` on one connection to a stream listener (`tcp`, `syslog`, `gelf`, ...) and close it."""
+        with socket.create_connection(("127.0.0.1", self.ports[listener])) as sock:
+            sock.sendall(payload)
+
+    def protocol_counters(self, key: str) -> dict[str, Any]:
+        """Every listener's counters from /v1/health (`key` is an API key's secret)."""
+        status, _, body = self.request("GET", "/v1/health", headers={"Authorization": f"Bearer {key}"})
+        assert status in (200, 503), body
+        protocols: dict[str, Any] = body["protocols"]
+        return protocols
 
 
 def _json_or_text(payload: bytes) -> Any:

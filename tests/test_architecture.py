@@ -77,3 +77,15 @@ def test_api_never_imports_the_daemon_and_storage_never_imports_ingest_or_api() 
             assert "logtraced.daemon" not in targets, name
         if name.startswith("logtraced.storage"):
             assert not {t for t in targets if t.startswith(("logtraced.ingest", "logtraced.api"))}, name
+
+
+SANS_IO_CODECS = ("framing", "msgpackstream", "forward", "beats", "syslog", "gelf")
+IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "uvloop", "aiohttp"}
+
+
+def test_protocol_codecs_are_sans_io() -> None:
+    """The wire codecs take bytes and give values; sockets and the loop belong to their `*_receiver` glue."""
+    for name in SANS_IO_CODECS:
+        imported = imports_of(PACKAGE / "ingest" / f"{name}.py")
+        assert not {module.split(".")[0] for module in imported} & IO_MODULES, name
+        assert not {m for m in imported if m.startswith(("logtraced.ingest.stream", "logtraced.ingest.datagram"))}, name

@@ -93,6 +93,18 @@ class TestValidation:
             ("[auth]\ndefault_tier = 'gold'\n", "auth.default_tier"),
             ("[tcp]\ntls_cert_file = '/x.pem'\n", "tcp.tls_key_file"),
             ("nonsense = 1\n", "nonsense"),
+            ("[syslog]\ntimezone = 'Mars/Olympus'\n", "syslog.timezone"),
+            ("[syslog]\ntimezone = '../etc/passwd'\n", "syslog.timezone"),
+            ("[syslog]\nmax_message_bytes = 0\n", "syslog.max_message_bytes"),
+            ("[gelf]\nport = -1\n", "gelf.port"),
+            ("[gelf]\nchunk_timeout_seconds = 0\n", "gelf.chunk_timeout_seconds"),
+            ("[beats]\nkeepalive_seconds = 40\n", "beats.keepalive_seconds"),
+            ("[beats]\norg = 'Acme'\n", "beats.org"),
+            ("[forward]\nrequire_shared_key = true\n", "forward.shared_keys"),
+            ("[[forward.shared_keys]]\nkey = ''\norg = 'acme'\n", "forward.shared_keys[0].key"),
+            ("[[forward.shared_keys]]\nkey = 'k'\norg = 'Bad Org'\n", "forward.shared_keys[0].org"),
+            ("[[forward.shared_keys]]\nkey = 'k'\n", "org"),
+            ("[syslog]\ntls_key_file = '/k.pem'\n", "syslog.tls_cert_file"),
         ],
     )
     def test_bad_value_names_the_key(self, tmp_path: Path, toml: str, named: str) -> None:
@@ -114,3 +126,42 @@ class TestValidation:
     def test_org_with_trailing_newline_is_rejected(self) -> None:
         with pytest.raises(ConfigError, match="tcp.org"):
             load_config(None, environ={}, overrides={"tcp.org": "acme\n"})
+
+
+class TestProtocolSections:
+    """Every shipper protocol has a section, enabled by default on its standard port, set like any other."""
+
+    def test_standard_ports(self) -> None:
+        config = load_config(None, environ={})
+        ports = {name: (getattr(config, name).enabled, getattr(config, name).port) for name in PROTOCOLS}
+        assert ports == {"forward": (True, 24224), "beats": (True, 5044), "syslog": (True, 5514), "gelf": (True, 12201)}
+        assert (config.syslog.timezone, config.forward.require_shared_key) == ("UTC", False)
+
+    def test_environment_and_flags(self) -> None:
+        config = load_config(
+            None,
+            environ={"LOGTRACED_SYSLOG_TIMEZONE": "Europe/Berlin", "LOGTRACED_GELF_UDP_ENABLED": "false"},
+            overrides={"beats.port": 0, "forward.shared_keys": [{"key": "s3cret", "org": "acme"}]},
+        )
+        assert (config.syslog.timezone, config.gelf.udp_enabled, config.beats.port) == ("Europe/Berlin", False, 0)
+        assert config.gelf.datagram().enabled is False
+        assert (config.forward.shared_keys[0].org, config.forward.shared_keys[0].environment) == ("acme", "production")
+
+    def test_a_shared_key_listed_twice_is_refused(self) -> None:
+        keys = [{"key": "same", "org": "a"}, {"key": "same", "org": "b"}]
+        with pytest.raises(ConfigError, match=re.escape("forward.shared_keys[1].key")):
+            load_config(None, environ={}, overrides={"forward.shared_keys": keys})
+
+    def test_the_udp_listener_shares_the_sections_address_and_tenant(self) -> None:
+        syslog = load_config(None, environ={}, overrides={"syslog.org": "acme", "syslog.port": 1514}).syslog
+        udp = syslog.datagram()
+        assert (udp.enabled, udp.host, udp.port, udp.org, udp.environment) == (
+            True,
+            "0.0.0.0",
+            1514,
+            "acme",
+            "production",
+        )
+
+
+PROTOCOLS = ("forward", "beats", "syslog", "gelf")

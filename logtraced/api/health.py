@@ -123,6 +123,7 @@ def build_report(state: Services, progress: Progress) -> dict[str, Any]:
             "seconds_since_commit": since_commit,
         },
         "counters": {**dataclasses.asdict(pipeline.counters), **pipeline.masking_counters()},
+        "protocols": {name: dataclasses.asdict(counters) for name, counters in sorted(pipeline.protocols.items())},
     }
     if status != "healthy":
         report["reasons"] = unhealthy + degraded

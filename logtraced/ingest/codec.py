@@ -23,13 +23,20 @@ class Decoded:
     truncated: int = 0  # frames cut at the size bound: stored, tagged _truncated
     parse_failures: int = 0  # frames stored as raw text, tagged as the protocol's parse failure
     no_message: int = 0  # events stored with no message found in any known spelling (tagged _nomessage)
+    parse_failure_cause: str = "json_parse_failure"  # how warnings name those (`<listener>_<cause>`)
+    flagged: dict[str, int] = field(default_factory=dict)  # stored, but tagged for a fault, by cause
     rejected: dict[str, int] = field(default_factory=dict)  # input refused (not stored), by cause
-    reply: bytes = b""  # sent back once these events are durable (forward ack, beats ACK)
+    reply: bytes = b""  # sent back once these events are durable (forward ack, beats ACK), in order
     close: str = ""  # a cause after which the connection cannot go on (framing lost)
     tenant: Tenant | None = None  # a credential carried by the protocol chose this tenant
 
     def reject(self, cause: str, count: int = 1) -> None:
-        self.rejected[cause] = self.rejected.get(cause, 0) + count
+        if count:
+            self.rejected[cause] = self.rejected.get(cause, 0) + count
+
+    def flag(self, cause: str, count: int = 1) -> None:
+        if count:
+            self.flagged[cause] = self.flagged.get(cause, 0) + count
 
     def mark_source(self, source: dict[str, object]) -> None:
         """Keep the sender's address on every event (`source.address`, `source.port`), as Logstash keeps its
@@ -51,6 +58,13 @@ class StreamCodec(Protocol):
 
     def close(self) -> Decoded:
         """The sender is gone: whatever partial input is buffered, as events where it can be."""
+        ...
+
+    def keepalive(self) -> bytes:
+        """What to write while replies wait on the disk, so the sender keeps waiting (beats' ACK 0), or nothing.
+
+        The glue calls it every `keepalive_seconds` of its listener, only while a reply is pending.
+        """
         ...
 
 

@@ -1,17 +1,20 @@
 """The UDP glue every datagram protocol shares: decode each datagram with the protocol's decoder, submit, count.
 
 UDP cannot push back, so when the backlog is full a datagram is refused and counted.  A reply
-the decoder asks for (a heartbeat's echo) goes straight back to the sender.
+the decoder asks for (a heartbeat's echo) goes straight back to the sender.  A decoder that
+holds state between datagrams (GELF's chunk assembler) passes `housekeeping`, called every
+`housekeeping_seconds` to expire that state and report what it dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from logtraced.config import DatagramListenerConfig
-from logtraced.ingest.codec import DatagramDecoder
+from logtraced.ingest.codec import DatagramDecoder, Decoded
 from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import Tenant
@@ -23,12 +26,22 @@ class DatagramListener(asyncio.DatagramProtocol):
     network = "udp"
 
     def __init__(
-        self, name: str, config: DatagramListenerConfig, pipeline: IngestPipeline, decode: DatagramDecoder
+        self,
+        name: str,
+        config: DatagramListenerConfig,
+        pipeline: IngestPipeline,
+        decode: DatagramDecoder,
+        *,
+        housekeeping: Callable[[], Decoded] | None = None,
+        housekeeping_seconds: float = 1.0,
     ) -> None:
         self.name = name
         self.config = config
         self.pipeline = pipeline
         self.decode = decode
+        self.housekeeping = housekeeping
+        self.housekeeping_seconds = housekeeping_seconds
+        self.housekeeping_timer: asyncio.TimerHandle | None = None
         self.tenant = Tenant(config.org, config.environment)
         self.transport: asyncio.DatagramTransport | None = None
         self.log = get_logger(name)
@@ -40,6 +53,7 @@ class DatagramListener(asyncio.DatagramProtocol):
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
+        self.pipeline.protocol(self.name)  # health lists the listener before its first datagram
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -48,7 +62,14 @@ class DatagramListener(asyncio.DatagramProtocol):
         transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
         self.transport = transport
         port: int = sock.getsockname()[1]
+        if self.housekeeping is not None:
+            self.housekeeping_timer = loop.call_later(self.housekeeping_seconds, self._housekeep)
         return port
+
+    def _housekeep(self) -> None:
+        assert self.housekeeping is not None
+        self.pipeline.count_input(self.name, self.housekeeping(), self.warnings, peer="")
+        self.housekeeping_timer = asyncio.get_running_loop().call_later(self.housekeeping_seconds, self._housekeep)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         pipeline = self.pipeline
@@ -68,5 +89,7 @@ class DatagramListener(asyncio.DatagramProtocol):
         self.warnings.warn(f"{self.name}_socket_error", error=type(exc).__name__)
 
     async def stop(self) -> None:
+        if self.housekeeping_timer is not None:
+            self.housekeeping_timer.cancel()
         if self.transport is not None:
             self.transport.close()

@@ -34,6 +34,9 @@ class JsonLinesCodec:
     def close(self) -> Decoded:
         return decode_frames(self.framer.close(), self.fields)
 
+    def keepalive(self) -> bytes:
+        return b""
+
 
 def decode_frames(frames: list[Frame], fields: FieldMap) -> Decoded:
     """Every frame becomes events; frames that are not JSON are kept as raw-text events and counted."""

@@ -67,8 +67,11 @@ class ProtocolCounters:
 
     events: int = 0
     bytes: int = 0
-    rejected: int = 0
-    causes: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0  # input refused, not stored
+    causes: dict[str, int] = field(default_factory=dict)  # the refusals by cause
+    truncated: int = 0  # records cut at the size bound, stored tagged _truncated
+    parse_failures: int = 0  # records stored as raw text, tagged as the protocol's parse failure
+    flagged: dict[str, int] = field(default_factory=dict)  # other faults of stored events, by cause
     connections: int = 0  # open now (stream listeners)
 
 
@@ -172,20 +175,27 @@ class IngestPipeline:
         """Count what a decoder found wrong with some input, and warn once per cause per minute, naming the sender."""
         if decoded.truncated:
             self.counters.truncated += decoded.truncated
+            self.protocol(protocol).truncated += decoded.truncated
             warnings.warn(f"{protocol}_line_truncated", frames=decoded.truncated, peer=peer)
         if decoded.parse_failures:
             self.counters.parse_failures += decoded.parse_failures
-            warnings.warn(f"{protocol}_json_parse_failure", stored_as="raw message", peer=peer)
+            self.protocol(protocol).parse_failures += decoded.parse_failures
+            warnings.warn(f"{protocol}_{decoded.parse_failure_cause}", stored_as="raw message", peer=peer)
         if decoded.no_message:
             self.counters.no_message += decoded.no_message
             warnings.warn(f"{protocol}_no_message", events=decoded.no_message, stored_as="_nomessage", peer=peer)
+        if decoded.flagged:
+            flagged = self.protocol(protocol).flagged
+            for cause, count in decoded.flagged.items():
+                flagged[cause] = flagged.get(cause, 0) + count
+                warnings.warn(f"{protocol}_{cause}", count=count, stored=True, peer=peer)
         if decoded.rejected or decoded.close:
             counters = self.protocol(protocol)
             for cause, count in decoded.rejected.items():
                 counters.rejected += count
                 counters.causes[cause] = counters.causes.get(cause, 0) + count
-                warnings.warn(f"{protocol}_{cause}", count=count, peer=peer)
-            if decoded.close:
+                warnings.warn(f"{protocol}_{cause}", count=count, closed=cause == decoded.close, peer=peer)
+            if decoded.close and decoded.close not in decoded.rejected:
                 warnings.warn(f"{protocol}_{decoded.close}", closed=True, peer=peer)
 
     def count_rejected(self, protocol: str, cause: str, count: int = 1) -> None:

@@ -10,11 +10,17 @@ from __future__ import annotations
 from typing import Final
 
 from logtraced.config import Config
-from logtraced.ingest import jsonlines
+from logtraced.ingest import beats_receiver, forward_receiver, gelf_receiver, jsonlines, syslog_receiver
 from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.ingest.receiver import Receiver, ReceiverFactory
 
-FACTORIES: Final[tuple[ReceiverFactory, ...]] = (jsonlines.receivers,)
+FACTORIES: Final[tuple[ReceiverFactory, ...]] = (
+    jsonlines.receivers,
+    forward_receiver.receivers,
+    beats_receiver.receivers,
+    syslog_receiver.receivers,
+    gelf_receiver.receivers,
+)
 
 
 def build_receivers(config: Config, pipeline: IngestPipeline) -> list[Receiver]:

@@ -3,7 +3,11 @@
 One asyncio Protocol per connection (what the listener shares lives in `StreamListener`).
 When the writer falls behind, reading stops, so the sender's socket buffer fills and the
 sender slows down, as Logstash and Beats expect; nothing is dropped.  A reply a protocol asks
-for (forward's ack, beats' ACK) is written only once its events are fsynced, in order.
+for (forward's ack, beats' ACK) is written only once its events are fsynced, in order; one
+with no events behind it (a handshake's answer) goes out at once unless an earlier reply
+waits.  While replies wait, the codec's `keepalive()` is written every `keepalive_seconds`
+(beats' ACK 0).  When a codec says the connection cannot go on, reading stops and the
+connection closes once the replies for what it did store are written.
 """
 
 from __future__ import annotations
@@ -35,11 +39,14 @@ class StreamListener:
         config: StreamListenerConfig,
         pipeline: IngestPipeline,
         codec: Callable[[], StreamCodec],
+        *,
+        keepalive_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self.config = config
         self.pipeline = pipeline
         self.codec = codec
+        self.keepalive_seconds = keepalive_seconds  # 0: the codec has no keep-alive
         self.tenant = Tenant(config.org, config.environment)
         self.connections: set[StreamConnection] = set()
         self.log = get_logger(name)
@@ -53,6 +60,7 @@ class StreamListener:
     async def start(self) -> int:
         """Listen and return the bound port (the config may say 0)."""
         loop = asyncio.get_running_loop()
+        self.pipeline.protocol(self.name)  # health lists the listener before its first event
         self.server = await loop.create_server(
             lambda: StreamConnection(self),
             self.config.host,
@@ -93,7 +101,9 @@ class StreamConnection(asyncio.Protocol):
         self.paused = False
         self.last_data = time.monotonic()
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.keepalive_timer: asyncio.TimerHandle | None = None
         self.replies: asyncio.Task[None] | None = None
+        self.closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
@@ -116,12 +126,18 @@ class StreamConnection(asyncio.Protocol):
             self._pause()
 
     def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return  # the codec gave up on this stream; what is left of it cannot be framed
         self.last_data = time.monotonic()
         self._deliver(self.codec.feed(data), len(data))
 
     def eof_received(self) -> bool:
+        """The sender finished writing: store what is buffered, answer what is owed, then close."""
         self._deliver(self.codec.close(), 0)
-        return False
+        if self.transport is None or self.transport.get_extra_info("sslcontext") is not None:
+            return False  # TLS cannot stay half-open
+        self._close_after_replies()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.transport is None:
@@ -141,6 +157,8 @@ class StreamConnection(asyncio.Protocol):
         listener.pipeline.connection_closed(listener.name)
         if self.idle_timer is not None:
             self.idle_timer.cancel()
+        if self.keepalive_timer is not None:
+            self.keepalive_timer.cancel()
         self._deliver(self.codec.close(), 0)
         if self.transport is not None:
             self.transport.close()
@@ -153,31 +171,63 @@ class StreamConnection(asyncio.Protocol):
             decoded.mark_source(self.source)
         seq = pipeline.submit(decoded.events, decoded.tenant or listener.tenant, size, listener.name)
         if decoded.reply:
-            self._reply_when_durable(seq, decoded.reply)
+            self._reply_when_durable(seq if decoded.events else None, decoded.reply)
         if decoded.close:
-            if self.transport is not None:
-                self.transport.close()
+            self._close_after_replies()
             return
         if pipeline.full and not self.paused:
             self._pause()
 
-    def _reply_when_durable(self, seq: int, reply: bytes) -> None:
-        """Acknowledge only what is fsynced, and in the order the sender sent it."""
+    def _reply_when_durable(self, seq: int | None, reply: bytes) -> None:
+        """Acknowledge only what is fsynced (seq None: nothing to wait for), in the order the sender sent it."""
         previous = self.replies
+        if seq is None and (previous is None or previous.done()):
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(reply)
+            return
 
         async def send() -> None:
             if previous is not None:
                 await previous
-            try:
-                await self.listener.pipeline.durable(seq)
-            except StorageError:
-                if self.transport is not None:
-                    self.transport.abort()  # never acknowledge what may not be on disk
-                return
+            if seq is not None:
+                try:
+                    await self.listener.pipeline.durable(seq)
+                except StorageError:
+                    if self.transport is not None:
+                        self.transport.abort()  # never acknowledge what may not be on disk
+                    return
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.write(reply)
 
         self.replies = asyncio.get_running_loop().create_task(send())
+        interval = self.listener.keepalive_seconds
+        if interval > 0 and self.keepalive_timer is None:
+            self.keepalive_timer = asyncio.get_running_loop().call_later(interval, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """Tell a sender whose replies wait on the disk to keep waiting, until none is left."""
+        self.keepalive_timer = None
+        transport = self.transport
+        if self.replies is None or self.replies.done() or transport is None or transport.is_closing():
+            return
+        data = self.codec.keepalive()
+        if data:
+            transport.write(data)
+        self.keepalive_timer = asyncio.get_running_loop().call_later(self.listener.keepalive_seconds, self._keepalive)
+
+    def _close_after_replies(self) -> None:
+        """Read nothing more; close once the replies owed for what was stored are written."""
+        transport = self.transport
+        if transport is None or self.closing:
+            return
+        self.closing = True
+        if not transport.is_closing():
+            transport.pause_reading()
+        pending = self.replies
+        if pending is None or pending.done():
+            transport.close()
+        else:
+            pending.add_done_callback(lambda _: transport.close())
 
     def _pause(self) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -190,7 +240,7 @@ class StreamConnection(asyncio.Protocol):
 
     def _resume(self) -> None:
         self.paused = False
-        if self.transport is not None and not self.transport.is_closing():
+        if self.transport is not None and not self.transport.is_closing() and not self.closing:
             self.transport.resume_reading()
 
     def _arm_idle_timer(self) -> None:

@@ -529,3 +529,26 @@ def test_current_year_comes_from_the_clock_in_the_zone() -> None:
     now = ns("2025-12-31T23:30:00+00:00")
     event = parse_syslog(b"<13>Jan  1 08:29:00 h app: new year", now, "Asia/Tokyo")
     assert datetime.fromtimestamp(event.timestamp / 1e9, UTC) == datetime(2025, 12, 31, 23, 29, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("sd", "expected"),
+    [
+        ('[a@1 k=" leading space"]', {"a@1": {"k": " leading space"}}),
+        ('[a@1 k="" q="x"]', {"a@1": {"k": "", "q": "x"}}),
+        ('[a@1 k="close]bracket" q="a=b"]', {"a@1": {"k": "close]bracket", "q": "a=b"}}),
+        ('[a@1 k="\\"quoted\\" \\\\ \\]"]', {"a@1": {"k": '"quoted" \\ ]'}}),
+        ('[a@1 k="other \\n backslash"]', {"a@1": {"k": "other \\n backslash"}}),
+        ('[a@1 k="x"][a@1 k="y" k="z"][b@2]', {"a@1": {"k": ["x", "y", "z"]}, "b@2": {}}),
+        ('[a@1 k="unicode ü"]', {"a@1": {"k": "unicode ü"}}),
+    ],
+)
+def test_structured_data_values(sd: str, expected: dict[str, Any]) -> None:
+    event = parse_syslog(f"<13>1 - h app - - {sd} msg".encode(), NOW)
+    assert event.message == "msg"
+    assert {key: value for key, value in event.attributes.items() if key != "syslog"} == expected
+
+
+@pytest.mark.parametrize("sd", ['[a@1 k="unclosed]', "[a@1 k=x]", '[a@1  k="double space"]', '[=bad k="v"]', "[a@1"])
+def test_malformed_structured_data_is_a_parse_failure(sd: str) -> None:
+    assert parse_syslog(f"<13>1 - h app - - {sd} msg".encode(), NOW).tags == ["_syslogparsefailure"]
