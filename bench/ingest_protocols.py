@@ -63,9 +63,10 @@ def seconds(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(event["@timestamp"].replace("Z", "+00:00")).timestamp()
 
 
-def event_time(moment: float) -> msgspec.msgpack.Ext:
-    whole = int(moment)
-    return msgspec.msgpack.Ext(0, struct.pack(">II", whole, round((moment - whole) * 1e9) % 10**9))
+def event_time(event: dict[str, Any]) -> msgspec.msgpack.Ext:
+    """The event's `@timestamp` as EventTime (ext 0: seconds, nanoseconds), exactly."""
+    moment = datetime.fromisoformat(event["@timestamp"].replace("Z", "+00:00"))
+    return msgspec.msgpack.Ext(0, struct.pack(">II", int(moment.timestamp()), moment.microsecond * 1000))
 
 
 # --- each protocol's bytes, one list of writes per connection, and how its replies are read ----------------
@@ -93,7 +94,7 @@ def forward_requests(events: list[dict[str, Any]], mode: str) -> Plan:
     requests = []
     for start in range(0, len(events), FORWARD_ENTRIES):
         batch = events[start : start + FORWARD_ENTRIES]
-        entries = [[event_time(seconds(e)), forward_record(e)] for e in batch]
+        entries = [[event_time(e), forward_record(e)] for e in batch]
         if mode == "forward":
             payload = encode(entries)
             chunk = base64.b64encode(hashlib.sha512(payload).digest()[:16]).decode()

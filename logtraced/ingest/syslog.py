@@ -77,6 +77,7 @@ _COUNTED_FRAME: Final = re.compile(rb"[\n\r\x00]*([1-9][0-9]{0,%d}) " % (_MAX_CO
 _NIL: Final = "-"
 
 _PRI: Final = re.compile(r"<(\d{1,3})>")
+_SEVERITY_LEVELS: Final = tuple(canonical_level(severity) for severity in range(8))
 _HEADER_5424: Final = re.compile(r"1 (\S+) (\S+) (\S+) (\S+) (\S+) ")
 _MONTHS: Final = {
     name: number for number, name in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
@@ -133,18 +134,17 @@ def parse_syslog(record: bytes, now_ns: int, zone: str = "UTC") -> Event:
     """
     text = record.decode("utf-8", "replace")
     pri = _PRI.match(text)
-    if pri is None or int(pri.group(1)) > MAX_PRI:
+    if pri is None or (value := int(pri.group(1))) > MAX_PRI:
         return _failure(text, now_ns, None)
-    value = int(pri.group(1))
     header = _pri_attributes(value)
-    rest = text[pri.end() :]
-    if rest.startswith("1 "):
-        event = _parse_5424(rest, now_ns, header, ZoneInfo(zone))
+    start = pri.end()
+    if text.startswith("1 ", start):
+        event = _parse_5424(text, start, now_ns, header, ZoneInfo(zone))
     else:
-        event = _parse_3164(rest, now_ns, header, ZoneInfo(zone))
+        event = _parse_3164(text[start:], now_ns, header, ZoneInfo(zone))
     if event is None:
         return _failure(text, now_ns, value)
-    event.level = canonical_level(value & 7)
+    event.level = _SEVERITY_LEVELS[value & 7]
     return event
 
 
@@ -263,16 +263,23 @@ class SyslogStream:
                     self._buffer.clear()
                 continue
             if not self._digits:
-                # Fast path: a whole frame inside `data`, its count not cut (nearly every frame).
-                frame = _COUNTED_FRAME.match(data, pos)
-                if frame is not None:
-                    start = frame.end()
-                    stop = start + int(frame.group(1))
-                    if stop <= end and stop - start <= self._max:
-                        records.append((data[start:stop], False))
-                        pos = stop
-                        continue
+                pos = self._whole_frames(data, pos, records)
+                if pos >= end:
+                    break
             pos = self._read_count(data, pos)
+
+    def _whole_frames(self, data: bytes, pos: int, records: list[tuple[bytes, bool]]) -> int:
+        """Fast path: the frames lying whole inside `data` from `pos`, their counts not cut (nearly all)."""
+        match, limit, end = _COUNTED_FRAME.match, self._max, len(data)
+        append = records.append
+        while (frame := match(data, pos)) is not None:
+            start = frame.end()
+            stop = start + int(frame.group(1))
+            if stop > end or stop - start > limit:
+                break
+            append((data[start:stop], False))
+            pos = stop
+        return pos
 
     def _read_count(self, data: bytes, pos: int) -> int:
         """Consume count digits from data[pos:]; return where the stream goes on.
@@ -316,9 +323,9 @@ def _pri_attributes(pri: int) -> dict[str, Any]:
     return {"facility": FACILITIES[pri >> 3], "severity": pri & 7}
 
 
-def _parse_5424(rest: str, now_ns: int, header: dict[str, Any], zone: ZoneInfo) -> Event | None:
-    """`1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [MSG]` (after the PRI), or None if malformed."""
-    match = _HEADER_5424.match(rest)
+def _parse_5424(text: str, start: int, now_ns: int, header: dict[str, Any], zone: ZoneInfo) -> Event | None:
+    """`1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [MSG]` from text[start] (after the PRI), or None if malformed."""
+    match = _HEADER_5424.match(text, start)
     if match is None:
         return None
     stamp, host, app, procid, msgid = match.groups()
@@ -326,12 +333,14 @@ def _parse_5424(rest: str, now_ns: int, header: dict[str, Any], zone: ZoneInfo) 
     if timestamp is None:
         return None
     try:
-        attributes, pos = _structured_data(rest, match.end())
+        attributes, pos = _structured_data(text, match.end())
     except _Malformed:
         return None
-    message = rest[pos + 1 :] if rest[pos : pos + 1] == " " else rest[pos:]
-    if message.startswith(_BOM):
-        message = message[1:]
+    if text.startswith(" ", pos):
+        pos += 1
+    if text.startswith(_BOM, pos):
+        pos += 1
+    message = text[pos:]
     if procid != _NIL:
         header["procid"] = procid
     if msgid != _NIL:
@@ -353,7 +362,7 @@ def _structured_data(text: str, pos: int) -> tuple[dict[str, Any], int]:
     params whose values may hold the escapes `\\"`, `\\\\` and `\\]`), so a record costs a
     few C calls rather than a Python step per character.
     """
-    if text[pos : pos + 1] == _NIL and text[pos + 1 : pos + 2] in ("", " "):
+    if text.startswith("- ", pos) or (text.startswith(_NIL, pos) and pos + 1 == len(text)):
         return {}, pos + 1
     elements: dict[str, Any] = {}
     if text[pos : pos + 1] != "[":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,17 @@ from tests.harness import DaemonProcess, wait_until
 
 def marker() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
+    """Read until the daemon closes the connection (a reset counts as closed too)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.ingest.conftest import Running, marker, start_running
+from tests.ingest.conftest import Running, closed_by_peer, marker, start_running
 from tests.ingest.lumberjack_client import (
     LumberjackClient,
     encode_window,
@@ -47,16 +47,6 @@ def filebeat_event(mark: str, index: int, **extra: Any) -> dict[str, Any]:
     }
     event.update(extra)
     return event
-
-
-def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(65536):
-            pass
-    except ConnectionResetError:
-        pass
-    return True
 
 
 class TestWindows:

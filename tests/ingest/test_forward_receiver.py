@@ -26,7 +26,7 @@ from fluent import handler as fluent_handler
 from fluent import sender as fluent_sender
 
 from tests.api.conftest import mint_key
-from tests.ingest.conftest import Running, marker, start_running
+from tests.ingest.conftest import Running, closed_by_peer, marker, start_running
 
 Ext = msgspec.msgpack.Ext
 encode = msgspec.msgpack.encode
@@ -76,16 +76,6 @@ class Replies:
 def read_msgpack(sock: socket.socket) -> Any:
     """One reply on a connection that gets only one at a time."""
     return Replies(sock).next()
-
-
-def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(65536):
-            pass
-    except ConnectionResetError:
-        pass
-    return True
 
 
 class TestFluentLogger:

@@ -333,5 +333,5 @@ def test_the_registry_builds_every_listener_on_a_free_port(tmp_path: Path) -> No
         environ={"LOGTRACED_SYSLOG_UDP_ENABLED": "false", "LOGTRACED_BEATS_ENABLED": "false"},
         overrides={"data_dir": str(tmp_path), "gelf.enabled": False},
     )
-    names = [r.name for r in build_receivers(off, None)]  # type: ignore[arg-type]
-    assert names == ["tcp", "udp", "forward", "forward_udp", "syslog"]
+    enabled = [r.name for r in build_receivers(off, None)]  # type: ignore[arg-type]
+    assert enabled == ["tcp", "udp", "forward", "forward_udp", "syslog"]

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.harness import wait_until
-from tests.ingest.conftest import Running, marker, start_running
+from tests.ingest.conftest import Running, closed_by_peer, marker, start_running
 
 ZONE = "Europe/Berlin"  # the listener's syslog.timezone in this module, for timestamps sent without one
 MAX_MESSAGE_BYTES = 4096
@@ -58,16 +58,6 @@ def bsd_stamp(moment: datetime, zone: str) -> str:
 
 def ns(moment: datetime) -> int:
     return int(moment.timestamp()) * 10**9
-
-
-def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(65536):
-            pass
-    except ConnectionResetError:
-        pass
-    return True
 
 
 class TestSysLogHandler:
