@@ -25,6 +25,8 @@ EXIT_USAGE = 2
 SYSTEM_CONFIG = Path("/etc/logtraced/logtraced.toml")
 # What `keys create` grants when no --scope is given: what a shipper and a reader need, not admin.
 DEFAULT_KEY_SCOPES = ("write:logs", "read:logs")
+# What `check-config` prints in place of a secret.
+REDACTED = "<redacted>"
 
 
 class UsageError(LogtracedError):
@@ -190,8 +192,17 @@ def _check_config(args: argparse.Namespace) -> int:
     import msgspec
 
     config, _ = config_from_args(args)
-    print(msgspec.json.format(msgspec.json.encode(config)).decode())
+    print(msgspec.json.format(msgspec.json.encode(_redacted(msgspec.to_builtins(config)))).decode())
     return EXIT_OK
+
+
+def _redacted(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration with its secrets replaced: what `check-config` prints ends up in tickets and chat logs."""
+    for shared in config["forward"]["shared_keys"]:
+        shared["key"] = REDACTED
+    if config["clickhouse"]["password"]:
+        config["clickhouse"]["password"] = REDACTED
+    return config
 
 
 def _migrate(args: argparse.Namespace) -> int:

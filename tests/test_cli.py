@@ -43,6 +43,19 @@ class TestExitCodes:
         assert result.returncode == 0
         assert json.loads(result.stdout)["index"]["retention_days"] == 7
 
+    def test_check_config_does_not_print_secrets(self, tmp_path: Path) -> None:
+        config = tmp_path / "secrets.toml"
+        config.write_text(
+            '[forward]\nrequire_shared_key = true\nshared_keys = [{key = "fwd-secret-1", org = "acme"}]\n'
+            '[clickhouse]\npassword = "ch-secret-2"\n'
+        )
+        result = _cli("check-config", "--config", str(config))
+        assert result.returncode == 0, result.stderr
+        printed = json.loads(result.stdout)
+        assert "fwd-secret-1" not in result.stdout and "ch-secret-2" not in result.stdout
+        assert printed["forward"]["shared_keys"] == [{"key": "<redacted>", "org": "acme", "environment": "production"}]
+        assert printed["clickhouse"]["password"] == "<redacted>"
+
 
 class TestQueryCommand:
     """`logtraced query` finds what the daemon stored, newest first, as JSON lines."""
