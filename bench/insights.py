@@ -35,7 +35,7 @@ from patterns import families  # noqa: E402
 from logtraced.analysis.reports import insights_report, patterns_report  # noqa: E402
 from logtraced.analysis.sampling import newest_events  # noqa: E402
 from logtraced.config import Config, IndexConfig  # noqa: E402
-from logtraced.model import Event, Tenant  # noqa: E402
+from logtraced.model import Event, EventColumns, Tenant, record_ids  # noqa: E402
 from logtraced.query.ast import MatchAll  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline  # noqa: E402
 from logtraced.storage.tantivy.store import TantivyStore  # noqa: E402
@@ -84,7 +84,8 @@ def build(data_dir: Path, events: list[Event]) -> float:
     writer = TantivyWriter(config)
     began = time.perf_counter()
     for seq, first in enumerate(range(0, len(events), BATCH), start=1):
-        writer.apply(seq, TENANT, events[first : first + BATCH])
+        columns = EventColumns.of_events(events[first : first + BATCH])
+        writer.apply(seq, TENANT, columns.with_ids(record_ids(seq, len(columns.timestamp))))
     writer.commit()
     writer.close()
     return time.perf_counter() - began

@@ -216,7 +216,8 @@ def _matches(
         decode = _Decoder(plan.searcher, scan.fields, verify_fields if plan.verify else None, stats, scan.deadline)
         if not plan.verify:
             first = FIRST_CHUNK if wanted is None else min(FIRST_CHUNK, max(wanted - found, 1))
-            for key, address in _ordered(plan.searcher, plan.index, plan.query, scan, first):
+            largest = MAX_CHUNK if wanted is None else max(MAX_CHUNK, wanted - found)
+            for key, address in _ordered(plan.searcher, plan.index, plan.query, scan, first, largest):
                 _check_deadline(scan.deadline)
                 found += 1
                 yield Row(decode.row(address, key), {}), key
@@ -397,9 +398,18 @@ def _check_deadline(deadline: float) -> None:
 
 
 def _ordered(
-    searcher: tantivy.Searcher, index: tantivy.Index, query: tantivy.Query, scan: _Scan, first: int = FIRST_CHUNK
+    searcher: tantivy.Searcher,
+    index: tantivy.Index,
+    query: tantivy.Query,
+    scan: _Scan,
+    first: int = FIRST_CHUNK,
+    largest: int = MAX_CHUNK,
 ) -> Iterator[tuple[SortKey, tantivy.DocAddress]]:
-    """Every hit of `query` in (timestamp, id) order after `scan.after`, read in chunks growing from `first`."""
+    """Every hit of `query` in (timestamp, id) order after `scan.after`, read in chunks growing from `first`.
+
+    Chunks grow to `largest`: a caller that will take many rows (analysis reads 100 000) says so,
+    because every chunk is one more ordered pass over the partition's hits.
+    """
     order = tantivy.Order.Desc if scan.newest_first else tantivy.Order.Asc
     after = scan.after
     chunk = first
@@ -419,7 +429,7 @@ def _ordered(
         if len(hits) < chunk:
             return
         after = rows[-1][0]
-        chunk = min(chunk * 4, MAX_CHUNK)
+        chunk = min(chunk * 4, largest)
 
 
 def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddress]]:
