@@ -16,7 +16,7 @@ protobuf (as Promtail writes it: labels service/host/level, the other fields as 
 metadata) and OTLP protobuf (one resource per service and host, as an SDK batches); each is
 reported as a ratio of `/v1/logs/ingest`'s events/s.
 
-    python bench/ingest_http.py --events 1000000 --clients 4 [--repeat K] [--gzip] [--dialect es --dialect loki ...] [--json]
+    python bench/ingest_http.py --events 1000000 --clients 4 [--repeat K] [--gzip] [--dialect es ...] [--json]
 """
 
 from __future__ import annotations
