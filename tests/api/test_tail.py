@@ -124,6 +124,18 @@ async def test_tail_needs_read_scope(daemon: QueryApi, session: aiohttp.ClientSe
         assert response.status == 401 and (await response.json())["status"] == "error"
 
 
+async def test_loki_websocket_replays_the_last_hour_without_start(
+    daemon: QueryApi, session: aiohttp.ClientSession
+) -> None:
+    """Grafana sends only `query`; Loki's tail then starts with up to `limit` (100) lines of the last hour."""
+    key, service = daemon.key(), marker()
+    daemon.ingest_and_wait(key, [log(recent_base() + i, f"recent {i}", service=service) for i in range(3)])
+    query = urlencode({"query": f'{{service_name="{service}"}}'})
+    async with session.ws_connect(f"/loki/api/v1/tail?{query}", headers=key.bearer) as socket:
+        first = json.loads((await socket.receive(timeout=20)).data)
+    assert [line for stream in first["streams"] for _, line in stream["values"]] == [f"recent {i}" for i in range(3)]
+
+
 async def test_loki_websocket_frames_replay_and_drops(daemon: QueryApi, session: aiohttp.ClientSession) -> None:
     key, other, service = daemon.key(), daemon.key(), marker()
     base = recent_base()
