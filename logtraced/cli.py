@@ -456,7 +456,9 @@ def _add_tail_command(commands: Any) -> None:
     tail.add_argument("filter", nargs="?", default="", help="KQL, e.g. 'service:api and level:error'")
     tail.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's HTTP address")
     tail.add_argument("--key", default=None, help=f"an API key with read:logs (default: ${TAIL_KEY_VARIABLE})")
-    tail.add_argument("--from", dest="since", default=None, help="replay from: -5m, ISO-8601, epoch (default: none)")
+    tail.add_argument(
+        "--from", dest="since", default=None, help="replay from: --from=-5m, ISO-8601, epoch (default: none)"
+    )
     tail.add_argument("--json", action="store_true", help="print each event as its JSON line")
     tail.set_defaults(run=_tail)
 

@@ -93,8 +93,10 @@ class WriterLink:
         if isinstance(message, writer.Committed):
             services.store.refresh()
             services.pipeline.on_committed(message.seq, message.documents, message.expired, message.rejected)
-            services.writer.last_commit_ms = message.commit_ms
-            services.writer.last_commit_at = time.time()
+            status = services.writer
+            status.last_commit_ms, status.last_commit_at = message.commit_ms, time.time()
+            status.commit_seconds.observe(message.commit_ms / 1000)
+            status.partitions, status.disk_bytes = message.partitions, message.disk_bytes
         elif isinstance(message, writer.RetentionDeleted):
             services.store.forget(message.keys)
         elif isinstance(message, writer.Failed):

@@ -50,6 +50,7 @@ class AuthContext:
 
     principal: Principal
     decision: Decision | None = None
+    kind: Kind | None = None  # the budget the decision was taken against (metrics label refusals with it)
     events: int = 0
     bytes: int = 0
     overflow_events: int = 0
@@ -83,7 +84,7 @@ async def authenticate(
     is `AUTHORIZATION` for the LogTrace routes and `LAST9_TOKEN` for the query_range routes.
     """
     principal = await _principal(request, header)
-    context = request[AUTH_CONTEXT] = AuthContext(principal)
+    context = request[AUTH_CONTEXT] = AuthContext(principal, kind=kind)
     if scope is not None:
         require_scope(principal, scope)
     check_environment(principal, requested_environment(request))

@@ -15,17 +15,21 @@ from logtraced.auth.services import AuthServices
 from logtraced.config import Config
 from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.storage.backend import LogStore
+from logtraced.timings import Timings
 
 
 @dataclass
 class WriterStatus:
-    """What the daemon knows of the writer process, for health and readiness."""
+    """What the daemon knows of the writer process, for health, readiness and /metrics."""
 
     restarts: int = 0
     last_commit_ms: float = 0.0
     last_commit_at: float = 0.0
     failure: str = ""
     alive: bool = False
+    commit_seconds: Timings = field(default_factory=Timings)
+    partitions: int = 0  # the store's footprint as of the last commit
+    disk_bytes: int = 0
 
 
 @dataclass

@@ -23,7 +23,7 @@ from aiohttp import hdrs, web
 
 from logtraced.api.authn import authenticate
 from logtraced.api.context import get_state
-from logtraced.api.errors import Failure, render_errors_with
+from logtraced.api.errors import Failure, render_errors_under, render_errors_with
 from logtraced.api.intake import decoding, receive, store
 from logtraced.api.ui import PREFIX as CONSOLE_PREFIX
 from logtraced.api.ui import wants_console
@@ -181,6 +181,18 @@ def render_error(request: web.Request, failure: Failure) -> web.Response:
     return es_response(error_body(failure.status, error_type, failure.message), failure.status)
 
 
+def elasticsearch_api(request: web.Request) -> bool:
+    """Whether a path no route has is Elasticsearch's: `/_<api>...`, or `/<index>/_<api>...` where the first
+    segment is none of logtraced's own (`v1`, `api`, `loki`, ...); index names cannot begin with `_`."""
+    segments = request.path.split("/")
+    if segments[1].startswith("_"):
+        return True
+    if len(segments) < 3 or not segments[2].startswith("_"):
+        return False
+    own = {resource.canonical.split("/")[1] for resource in request.app.router.resources()}
+    return segments[1] not in own
+
+
 def register(app: web.Application) -> None:
     def add(path: str, handler: Callable[[web.Request], Any], *methods: str) -> None:
         resource = app.router.add_resource(path)
@@ -196,3 +208,4 @@ def register(app: web.Application) -> None:
     add("/_xpack", xpack, hdrs.METH_GET)
     for path, describe in SETUP_OBJECTS.items():
         add(path, setup_object(describe), hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_PUT, hdrs.METH_POST)
+    render_errors_under(app, elasticsearch_api, render_error)

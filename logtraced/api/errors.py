@@ -59,11 +59,23 @@ class Failure:
 # Shapes one Failure into a dialect's error response (status and headers are the Failure's).
 Renderer = Callable[[web.Request, Failure], web.Response]
 ERROR_RENDERERS: Final = web.AppKey("error_renderers", dict[str, Renderer])
+# Which requests that no route took (a path no route has) belong to a dialect, and its renderer.
+PathFamily = tuple[Callable[[web.Request], bool], Renderer]
+ERROR_FAMILIES: Final = web.AppKey("error_families", list[PathFamily])
 
 
 def render_errors_with(app: web.Application, resource: web.AbstractResource, renderer: Renderer) -> None:
-    """Answer every failure on `resource` (a route's resource) with `renderer` instead of the envelope."""
+    """Answer every failure on `resource` (a route's resource) with `renderer` instead of the envelope.
+
+    A wrong method on the resource's path (405) is answered with it too, so a client of that
+    dialect can read every error it meets there.
+    """
     app.setdefault(ERROR_RENDERERS, {})[resource.canonical] = renderer
+
+
+def render_errors_under(app: web.Application, belongs: Callable[[web.Request], bool], renderer: Renderer) -> None:
+    """Answer a request no route has (404) with `renderer` when `belongs(request)`: a dialect's unknown API."""
+    app.setdefault(ERROR_FAMILIES, []).append((belongs, renderer))
 
 
 def error_response(status: int, code: str, message: str, *, details: object | None = None) -> web.Response:
@@ -116,11 +128,23 @@ def loki_json(request: web.Request, failure: Failure) -> web.Response:
     return web.Response(status=failure.status, body=_encode(body), content_type="application/json")
 
 
-def render(request: web.Request, failure: Failure) -> web.Response:
+async def unmatched_renderer(request: web.Request) -> Renderer | None:
+    """For a request no route took: the renderer of a resource whose path it has (a wrong method), else of the
+    dialect its path belongs to (an unknown API)."""
+    renderers = request.app.get(ERROR_RENDERERS, {})
+    for resource in request.app.router.resources():
+        renderer = renderers.get(resource.canonical)
+        if renderer is not None and (await resource.resolve(request))[1]:
+            return renderer
+    return next((renderer for belongs, renderer in request.app.get(ERROR_FAMILIES, []) if belongs(request)), None)
+
+
+def render(request: web.Request, failure: Failure, renderer: Renderer | None = None) -> web.Response:
     """The response for `failure` in the dialect of the route `request` matched (or of its path's API family)."""
     resource = request.match_info.route.resource
     renderers = request.app.get(ERROR_RENDERERS, {})
-    renderer = renderers.get(resource.canonical) if resource is not None else None
+    if renderer is None and resource is not None:
+        renderer = renderers.get(resource.canonical)
     if renderer is None:
         renderer = loki_json if request.path.startswith(LOKI_PREFIX) else envelope
     response = renderer(request, failure)
@@ -143,7 +167,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return render(request, http_failure(request, exc))
+        unmatched = exc.status in (404, 405) and request.match_info.route.resource is None
+        return render(request, http_failure(request, exc), await unmatched_renderer(request) if unmatched else None)
     except Exception:
         request_id = "req_" + secrets.token_hex(8)
         _log.exception("http_handler_failed", method=request.method, path=request.path, request_id=request_id)

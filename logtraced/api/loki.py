@@ -22,6 +22,7 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
 from logtraced import __version__
+from logtraced.analysis.reports import patterns_report
 from logtraced.api import logql_exec, loki_encode, loki_params
 from logtraced.api.authn import AuthContext, authenticate
 from logtraced.api.context import get_state
@@ -31,7 +32,7 @@ from logtraced.query.logql import parse_logql
 from logtraced.query.logql_ast import MetricExpr
 from logtraced.query.logql_eval import attribute_labels, is_scalar, step_points
 from logtraced.query.logql_stages import FIELD_OF_LABEL, STREAM_LABELS
-from logtraced.query.pipeline import Pipeline
+from logtraced.query.pipeline import Parse, ParserKind, Pipeline
 from logtraced.query.verify import needs_stages
 from logtraced.storage.backend import SearchRequest, Stats, TenantView
 
@@ -43,6 +44,10 @@ DAY_NS: Final = 86_400 * loki_params.NS
 MAX_LABEL_VALUES: Final = 10_000
 STATS_SAMPLE: Final = 1000
 DETECTED_LINES: Final = 1000
+# Patterns answered at most, commonest first (Loki's route has no limit; Drilldown lists the top ones).
+MAX_PATTERNS: Final = 1000
+# Loki's level for lines whose level it could not tell.
+UNKNOWN_LEVEL: Final = "unknown"
 # Loki's API level this daemon answers like: Grafana decides which features to offer from it.
 LOKI_API_VERSION: Final = "3.4.0"
 # Each canonical field and the Loki label names it answers to in label discovery.
@@ -301,7 +306,8 @@ class _Field:
 
 
 async def _detect(request: web.Request) -> tuple[dict[str, _Field], int]:
-    """Fields of up to `line_limit` recent lines: structured metadata, and keys of JSON lines (parser json)."""
+    """Fields of up to `line_limit` recent lines: structured metadata, keys of JSON lines (parser json), and
+    `key=value` pairs of other lines (parser logfmt), as Loki's querier tries each line with both parsers."""
     params = await _params(request)
     context = await _authenticate(request)
     start, end = loki_params.window(params, time.time_ns())
@@ -315,8 +321,12 @@ async def _detect(request: web.Request) -> tuple[dict[str, _Field], int]:
     for row in page.rows:
         for name, value in attribute_labels(row.event).items():
             _note(fields, name, value, None, [])
-        for name, value, path in _json_fields(row.event.message):
+        parsed = _json_fields(row.event.message)
+        for name, value, path in parsed:
             _note(fields, name, value, "json", path)
+        if not parsed:
+            for name, value in _logfmt_fields(row.event.message):
+                _note(fields, name, value, "logfmt", [])
     return fields, limit
 
 
@@ -326,7 +336,18 @@ def _note(fields: dict[str, _Field], name: str, value: str, parser: str | None, 
     field.types.add(_field_type(value))
     if parser is not None:
         field.parsers.add(parser)
+    if path:
         field.path = path
+
+
+def _logfmt_fields(line: str) -> list[tuple[str, str]]:
+    """`key=value` pairs of a line as `| logfmt` names them; bare words are not fields (Loki drops empty values)."""
+    found = []
+    for key, value in _LOGFMT.extract(line).items():
+        name = _LABEL_UNSAFE.sub("_", key)
+        if value and name:
+            found.append((f"_{name}" if name[0].isdigit() else name, value))
+    return found
 
 
 def _json_fields(line: str) -> list[tuple[str, str, list[str]]]:
@@ -348,6 +369,8 @@ def _json_fields(line: str) -> list[tuple[str, str, list[str]]]:
     return found
 
 
+_LOGFMT: Final = Parse(ParserKind.LOGFMT, "message")
+_LABEL_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_]")
 _DURATION: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+")
 _BYTES: Final = re.compile(r"\d+(?:\.\d+)?\s?(?:[KMGTPE]i?)?B", re.IGNORECASE)
 
@@ -389,6 +412,43 @@ async def detected_field_values(request: web.Request) -> web.Response:
     return _json({"values": sorted(found.values)[:limit] if found else [], "limit": limit})
 
 
+async def patterns(request: web.Request) -> web.Response:
+    """Logs Drilldown's Patterns tab: message templates of the newest `patterns.max_events` matching lines.
+
+    Answered as Loki's querier writes it (`marshal.WriteQueryPatternsResponseJSON`): each pattern
+    with its level and `samples` of `[unix seconds, count]` per `step`, both JSON numbers.
+    """
+    params = await _params(request)
+    context = await _authenticate(request)
+    start, end = loki_params.window(params, time.time_ns())
+    pipeline = _selector(_query_text(params))
+    step = max(loki_params.step_of(params, start, end), loki_params.NS)  # samples are whole seconds
+    view = tenant_view(request, context.principal)
+    max_events = get_state(request).config.patterns.max_events
+    report = await run_read(
+        request,
+        lambda: patterns_report(
+            view,
+            pipeline,
+            start,
+            end,
+            limit=MAX_PATTERNS,
+            max_events=max_events,
+            step_ns=step,
+            deadline=_deadline(request),
+        ),
+    )
+    data = [
+        {
+            "pattern": pattern.pattern,
+            "level": pattern.level or UNKNOWN_LEVEL,
+            "samples": [[seconds, count] for seconds, count in pattern.series],
+        }
+        for pattern in report.patterns
+    ]
+    return _success(data)
+
+
 async def buildinfo(request: web.Request) -> web.Response:
     """The Loki API level answered (Grafana picks features by it); the revision names this daemon."""
     return _json(
@@ -421,4 +481,5 @@ def register(app: web.Application) -> None:
     app.router.add_get(BASE + "/detected_labels", detected_labels)
     app.router.add_get(BASE + "/detected_fields", detected_fields)
     app.router.add_get(BASE + "/detected_field/{name}/values", detected_field_values)
+    app.router.add_get(BASE + "/patterns", patterns)
     app.router.add_get(BASE + "/status/buildinfo", buildinfo)

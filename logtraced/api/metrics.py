@@ -2,10 +2,12 @@
 
 Unauthenticated by default, as Loki and VictoriaLogs serve theirs (`metrics.require_key = true`
 asks for a key with the `admin` scope).  Each application owns its registry (no global state):
-request counters and latency histograms are recorded by `metrics_middleware`; ingest, backlog,
-WAL, writer and tail figures are read from the live services at scrape time by `_Collector`, so
-they are never stale and cost nothing between scrapes.  The client library's process collector
-adds `process_resident_memory_bytes` and its siblings.
+request counters and latency histograms are recorded by `metrics_middleware`; ingest, masking,
+backlog, WAL, writer and tail figures are read from the live services at scrape time by
+`_Collector`, so they are never stale and cost nothing between scrapes.  The writer process's
+figures (commit durations, the store's partitions and bytes) arrive with each `Committed`
+message over the writer pipe, as the backlog figures do; no second metrics server runs.  The
+client library's process collector adds `process_resident_memory_bytes` and its siblings.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -25,7 +27,10 @@ from logtraced.api.context import SERVICES_KEY, Services, get_state
 from logtraced.api.errors import Handler
 from logtraced.api.tail import TAIL_KEY
 from logtraced.errors import QueryTimeout
+from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.ingest.tail import TailHub
+from logtraced.storage.wal import list_segments
+from logtraced.timings import Timings
 
 PATH: Final = "/metrics"
 UNMATCHED: Final = "unmatched"
@@ -66,9 +71,8 @@ class Metrics:
         context = request.get(AUTH_CONTEXT)
         if context is not None and context.decision is not None:
             tier = context.principal.tier
-            if not context.decision.allowed:
-                kind = "ingest" if request.method == "POST" and "ingest" in route else "query"
-                self.rate_limited.labels(tier, kind).inc()
+            if not context.decision.allowed and context.kind is not None:
+                self.rate_limited.labels(tier, context.kind).inc()
             if context.overflow_events:
                 self.overflow.labels(tier).inc(context.overflow_events)
         if status == int(QueryTimeout.status):
@@ -105,11 +109,20 @@ class _Collector(Collector):
             for cause, count in sorted(protocol.causes.items()):
                 rejected.add_metric([name, cause], count)
         yield from (events, size, rejected)
+        masked = CounterMetricFamily(
+            "logtraced_masked_values", "Personal data values masked at ingest, by rule.", labels=["rule"]
+        )
+        for name, count in sorted(pipeline.masking_counters().items()):
+            masked.add_metric([name.removeprefix("masked_")], count)
+        yield masked
+        yield from _wal_metrics(pipeline)
         backlog = pipeline.backlog
         yield _gauge("logtraced_backlog_events", "Events durable in the WAL and not yet searchable.", backlog.events)
         yield _gauge("logtraced_backlog_bytes", "Bytes durable in the WAL and not yet searchable.", backlog.size)
         oldest = backlog.records[0] if backlog.records else None
         yield _gauge("logtraced_backlog_records", "WAL records not yet searchable.", len(backlog.records))
+        yield _gauge("logtraced_backlog_seconds_behind", "Age of the oldest WAL record not yet searchable.",
+                     backlog.seconds_behind(time.time()))  # fmt: skip
         yield _gauge("logtraced_wal_written_seq", "Last WAL record written.", pipeline.wal.written_seq)
         yield _gauge("logtraced_wal_durable_seq", "Last WAL record fsynced.", pipeline.durable_seq)
         yield _gauge("logtraced_wal_committed_seq", "Last WAL record searchable.", pipeline.committed_seq)
@@ -126,9 +139,32 @@ class _Collector(Collector):
                      writer.last_commit_ms / 1000)  # fmt: skip
         since = time.time() - writer.last_commit_at if writer.last_commit_at else 0.0
         yield _gauge("logtraced_writer_seconds_since_commit", "Seconds since the writer's last commit.", since)
+        yield _histogram("logtraced_writer_commit_duration_seconds", "Time the writer took per commit.",
+                         writer.commit_seconds)  # fmt: skip
+        yield _gauge("logtraced_store_partitions", "Partitions of the store on disk (at the last commit).",
+                     writer.partitions)  # fmt: skip
+        yield _gauge("logtraced_store_disk_bytes", "Bytes of the store on disk (at the last commit).",
+                     writer.disk_bytes)  # fmt: skip
         if self.hub is not None:
             yield _gauge("logtraced_tail_subscribers", "Live tail subscribers.", self.hub.subscribers)
             yield _counter("logtraced_tail_events", "Events handed to live tail.", self.hub.published)
+
+
+def _wal_metrics(pipeline: IngestPipeline) -> Iterator[Metric]:
+    """Bytes written, bytes the segments hold now (a handful of files, listed per scrape) and fsync times."""
+    yield _counter("logtraced_wal_written_bytes", "Bytes appended to the WAL.", pipeline.wal.bytes_written)
+    on_disk = 0
+    for _, path in list_segments(pipeline.wal.directory):
+        try:
+            on_disk += path.stat().st_size
+        except OSError:  # the writer deleted it meanwhile
+            pass
+    yield _gauge("logtraced_wal_disk_bytes", "Bytes of WAL segments on disk.", on_disk)
+    yield _histogram("logtraced_wal_fsync_duration_seconds", "Time one WAL fsync took.", pipeline.fsync_seconds)
+
+
+def _histogram(name: str, documentation: str, timings: Timings) -> HistogramMetricFamily:
+    return HistogramMetricFamily(name, documentation, buckets=timings.cumulative(), sum_value=timings.total)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

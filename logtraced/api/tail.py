@@ -2,11 +2,11 @@
 
 Both read from the `TailHub` the ingest pipeline feeds after each fsync (see ingest/tail.py for
 why tail follows the ingest path): a subscriber is registered under the caller's tenant, so
-only that tenant's events ever reach it.  An optional `from` (SSE) or `start` (Loki) first
-replays the recent past through the caller's `TenantView`; the subscription starts before the
-replay, and live events the replay already showed (same event id) are skipped, so nothing is
-missed or repeated at the seam.  A slow client is told what it missed: an SSE `dropped` event
-with the count, or Loki's `dropped_entries`.
+only that tenant's events ever reach it.  An optional `from` (SSE), or Loki's `start` (an hour
+ago when absent, as in Loki), first replays the recent past through the caller's `TenantView`;
+the subscription starts before the replay, and live events the replay already showed (same
+event id) are skipped, so nothing is missed or repeated at the seam.  A slow client is told what
+it missed: an SSE `dropped` event with the count, or Loki's `dropped_entries`.
 """
 
 from __future__ import annotations
@@ -103,20 +103,18 @@ async def loki_tail(request: web.Request) -> web.StreamResponse:
         raise InvalidInput('tail takes a log query such as {service_name="api"}, not a metric query')
     run = build_log_pipeline(parsed)
     limit = loki_params.limit_of(request.query, REPLAY_LIMIT)
+    # As Loki's querier: `start` defaults to an hour ago, so Grafana (which sends only `query`) sees recent lines first.
     raw_start = request.query.get("start")
+    start = loki_params.parse_time(raw_start, "start") if raw_start else time.time_ns() - loki_params.DEFAULT_SINCE_NS
     hub = _hub(request)
     subscriber = hub.subscribe(context.principal.tenant, lambda event: run(event) is not None)
     socket = web.WebSocketResponse(heartbeat=KEEPALIVE_SECONDS)
     try:
         await socket.prepare(request)
-        shown: set[int] = set()
-        if raw_start:
-            replayed = await _replay(
-                request, parsed, loki_params.parse_time(raw_start, "start"), limit, context.principal
-            )
-            shown = {event.id for event in replayed}
-            if replayed:
-                await socket.send_str(_frame(run, replayed, []))
+        replayed = await _replay(request, parsed, start, limit, context.principal)
+        shown = {event.id for event in replayed}
+        if replayed:
+            await socket.send_str(_frame(run, replayed, []))
         closed = asyncio.ensure_future(_closed(socket))
         while not closed.done():
             taking = asyncio.ensure_future(subscriber.take())

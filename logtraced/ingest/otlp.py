@@ -67,7 +67,7 @@ _HEX: Final = re.compile(r"(?:[0-9A-Fa-f]{2})*")
 _DECODE_ERRORS: Final = (msgspec.DecodeError, UnicodeDecodeError)
 
 # google.rpc.Code for the HTTP statuses the OTLP routes answer with (RFC: grpc/http-grpc-status-mapping).
-_RPC_CODES: Final = {400: 3, 401: 16, 403: 7, 404: 5, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
+_RPC_CODES: Final = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
 _RPC_UNKNOWN: Final = 2
 
 

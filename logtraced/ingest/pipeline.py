@@ -27,6 +27,7 @@ from logtraced.ingest.masking_policy import MaskingPolicy
 from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import Event, Tenant
 from logtraced.storage.wal import WalWriter
+from logtraced.timings import Timings
 
 # /v1/health's ingestion rate: accepted counts sampled at most this often, over this window.
 RATE_SAMPLE_SECONDS = 0.25
@@ -80,6 +81,7 @@ class _Unindexed:
     seq: int
     events: int
     size: int
+    written_at: float  # wall clock, so the age of the oldest one is how far behind the indexer is
 
 
 @dataclass
@@ -117,7 +119,7 @@ class Backlog:
     records: deque[_Unindexed] = field(default_factory=deque)
 
     def add(self, seq: int, events: int, size: int) -> None:
-        self.records.append(_Unindexed(seq, events, size))
+        self.records.append(_Unindexed(seq, events, size, time.time()))
         self.events += events
         self.size += size
 
@@ -130,6 +132,10 @@ class Backlog:
     @property
     def full(self) -> bool:
         return self.events >= self.max_events or self.size >= self.max_bytes
+
+    def seconds_behind(self, now: float) -> float:
+        """How long the oldest record not yet searchable has waited (0 when the indexer has caught up)."""
+        return max(now - self.records[0].written_at, 0.0) if self.records else 0.0
 
     @property
     def drained(self) -> bool:
@@ -151,6 +157,7 @@ class IngestPipeline:
         self._routing: Sequence[RoutingRule] = config.routing
         self._masking = MaskingPolicy(config.masking)
         self.masked = MaskCounts()
+        self.fsync_seconds = Timings()
         self._waiters: deque[_Waiter] = deque()
         self._dirty = asyncio.Event()
         self._resume_callbacks: list[Callable[[], None]] = []
@@ -317,7 +324,7 @@ class IngestPipeline:
             self._dirty.clear()
             seq = self.wal.written_seq
             try:
-                await loop.run_in_executor(None, self.wal.sync)
+                await loop.run_in_executor(None, self._timed_sync)
             except StorageError as exc:
                 self._fail_waiters(exc)
                 return
@@ -325,6 +332,12 @@ class IngestPipeline:
             remaining = window - (loop.time() - started)
             if remaining > 0:
                 await asyncio.sleep(remaining)
+
+    def _timed_sync(self) -> None:
+        """fsync on an executor thread, timed there so the figure is the disk's, not the loop's wait."""
+        started = time.perf_counter()
+        self.wal.sync()
+        self.fsync_seconds.observe(time.perf_counter() - started)
 
     def _mark_durable(self, seq: int) -> None:
         self.durable_seq = max(self.durable_seq, seq)
@@ -354,7 +367,7 @@ class IngestPipeline:
             return self.durable_seq
         if self.config.wal.fsync != "never":
             try:
-                await asyncio.get_running_loop().run_in_executor(None, self.wal.sync)
+                await asyncio.get_running_loop().run_in_executor(None, self._timed_sync)
             except StorageError as exc:
                 self._fail_waiters(exc)
                 return self.durable_seq

@@ -166,6 +166,14 @@ class WriterCounters:
     rejected: int = 0  # events the backend refused (counted, logged, never retried forever)
 
 
+@dataclass(frozen=True)
+class Footprint:
+    """What a backend holds on disk, reported with each commit for /metrics."""
+
+    partitions: int = 0
+    bytes: int = 0
+
+
 class StoreWriter(abc.ABC):
     """A backend's write side, driven by the writer process in WAL order.
 
@@ -189,3 +197,7 @@ class StoreWriter(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    def footprint(self) -> Footprint:
+        """Partitions and bytes on this machine's disk; a backend whose data lives on a server reports none."""
+        return Footprint()

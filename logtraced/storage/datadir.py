@@ -54,6 +54,18 @@ class DataDirectory:
         os.close(self._fd)  # closing the descriptor drops the lock
 
 
+def tree_bytes(path: Path) -> int:
+    """The size of every file below `path` (files vanishing meanwhile, as merged segments do, count nothing)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
 def check_writable(path: Path) -> None:
     """Every directory and file below `path` must be writable by this process, or the start fails naming it."""
     for root, directories, files in os.walk(path):

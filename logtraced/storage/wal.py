@@ -127,6 +127,7 @@ class WalWriter:
         self._size = size
         self.written_seq = self.next_seq - 1
         self.failure = ""
+        self.bytes_written = 0  # since this process opened the log (/metrics)
         _fsync_directory(directory)
 
     def _recover(self) -> tuple[int, Path, int]:
@@ -175,6 +176,7 @@ class WalWriter:
             self._cut_back()
             raise StorageError(f"cannot write the write-ahead log: {exc.strerror or exc}") from exc
         self._size += len(data)
+        self.bytes_written += len(data)
         self.next_seq = first + len(chunks)
         self.written_seq = self.next_seq - 1
         return self.written_seq

@@ -48,13 +48,15 @@ class Shutdown(WriterMessage, tag="shutdown"):
 
 
 class Committed(WriterMessage, tag="committed"):
-    """Writer -> daemon: every record up to `seq` is searchable; counters for health."""
+    """Writer -> daemon: every record up to `seq` is searchable; counters for health and the store's footprint."""
 
     seq: int
     documents: int
     expired: int
     rejected: int
     commit_ms: float
+    partitions: int = 0
+    disk_bytes: int = 0
 
 
 class RetentionDeleted(WriterMessage, tag="retention_deleted"):
@@ -127,8 +129,16 @@ class WalApplier:
         seq = self.tailer.last_seq
         wal.delete_segments_through(self.tailer.directory, seq)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        counters = self.store.counters
-        return Committed(seq, counters.documents, counters.expired, counters.rejected, elapsed_ms)
+        counters, footprint = self.store.counters, self.store.footprint()
+        return Committed(
+            seq,
+            counters.documents,
+            counters.expired,
+            counters.rejected,
+            elapsed_ms,
+            footprint.partitions,
+            footprint.bytes,
+        )
 
     def enforce_retention(self) -> list[str]:
         oldest_day = retention_start_ns(int(self.clock() * 1e9), self.config.index.retention_days) // NS_PER_DAY

@@ -8,7 +8,14 @@ import urllib.request
 from typing import Any
 
 import pytest
-from elasticsearch import AuthenticationException, AuthorizationException, Elasticsearch, helpers
+from elasticsearch import (
+    ApiError,
+    AuthenticationException,
+    AuthorizationException,
+    Elasticsearch,
+    NotFoundError,
+    helpers,
+)
 
 from tests.api.conftest import MAX_BODY_BYTES, Api, Key, marker
 from tests.api.shippers import basic, declared_too_large, search
@@ -232,3 +239,23 @@ class TestBadInput:
         assert answer["errors"] is True
         assert answer["items"][0]["index"]["status"] == 400
         assert answer["items"][0]["index"]["error"]["type"] == "action_request_validation_exception"
+
+    def test_unknown_apis_and_wrong_methods_are_elasticsearch_errors(self, api: Api, writer: Key) -> None:
+        """404 and 405 on Elasticsearch's paths in its error shape, read by the client like a cluster's own."""
+        es = client(api, basic_auth=("elastic", writer.secret))
+        for path in ("/_cat/indices", "/orders/_doc/1", "/_nodes/stats"):
+            with pytest.raises(NotFoundError) as missing:
+                es.perform_request("GET", path)
+            assert missing.value.message == "resource_not_found_exception", path
+            assert missing.value.body["status"] == 404 and missing.value.body["error"]["root_cause"][0]["reason"]
+        wrong = [("DELETE", "/_bulk"), ("GET", "/orders/_bulk"), ("POST", "/_license"), ("DELETE", "/")]
+        wrong += [("POST", "/_cluster/health"), ("DELETE", "/_ilm/policy/logs")]
+        for method, path in wrong:
+            with pytest.raises(ApiError) as refused:
+                es.perform_request(method, path)
+            assert refused.value.meta.status == 405, (method, path)
+            assert refused.value.message == "illegal_argument_exception"
+            assert refused.value.meta.headers["X-Elastic-Product"] == "Elasticsearch"
+            assert refused.value.body["error"]["type"] == "illegal_argument_exception"
+        status, _, body = api.request("GET", "/v1/_nothing", key=writer)
+        assert (status, body["error"]["code"]) == (404, "not_found")  # logtraced's own paths keep their envelope

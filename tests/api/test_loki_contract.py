@@ -2,7 +2,7 @@
 
 The URLs are those of reference/grafana-loki.md (Grafana's pkg/tsdb/loki, Logs Drilldown): the
 "Save & test" health check, an Explore log query, the logs volume histogram, the label browser,
-series, index stats and volume, detected fields and labels.  Every answer is checked against
+series, index stats and volume, detected fields and labels, patterns.  Every answer is checked against
 what pkg/util/converter/prom.go enforces: stream timestamps as strings of at most 19 digits,
 matrix and vector timestamps as numbers and values as strings, `stats.summary` figures.
 """
@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 
 from tests.api.conftest import Key
-from tests.api.query_fixtures import NS, QueryApi, launch, log, marker, recent_base
+from tests.api.query_fixtures import CONFIG, NS, QueryApi, launch, log, marker, recent_base
 from tests.query.logql_corpus import API_QUERIES
 
 LOKI = "/loki/api/v1"
@@ -32,11 +32,13 @@ SUMMARY = (
 
 
 Seeded = tuple[Key, list[dict[str, Any]], int]
+# Pattern mining reads at most this many of the newest matching lines (the `billing` data set has 50).
+PATTERN_EVENTS = 40
 
 
 @pytest.fixture(scope="module")
 def loki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueryApi]:
-    yield from launch(tmp_path_factory)
+    yield from launch(tmp_path_factory, config=CONFIG + f"\n[patterns]\nmax_events = {PATTERN_EVENTS}\n")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,27 @@ def seeded(loki: QueryApi) -> Seeded:
         )
     loki.ingest_and_wait(key, events)
     return key, events, base
+
+
+@pytest.fixture(scope="module")
+def billing(loki: QueryApi) -> Seeded:
+    """50 plain-text billing lines over 50 minutes: 30 declined payments (older), then 20 logfmt-ish requests."""
+    key = loki.key()
+    base = recent_base() - 3000 * NS
+    events = [
+        log(base + i * 60 * NS, f'payment {i:04x}ab declined: code=51 reason="insufficient funds"', service="billing",
+            level="error")
+        if i < 30
+        else log(base + i * 60 * NS, f"GET /api/orders/{i} took={i}ms status=200", service="billing", level="info")
+        for i in range(50)
+    ]  # fmt: skip
+    loki.ingest_and_wait(key, events)
+    return key, events, base
+
+
+def iso(ns: int) -> str:
+    """Drilldown's `toISOString()` spelling."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // NS)) + f".{ns % NS // 1_000_000:03d}Z"
 
 
 def get(
@@ -317,3 +340,47 @@ def test_another_tenant_sees_nothing(loki: QueryApi, seeded: Seeded) -> None:
     assert body["data"] == ["other"]
     _, _, body = get(loki, other, "/query_range", query='sum(count_over_time({service_name="checkout"}[1h]))', **window)
     assert body["data"]["result"] == []
+
+
+def test_drilldown_patterns(loki: QueryApi, billing: Seeded) -> None:
+    """`marshal.WriteQueryPatternsResponseJSON`'s shape, from the newest `patterns.max_events` lines only."""
+    key, _, base = billing
+    window = {"start": iso(base), "end": iso(base + 3000 * NS), "step": "600s"}
+    status, _, body = get(loki, key, "/patterns", query='{service_name="billing"}', **window)
+    assert status == 200, body
+    assert body["status"] == "success"
+    found = {}
+    for item in body["data"]:
+        assert set(item) == {"pattern", "level", "samples"} and "<_>" in item["pattern"]
+        stamps = [stamp for stamp, _ in item["samples"]]
+        assert stamps == sorted(stamps) and all(base // NS - 600 < stamp < base // NS + 3000 for stamp in stamps)
+        assert all(isinstance(stamp, int) and isinstance(count, int) for stamp, count in item["samples"])
+        found[item["level"]] = (item["pattern"], sum(count for _, count in item["samples"]))
+    assert found == {
+        "error": ("payment <_> declined: code=<_> reason=<_>", PATTERN_EVENTS - 20),
+        "info": ("GET <_> took=<_> status=<_>", 20),
+    }
+    other = loki.key()
+    _, _, body = get(loki, other, "/patterns", query='{service_name="billing"}', **window)
+    assert body == {"status": "success", "data": []}
+    status, _, body = get(loki, key, "/patterns", query='{service_name="billing"', **window)
+    assert status == 400 and body["status"] == "error"
+
+
+def test_detected_fields_of_logfmt_lines(loki: QueryApi, billing: Seeded) -> None:
+    key, _, base = billing
+    window = {"query": '{service_name="billing"}', "start": iso(base), "end": iso(base + 3000 * NS)}
+    _, _, body = get(loki, key, "/detected_fields", **window)
+    fields = {field["label"]: field for field in body["fields"]}
+    assert {name: (fields[name]["type"], fields[name]["parsers"]) for name in ("code", "reason", "took", "status")} == {
+        "code": ("int", ["logfmt"]),
+        "reason": ("string", ["logfmt"]),
+        "took": ("duration", ["logfmt"]),
+        "status": ("int", ["logfmt"]),
+    }
+    assert fields["took"]["cardinality"] == 20 and fields["code"]["jsonPath"] is None
+    assert "payment" not in fields and "declined:" not in fields
+    _, _, body = get(loki, key, "/detected_field/reason/values", **window)
+    assert body == {"values": ["insufficient funds"], "limit": 1000}
+    _, _, body = get(loki, key, "/detected_field/took/values", **window)
+    assert body["values"] == sorted(f"{i}ms" for i in range(30, 50))

@@ -150,6 +150,10 @@ class TestBadInput:
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 413") and b"exceeds" in body
 
+    def test_wrong_method_is_plain_text(self, api: Api, writer: Key) -> None:
+        status, headers, text = api.request("GET", ROUTE, key=writer)
+        assert (status, headers["Content-Type"].split(";")[0]) == (405, "text/plain") and "GET" in text
+
     def test_credentials_and_scope(self, api: Api) -> None:
         raw = promtail_body([('{app="a"}', [(1714564800_000000000, "x", {})])])
         status, _, text = api.request("POST", ROUTE, raw=raw, headers={"Content-Type": PROTOBUF})

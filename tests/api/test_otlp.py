@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -208,6 +209,24 @@ class TestErrors:
             status, headers, body = export(api, key, raw, content_type)
             assert (status, headers["Content-Type"], body["code"]) == (expected, "application/json", code), raw
             assert body["message"]
+
+    def test_wrong_method_is_a_status_too(self, api: Api, writer: Key) -> None:
+        status, headers, body = api.request("GET", ROUTE, key=writer, headers={"Content-Type": "application/json"})
+        assert (status, headers["Content-Type"], body["code"], headers["Allow"]) == (
+            405,
+            "application/json",
+            12,
+            "POST",
+        )
+        put = urllib.request.Request(
+            api.daemon.url(ROUTE), data=b"", method="PUT", headers={**writer.bearer, "Content-Type": PROTOBUF}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(put, timeout=30)
+        rpc = status_pb2.Status()
+        rpc.ParseFromString(refused.value.read())
+        assert (refused.value.code, refused.value.headers["Content-Type"], rpc.code) == (405, PROTOBUF, 12)
+        assert "PUT" in rpc.message
 
     def test_oversize_is_413_from_content_length_alone(self, api: Api, writer: Key) -> None:
         answer = declared_too_large(api, "POST", ROUTE, writer, MAX_BODY_BYTES + 1, "application/json")

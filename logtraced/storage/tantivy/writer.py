@@ -17,7 +17,8 @@ import tantivy
 from logtraced.config import Config
 from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import EventColumns, Tenant
-from logtraced.storage.backend import StoreWriter, WriterCounters
+from logtraced.storage.backend import Footprint, StoreWriter, WriterCounters
+from logtraced.storage.datadir import tree_bytes
 from logtraced.storage.tantivy.documents import encode_columns
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, day_of, max_wal_seq, open_index
 
@@ -108,6 +109,10 @@ class TantivyWriter(StoreWriter):
             shutil.rmtree(self.layout.path(partition), ignore_errors=True)
             deleted.append(partition.key)
         return deleted
+
+    def footprint(self) -> Footprint:
+        partitions = self.layout.existing()
+        return Footprint(len(partitions), sum(tree_bytes(self.layout.path(partition)) for partition in partitions))
 
     def close(self) -> None:
         for state in self.open.values():
