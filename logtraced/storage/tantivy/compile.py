@@ -6,7 +6,12 @@ check candidates with evaluate.py (it is False only when every part is exact in 
 
 Narrowing by field:
 - keywords (level lowercased, service, host, env, org, index, tags): exact term; globs, `$contains`
-  and "non-empty" as anchored regexes over the raw term dictionary (exact); `$regex` by its required
+  and "non-empty" as anchored regexes over the raw term dictionary (exact).  A `$regex` (LogQL `=~`,
+  `!~`) or a range is decided term by term: the partition's terms of the field (`keyword_terms`, a few
+  to a few thousand values) are tested with the reference semantics (evaluate.keyword_value_test) and
+  the comparison becomes the set of terms that pass (exact, so counts stay in the fast-field
+  aggregation).  RE2 and the index's Rust regexes differ in syntax, so matching in Python is what
+  keeps the meaning exact.  Without a term list (too many terms) a `$regex` narrows by its required
   literals (verified).
 - timestamp: i64 range queries (exact).
 - message: words as terms and phrases as positioned phrase queries (exact, on the stemmed field if
@@ -38,8 +43,8 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterable
-from typing import NamedTuple, TypeAlias
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, NamedTuple, TypeAlias
 
 import tantivy
 
@@ -47,6 +52,8 @@ from logtraced.query.ast import (
     KEYWORD_FIELDS,
     LEVEL,
     MESSAGE,
+    RANGE_OPS,
+    TAGS,
     TIMESTAMP,
     And,
     Compare,
@@ -58,7 +65,7 @@ from logtraced.query.ast import (
     Or,
     Scalar,
 )
-from logtraced.query.evaluate import as_number, date_value, glob_parts
+from logtraced.query.evaluate import as_number, date_value, glob_parts, keyword_value_test
 from logtraced.query.timerange import parse_instant
 from logtraced.storage.tantivy import schema as fields
 
@@ -69,6 +76,12 @@ _RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
 _YO_CLASSES = {"е": "её", "ё": "её", "Е": "ЕЁ", "Ё": "ЕЁ"}
 _MAX_SPELLINGS = 16  # beyond this, a word is matched by a regex (substrings) or left to verification
 _IGNORE_CASE_FLAG = re.compile(r"\(\?[a-zA-Z-]*i[a-zA-Z-]*[:)]")
+# Terms of one keyword field a partition may have for a comparison to be decided term by term.
+MAX_LISTED_TERMS: Final = 50_000
+_LISTED_OPS: Final = frozenset({Op.REGEX}) | RANGE_OPS
+
+# A partition's terms of the keyword fields a query compares term by term (see `keyword_terms`).
+KeywordTerms: TypeAlias = Mapping[str, frozenset[str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +92,39 @@ class Compiled:
     needs_verification: bool
 
 
-def compile_query(node: Node, schema: tantivy.Schema, *, stemming: bool) -> Compiled:
-    """Narrow `node` to a Tantivy query over a partition built by storage.schema.build_schema."""
-    part = _Compiler(schema, stemming).compile(node)
+def compile_query(node: Node, schema: tantivy.Schema, *, stemming: bool, terms: KeywordTerms | None = None) -> Compiled:
+    """Narrow `node` to a Tantivy query over a partition built by storage.schema.build_schema.
+
+    `terms` are the partition's terms of the fields `listed_fields(node)` names (`keyword_terms`):
+    the compiled query is then only valid for that partition's searcher.
+    """
+    part = _Compiler(schema, stemming, terms or {}).compile(node)
     return Compiled(part.query, not part.exact)
+
+
+def listed_fields(node: Node) -> frozenset[str]:
+    """Keyword fields `node` compares term by term (regexes and ranges): what `keyword_terms` must list."""
+    if isinstance(node, (And, Or)):
+        return frozenset().union(*(listed_fields(child) for child in node.children))
+    if isinstance(node, Not):
+        return listed_fields(node.child)
+    if isinstance(node, Compare) and node.field in KEYWORD_FIELDS and node.op in _LISTED_OPS:
+        return frozenset({node.field})
+    return frozenset()
+
+
+def keyword_terms(searcher: tantivy.Searcher, names: frozenset[str]) -> dict[str, frozenset[str]]:
+    """Every term of each field in the searcher's segments; a field with too many terms is left out.
+
+    Reading a term dictionary of labels costs well under a millisecond.  The list must come from the
+    searcher that then runs the query: a term committed after it was listed would be missed.
+    """
+    listed: dict[str, frozenset[str]] = {}
+    for name in names:
+        found = searcher.terms_with_prefix(name, "", None, MAX_LISTED_TERMS + 1)
+        if len(found) <= MAX_LISTED_TERMS:
+            listed[name] = frozenset(term for term, _ in found)
+    return listed
 
 
 class _Part(NamedTuple):
@@ -151,8 +193,9 @@ def _should(queries: Iterable[tantivy.Query]) -> tantivy.Query:
 class _Compiler:
     """Holds the schema and the analyzers that decide which tokens a value has in the index."""
 
-    def __init__(self, schema: tantivy.Schema, stemming: bool) -> None:
+    def __init__(self, schema: tantivy.Schema, stemming: bool, terms: KeywordTerms) -> None:
         self.schema = schema
+        self.terms = terms
         self.words_field = fields.MESSAGE_STEMMED if stemming else fields.MESSAGE
         self.splitter = (
             tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.lowercase()).build()
@@ -208,6 +251,9 @@ class _Compiler:
     # -- keywords -------------------------------------------------------------------------------
 
     def _keyword(self, field: str, node: Compare) -> _Part:
+        listed = self.terms.get(field)
+        if node.op in _LISTED_OPS and listed is not None:
+            return self._listed(field, node, listed)
         if node.op is Op.REGEX:
             ignore_case = field == LEVEL or _IGNORE_CASE_FLAG.search(str(node.value)) is not None
             flags = "(?is)" if ignore_case else "(?s)"
@@ -230,6 +276,24 @@ class _Compiler:
         if node.op is Op.CONTAINS:
             return _exact(self._regex(field, f"(?s).*{_rust_literal(value)}.*"))
         return _loose(None)
+
+    def _listed(self, field: str, node: Compare, listed: frozenset[str]) -> _Part:
+        """The terms that satisfy `node`, each tested as evaluate.py tests a stored value: exact.
+
+        A field other than `tags` has one value per event, and an event without one reads as "":
+        when "" satisfies the comparison, the events that match are those whose term is not one
+        that fails (whether or not "" itself was indexed).  `tags` matches when any tag does, so an
+        event without tags never matches.
+        """
+        test = keyword_value_test(node)
+        passing = sorted(term for term in listed if test(term))
+        if field != TAGS and test(""):
+            failing = sorted(listed.difference(passing))
+            if not failing:
+                return _exact(_all())
+            clauses = [(tantivy.Occur.Must, _all()), (tantivy.Occur.MustNot, self._term_set(field, failing))]
+            return _exact(tantivy.Query.boolean_query(clauses))
+        return _exact(self._term_set(field, passing) if passing else tantivy.Query.empty_query())
 
     # -- message ---------------------------------------------------------------------------------
 
@@ -419,6 +483,9 @@ class _Compiler:
 
     def _term(self, field: str, value: str | int | float | bool) -> tantivy.Query:
         return tantivy.Query.term_query(self.schema, field, value)
+
+    def _term_set(self, field: str, values: list[str]) -> tantivy.Query:
+        return tantivy.Query.term_set_query(self.schema, field, values)
 
     def _regex(self, field: str, pattern: str) -> tantivy.Query:
         return tantivy.Query.regex_query(self.schema, field, pattern)

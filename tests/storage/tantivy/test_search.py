@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from logtraced.model import NS_PER_DAY, Event
+from logtraced.query.ast import And, Compare, Node, Not, Op
 from logtraced.query.evaluate import build_matcher
 from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline
 from logtraced.storage.backend import CountRequest, SearchRequest, TenantView
@@ -128,6 +129,29 @@ def test_verified_counts_agree_with_the_reference(stored: tuple[TantivyStore, li
     for event in events:
         if test(event, {}):
             want[event.level] = want.get(event.level, 0) + 1
+    assert counted == want
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        Compare(Op.REGEX, "service", "^(?:svc1|svc2)$"),  # LogQL `{service_name=~"svc1|svc2"}`
+        And((Not(Compare(Op.REGEX, "service", "^(?:svc1)$")), Compare(Op.REGEX, "level", "^ERR"))),
+        Compare(Op.GTE, "service", "svc2"),
+    ],
+)
+def test_keyword_regex_counts_come_from_the_fast_fields(stored: tuple[TantivyStore, list[Event]], node: Node) -> None:
+    store, events = stored
+    pipeline = Pipeline((Filter(node),))
+    request = CountRequest(NOW - 3 * NS_PER_DAY, NOW + 1, pipeline, NS_PER_DAY, by=("service", "level"))
+    result = store.for_tenant(MINE).count(request)
+    assert result.stats.lines_examined == 0  # aggregated, not read
+    counted = {(s.labels["service"], s.labels["level"]): sum(s.counts.values()) for s in result.series}
+    test = build_matcher(node)
+    want: dict[tuple[str, str], int] = {}
+    for event in events:
+        if test(event, {}):
+            want[event.service, event.level] = want.get((event.service, event.level), 0) + 1
     assert counted == want
 
 
