@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import tantivy
 
 from logtraced.errors import QueryTimeout
 from logtraced.model import NS_PER_DAY, Event, Tenant
 from logtraced.query.ast import EVENT_FIELDS, MESSAGE, And, Compare, Exists, MatchAll, Node, Not, Or
+from logtraced.query.logql_stages import STREAM_LABELS
 from logtraced.query.pipeline import Aggregate, Filter, Pipeline
 from logtraced.query.verify import Verifier, build_verifier, needs_stages
 from logtraced.storage.backend import (
@@ -63,6 +64,8 @@ MAX_CHUNK: Final = 8192
 SLICE_CHUNK: Final = 4 * FIRST_CHUNK
 # Hits sharing the boundary timestamp of a chunk read in the same pass as their count.
 BOUNDARY_HITS: Final = 64
+# Candidates a count reads in one unordered search (more are read in time-ordered chunks, to bound memory).
+UNORDERED_MAX: Final = 100_000
 # Events of a partition verified in time order before deciding whether scanning will fill the page.
 SCAN_PROBE: Final = 256
 # The most events a scan may expect to read to fill the page; beyond, the index narrows instead.
@@ -211,12 +214,10 @@ def _total(plans: list[_Plan], page: SearchPage) -> None:
     page.total = sum(hit_count(plan.searcher, plan.query) for plan in plans)
 
 
-def _matches(
-    plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int | None = None
-) -> Iterator[tuple[Row, SortKey]]:
+def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int) -> Iterator[tuple[Row, SortKey]]:
     """Matching rows in order across partitions, verified where the index alone cannot decide.
 
-    `wanted` is how many rows the caller will take at most (None: all of them); it decides
+    `wanted` is how many rows the caller will take at most; it decides
     whether a verified partition is scanned first.
     """
     found = 0
@@ -225,14 +226,14 @@ def _matches(
     for plan in plans:
         decode = _Decoder(plan.searcher, scan.fields, verify_fields if plan.verify else None, stats, scan.deadline)
         if not plan.verify:
-            first = FIRST_CHUNK if wanted is None else min(FIRST_CHUNK, max(wanted - found, 1))
+            first = min(FIRST_CHUNK, max(wanted - found, 1))
             for key, address in _ordered(plan.searcher, plan.index, plan.query, scan, first):
                 _check_deadline(scan.deadline)
                 found += 1
                 yield Row(decode.row(address, key), {}), key
             continue
         verifier = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
-        remaining = None if wanted is None else wanted - found
+        remaining = wanted - found
         for row, key in _verified(plan, scan, decode, verifier, remaining, probe):
             found += 1
             yield row, key
@@ -253,14 +254,14 @@ class _Probe:
 
 
 def _verified(
-    plan: _Plan, scan: _Scan, decode: _Decoder, verifier: Verifier, wanted: int | None, probe: _Probe
+    plan: _Plan, scan: _Scan, decode: _Decoder, verifier: Verifier, wanted: int, probe: _Probe
 ) -> Iterator[tuple[Row, SortKey]]:
     """One partition's verified rows: a scan in time order while it promises to fill the page, then the index.
 
     The probe is shared by the partitions of one search, so a rare match is found out once, not per day.
     """
     rest = scan
-    if wanted is not None and probe.worth_scanning(wanted):
+    if probe.worth_scanning(wanted):
         last: SortKey | None = None
         for key, address in _sliced(plan, scan):
             row = _check(decode, verifier, address, key)
@@ -351,11 +352,15 @@ def query_fields(pipeline: Pipeline) -> frozenset[str] | None:
     """The event fields verifying `pipeline` reads (always the timestamp); None when it may read any.
 
     A parse stage reads the field it parses and hands labels on, so only pipelines of filters are
-    narrowed; a field that is not an event field is an attribute path.
+    narrowed; a field that is not an event field is an attribute path.  A LogQL filter also sees
+    the stream labels (a name it tests is looked up among them first), so those are read too; any
+    other LogQL stage may read or rewrite anything.
     """
-    if pipeline.logql:
-        return None  # a LogQL row carries the stream labels and may rewrite the line: it reads everything
     fields = {schema.TIMESTAMP}
+    if pipeline.logql:
+        if not all(isinstance(stage, Filter) for stage in pipeline.stages):
+            return None
+        fields.update(field for field, _ in STREAM_LABELS)
     for stage in pipeline.stages:
         if isinstance(stage, Aggregate):
             continue
@@ -419,7 +424,7 @@ def _ordered(
         hits = searcher.search(bounded, chunk, count=False, order_by_field=schema.TIMESTAMP, order=order).hits
         if not hits:
             return
-        rows = _keyed(searcher, hits)
+        rows = _keyed(searcher, [ts for ts, _ in hits], [address for _, address in hits])
         if len(hits) == chunk:
             boundary = rows[-1][0][0]
             rows = [row for row in rows if row[0][0] != boundary]
@@ -464,11 +469,14 @@ def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddr
 
 
 def _keyed(
-    searcher: tantivy.Searcher, hits: list[tuple[int, tantivy.DocAddress]]
+    searcher: tantivy.Searcher, timestamps: Sequence[object], addresses: list[tantivy.DocAddress]
 ) -> list[tuple[SortKey, tantivy.DocAddress]]:
-    addresses = [address for _, address in hits]
+    """Hits with their sort keys: the timestamps given, the ids from the fast field."""
     ids = searcher.fast_field_values(schema.ID, addresses)
-    return [((int(ts), int(identifier or 0)), address) for (ts, address), identifier in zip(hits, ids, strict=True)]
+    return [
+        ((int(cast(int, ts)), int(identifier or 0)), address)
+        for ts, identifier, address in zip(timestamps, ids, addresses, strict=True)
+    ]
 
 
 def _all_at(
@@ -481,7 +489,7 @@ def _all_at(
     hits = result.hits
     if result.count > len(hits):
         hits = searcher.search(both, result.count, count=False).hits
-    return _keyed(searcher, [(timestamp, address) for _, address in hits])
+    return _keyed(searcher, [timestamp] * len(hits), [address for _, address in hits])
 
 
 def _after(index: tantivy.Index, query: tantivy.Query, after: SortKey | None, newest_first: bool) -> tantivy.Query:
@@ -507,26 +515,48 @@ def _range(index: tantivy.Index, name: str, low: int, high: int) -> tantivy.Quer
 
 
 def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountResult:
-    """Matching events counted into steps aligned on `request.start_ns`, per set of `by` values."""
+    """Matching events counted into steps aligned on `request.start_ns`, per set of `by` values.
+
+    A partition whose filter the index answers exactly, grouped by stored labels, is counted by a
+    fast-field aggregation; any other partition's candidates are read and verified in document
+    order (a count needs no time order, and the docstore then decompresses each block once).
+    """
     started = time.perf_counter()
+    fields = _count_fields(request)
     scan = _Scan(
-        tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline,
-        fields=_count_fields(request),
-    )  # fmt: skip
-    plans = list(_plans(reader, scan))
+        tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline, fields=fields
+    )
     result = CountResult()
     series: dict[tuple[str, ...], Series] = {}
-    aggregated = all(name in schema.LABEL_FIELDS for name in request.by) and not any(plan.verify for plan in plans)
-    if aggregated:
-        for plan in plans:
-            _check_deadline(request.deadline)
+    stored_labels = all(name in schema.LABEL_FIELDS for name in request.by)
+    for plan in _plans(reader, scan):
+        _check_deadline(request.deadline)
+        if stored_labels and not plan.verify:
             count_partition(plan.searcher, plan.index, plan.query, plan.day, request, series)
-    else:
-        for row, key in _matches(plans, scan, result.stats):
-            add(series, request, tuple(_label_value(row, name) for name in request.by), key[0], 1)
+            continue
+        verifier = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
+        decode = _Decoder(plan.searcher, fields, fields, result.stats, request.deadline)
+        for key, address in _unordered(plan, scan):
+            _check_deadline(request.deadline)
+            verified = verifier(decode.for_verification(plan.searcher.doc(address), key))
+            result.stats.lines_examined += 1
+            if verified is not None:
+                shown, labels = verified
+                result.stats.bytes_examined += len(shown.message)
+                values = tuple(_label_value(Row(shown, labels), name) for name in request.by)
+                add(series, request, values, key[0], 1)
     result.series = list(series.values())
     result.stats.seconds = time.perf_counter() - started
     return result
+
+
+def _unordered(plan: _Plan, scan: _Scan) -> Iterable[tuple[SortKey, tantivy.DocAddress]]:
+    """Every hit of the plan's query in document order, from one search when there are few enough to hold."""
+    result: Any = plan.searcher.search(plan.query, UNORDERED_MAX, count=True)
+    if result.count > UNORDERED_MAX:
+        return _ordered(plan.searcher, plan.index, plan.query, scan, MAX_CHUNK)
+    addresses = sorted((address for _, address in result.hits), key=lambda address: (address.segment_ord, address.doc))
+    return _keyed(plan.searcher, plan.searcher.fast_field_values(schema.TIMESTAMP, addresses), addresses)
 
 
 def _count_fields(request: CountRequest) -> frozenset[str] | None:

@@ -20,7 +20,12 @@ START = (NOW - NS_PER_DAY) // NS_PER_DAY * NS_PER_DAY + NS_PER_DAY // 2  # mid-d
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[TantivyStore, list[Event]]:
     """Mid-step timestamps: histogram keys are f64, whose spacing here (256 ns) would blur a step boundary."""
     events = [
-        Event(START + position * MICROSECOND + MICROSECOND // 2, f"n={position}", level="info", service=f"svc{position % 3}")
+        Event(
+            START + position * MICROSECOND + MICROSECOND // 2,
+            f"n={position}",
+            level="info",
+            service=f"svc{position % 3}",
+        )
         for position in range(EVENTS)
     ]
     cfg = config(tmp_path_factory.mktemp("buckets"))

@@ -11,6 +11,7 @@ import pytest
 from logtraced.model import NS_PER_DAY, Event
 from logtraced.query.ast import And, Compare, Node, Not, Op
 from logtraced.query.evaluate import build_matcher
+from logtraced.query.logql import parse_logql
 from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline
 from logtraced.storage.backend import CountRequest, SearchRequest, TenantView
 from logtraced.storage.tantivy import search
@@ -130,6 +131,23 @@ def test_verified_counts_agree_with_the_reference(stored: tuple[TantivyStore, li
         if test(event, {}):
             want[event.level] = want.get(event.level, 0) + 1
     assert counted == want
+
+
+def test_logql_line_filters_are_counted_from_the_fields_they_read(stored: tuple[TantivyStore, list[Event]]) -> None:
+    """A LogQL pipeline of filters reads the message and the stream labels its filters see, not the attributes."""
+    pipeline = parse_logql('{service_name="svc1"} |= "refused"')
+    assert isinstance(pipeline, Pipeline)
+    assert search.query_fields(pipeline) == {"timestamp", "message", "service", "level", "host", "env", "index"}
+    store, events = stored
+    request = CountRequest(NOW - 3 * NS_PER_DAY, NOW + 1, pipeline, NS_PER_DAY, by=("level",))
+    result = store.for_tenant(MINE).count(request)
+    counted = {series.labels["level"]: sum(series.counts.values()) for series in result.series}
+    want: dict[str, int] = {}
+    for event in events:
+        if "refused" in event.message and event.service == "svc1":
+            want[event.level] = want.get(event.level, 0) + 1
+    assert counted == want
+    assert result.stats.lines_examined >= sum(want.values()) > 0
 
 
 @pytest.mark.parametrize(
