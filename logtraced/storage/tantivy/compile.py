@@ -134,6 +134,13 @@ class _Part(NamedTuple):
     exact: bool
 
 
+class _Narrowing(NamedTuple):
+    """A loose candidate query, and whether it only looks up the terms it names (no walk of the dictionary)."""
+
+    query: tantivy.Query
+    cheap: bool
+
+
 class _Cond(NamedTuple):
     """A condition on one indexed token: equal to `token`, or containing it with open sides."""
 
@@ -258,9 +265,11 @@ class _Compiler:
             ignore_case = field == LEVEL or _IGNORE_CASE_FLAG.search(str(node.value)) is not None
             flags = "(?is)" if ignore_case else "(?s)"
             return _loose(
-                self._formula_query(
-                    _regex_formula(str(node.value)),
-                    lambda text: self._regex(field, f"{flags}.*{_rust_literal(text)}.*"),
+                _query_of(
+                    self._formula_query(
+                        _regex_formula(str(node.value)),
+                        lambda text: _Narrowing(self._regex(field, f"{flags}.*{_rust_literal(text)}.*"), False),
+                    )
                 )
             )
         value = _text(node.value)
@@ -311,13 +320,15 @@ class _Compiler:
     def _substring_narrowing(self, node: Compare, field: str, *, prefix: str) -> tantivy.Query | None:
         """Token conditions for a substring, a glob or a regex's literals; None narrows nothing."""
         if node.op is Op.CONTAINS:
-            return self._conds_query(self._conds(_text(node.value), True, True), field, prefix)
+            return _query_of(self._conds_query(self._conds(_text(node.value), True, True), field, prefix))
         if node.op is Op.WILDCARD:
-            return self._conds_query(self._glob_conds(_text(node.value)), field, prefix)
+            return _query_of(self._conds_query(self._glob_conds(_text(node.value)), field, prefix))
         if node.op is Op.REGEX:
-            return self._formula_query(
-                _regex_formula(str(node.value)),
-                lambda text: self._conds_query(self._conds(text, True, True), field, prefix),
+            return _query_of(
+                self._formula_query(
+                    _regex_formula(str(node.value)),
+                    lambda text: self._conds_query(self._conds(text, True, True), field, prefix),
+                )
             )
         return None
 
@@ -452,32 +463,41 @@ class _Compiler:
                 conds.extend(self._conds(piece, index > 0 or open_start, index < last or open_end))
         return conds
 
-    def _conds_query(self, conds: list[_Cond], field: str, prefix: str) -> tantivy.Query | None:
-        """AND of one query per condition; conditions on unindexable tokens are dropped."""
-        queries: list[tantivy.Query] = []
+    def _conds_query(self, conds: list[_Cond], field: str, prefix: str) -> _Narrowing | None:
+        """AND of one query per condition; conditions on unindexable tokens are dropped.
+
+        A token condition open on its left (`.*err`, `.*zq7x.*`) walks the whole term dictionary,
+        one exact or prefix condition only the terms it names: when the conjunction has one of
+        those, the open-left ones are left to verification (`ERR-\\d{5}-FATAL` looks up `fatal*`).
+        """
+        narrowings: list[_Narrowing] = []
         for cond in conds:
             if not self._is_indexed(cond.token):
                 continue
+            cheap = bool(prefix) or not cond.open_left
             spellings = _spellings(cond.token)
             if not prefix and not cond.open_left and not cond.open_right and spellings is not None:
-                queries.append(_should(self._term(field, spelling) for spelling in spellings))
+                narrowings.append(_Narrowing(_should(self._term(field, spelling) for spelling in spellings), cheap))
                 continue
             left = ".*" if cond.open_left else ""
             right = ".*" if cond.open_right else ""
-            queries.append(self._regex(field, f"{prefix}{left}{_rust_literal(cond.token)}{right}"))
-        return _must(queries)
+            narrowings.append(
+                _Narrowing(self._regex(field, f"{prefix}{left}{_rust_literal(cond.token)}{right}"), cheap)
+            )
+        return _all_narrowings(narrowings)
 
-    def _formula_query(self, formula: _Formula, literal: Callable[[str], tantivy.Query | None]) -> tantivy.Query | None:
+    def _formula_query(self, formula: _Formula, literal: Callable[[str], _Narrowing | None]) -> _Narrowing | None:
         if formula is None:
             return None
         if isinstance(formula, _Lit):
             return literal(formula.text)
         children = [self._formula_query(item, literal) for item in formula.items]
         if isinstance(formula, _AllOf):
-            return _must(child for child in children if child is not None)
-        if any(child is None for child in children):
+            return _all_narrowings([child for child in children if child is not None])
+        kept = [child for child in children if child is not None]
+        if len(kept) < len(children):
             return None
-        return _should(child for child in children if child is not None)
+        return _Narrowing(_should(child.query for child in kept), all(child.cheap for child in kept))
 
     # -- query constructors ------------------------------------------------------------------------
 
@@ -489,6 +509,20 @@ class _Compiler:
 
     def _regex(self, field: str, pattern: str) -> tantivy.Query:
         return tantivy.Query.regex_query(self.schema, field, pattern)
+
+
+def _all_narrowings(narrowings: list[_Narrowing]) -> _Narrowing | None:
+    """AND of the narrowings; when some are cheap, only those (the rest would walk the dictionary to narrow less)."""
+    if not narrowings:
+        return None
+    cheap = [narrowing for narrowing in narrowings if narrowing.cheap]
+    kept = cheap or narrowings
+    query = _must(narrowing.query for narrowing in kept)
+    return None if query is None else _Narrowing(query, bool(cheap))
+
+
+def _query_of(narrowing: _Narrowing | None) -> tantivy.Query | None:
+    return None if narrowing is None else narrowing.query
 
 
 def _timestamp(schema: tantivy.Schema, node: Compare) -> _Part:
