@@ -43,8 +43,8 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from typing import Final, NamedTuple, TypeAlias
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import tantivy
 
@@ -92,14 +92,61 @@ class Compiled:
     needs_verification: bool
 
 
-def compile_query(node: Node, schema: tantivy.Schema, *, stemming: bool, terms: KeywordTerms | None = None) -> Compiled:
+def compile_query(
+    node: Node,
+    schema: tantivy.Schema,
+    *,
+    stemming: bool,
+    terms: KeywordTerms | None = None,
+    uncapitalised: frozenset[str] = frozenset(),
+) -> Compiled:
     """Narrow `node` to a Tantivy query over a partition built by storage.schema.build_schema.
 
-    `terms` are the partition's terms of the fields `listed_fields(node)` names (`keyword_terms`):
+    `terms` are the partition's terms of the fields `listed_fields(node)` names (`keyword_terms`),
+    `uncapitalised` the substrings no capitalised word of the partition contains (`uncapitalised`):
     the compiled query is then only valid for that partition's searcher.
     """
-    part = _Compiler(schema, stemming, terms or {}).compile(node)
+    part = _Compiler(schema, stemming, terms or {}, uncapitalised).compile(node)
     return Compiled(part.query, not part.exact)
+
+
+def uncapitalised(searcher: tantivy.Searcher, schema: tantivy.Schema, node: Node) -> frozenset[str]:
+    """The lowercase one-word substrings `node` looks for in the message that no capitalised word contains.
+
+    For such a substring the lowercased word index is exact: a word holding it either had no
+    capitals (so it was indexed as written) or had some (and is then in MESSAGE_CAPITALS, which
+    says no).  Each check walks the partition's dictionary of capitalised words, which is small
+    where logs are mostly lowercase, and is made only where the answer pays for it (counts).
+    """
+    if not fields.has_field(schema, fields.MESSAGE_CAPITALS):
+        return frozenset()
+    splitter = _word_splitter()
+    found: set[str] = set()
+    for needle in _message_substrings(node):
+        if splitter.analyze(needle) != [needle] or not fields.text_analyzer().analyze(needle):
+            continue  # several words, capitals, or too long to be indexed
+        pattern = f"(?s).*{_rust_literal(needle)}.*"
+        query = tantivy.Query.regex_query(schema, fields.MESSAGE_CAPITALS, pattern)
+        result: Any = searcher.search(query, 1, count=True)
+        if not result.count:
+            found.add(needle)
+    return frozenset(found)
+
+
+def _message_substrings(node: Node) -> Iterator[str]:
+    """The values of every `$contains` on the message (or free text) in `node`."""
+    if isinstance(node, (And, Or)):
+        for child in node.children:
+            yield from _message_substrings(child)
+    elif isinstance(node, Not):
+        yield from _message_substrings(node.child)
+    elif isinstance(node, Compare) and node.op is Op.CONTAINS and node.field in (None, MESSAGE):
+        yield _text(node.value)
+
+
+def _word_splitter() -> tantivy.TextAnalyzer:
+    """Words as the message index splits them, lowercased, whatever their length."""
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.lowercase()).build()
 
 
 def listed_fields(node: Node) -> frozenset[str]:
@@ -200,13 +247,14 @@ def _should(queries: Iterable[tantivy.Query]) -> tantivy.Query:
 class _Compiler:
     """Holds the schema and the analyzers that decide which tokens a value has in the index."""
 
-    def __init__(self, schema: tantivy.Schema, stemming: bool, terms: KeywordTerms) -> None:
+    def __init__(
+        self, schema: tantivy.Schema, stemming: bool, terms: KeywordTerms, uncapitalised: frozenset[str]
+    ) -> None:
         self.schema = schema
         self.terms = terms
+        self.uncapitalised = uncapitalised
         self.words_field = fields.MESSAGE_STEMMED if stemming else fields.MESSAGE
-        self.splitter = (
-            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.lowercase()).build()
-        )
+        self.splitter = _word_splitter()
         self.indexed = fields.text_analyzer()
         self.stemmer = fields.stemmed_analyzer() if stemming else None
 
@@ -315,7 +363,10 @@ class _Compiler:
             if not self.splitter.analyze(_text(node.value)):
                 return _loose(None)
             return _loose(self._phrase(self.words_field, _text(node.value), self._message_stem()).query)
-        return _loose(self._substring_narrowing(node, fields.MESSAGE, prefix=""))
+        narrowing = self._substring_narrowing(node, fields.MESSAGE, prefix="")
+        if node.op is Op.CONTAINS and _text(node.value) in self.uncapitalised:
+            return _Part(narrowing or _all(), True)  # one lowercase word piece: see `uncapitalised`
+        return _loose(narrowing)
 
     def _substring_narrowing(self, node: Compare, field: str, *, prefix: str) -> tantivy.Query | None:
         """Token conditions for a substring, a glob or a regex's literals; None narrows nothing."""

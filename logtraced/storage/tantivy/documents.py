@@ -30,9 +30,12 @@ _FIELDS: Final = [
     (schema.ATTRIBUTES, dict[str, Any]),
     (schema.ID, int),
 ]
-_Document: Final = msgspec.defstruct("_Document", _FIELDS, gc=False)
+# The message again for its capitalised words (schema.MESSAGE_CAPITALS; partitions made before ignore it).
+_Document: Final = msgspec.defstruct("_Document", [*_FIELDS, (schema.MESSAGE_CAPITALS, str)], gc=False)
 # Partitions made with index.stemming also analyse a second, stemmed copy of the message.
-_StemmedDocument: Final = msgspec.defstruct("_StemmedDocument", [*_FIELDS, (schema.MESSAGE_STEMMED, str)], gc=False)
+_StemmedDocument: Final = msgspec.defstruct(
+    "_StemmedDocument", [*_FIELDS, (schema.MESSAGE_CAPITALS, str), (schema.MESSAGE_STEMMED, str)], gc=False
+)
 _encode_lines: Final = msgspec.json.Encoder().encode_lines
 
 
@@ -49,9 +52,9 @@ def encode_columns(events: EventColumns, *, stemming: bool) -> list[str]:
     """
     columns = msgspec.structs.astuple(events)
     if stemming:
-        documents = map(_StemmedDocument, *columns, events.message)
+        documents = map(_StemmedDocument, *columns, events.message, events.message)
     else:
-        documents = map(_Document, *columns)
+        documents = map(_Document, *columns, events.message)
     lines = _encode_lines(documents).decode().split("\n")
     lines.pop()  # after the newline that ends the last document
     return lines

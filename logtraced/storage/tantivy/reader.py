@@ -28,7 +28,7 @@ MAX_LABEL_ENTRIES: Final = 4096
 CACHED_VALUES: Final = 1000
 
 # Least recently used first; see storage/tantivy/search.py `_compile`.
-CompiledCache = OrderedDict[tuple[Node, bool], list[tuple[tantivy.Schema, KeywordTerms, Compiled]]]
+CompiledCache = OrderedDict[tuple[Node, bool], list[tuple[tantivy.Schema, KeywordTerms, frozenset[str], Compiled]]]
 
 
 @dataclass

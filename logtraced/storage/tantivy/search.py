@@ -54,7 +54,7 @@ from logtraced.storage.backend import (
 from logtraced.storage.cursor import SortKey, decode_cursor, encode_cursor
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.aggregate import add, count_partition
-from logtraced.storage.tantivy.compile import Compiled, compile_query, keyword_terms, listed_fields
+from logtraced.storage.tantivy.compile import Compiled, compile_query, keyword_terms, listed_fields, uncapitalised
 from logtraced.storage.tantivy.documents import event_from_document
 from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_count
 
@@ -144,11 +144,12 @@ class _Plan:
     day: int  # the partition's UTC day (days since the epoch)
 
 
-def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
+def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Iterator[_Plan]:
     """The partitions the window overlaps, in scan order (days are disjoint, so concatenation is ordered).
 
     Planned lazily: a newest-first page usually fills from the newest day, and older days are then
-    never opened or compiled.
+    never opened or compiled.  A count (`counting`) also asks which lowercase substrings the index
+    answers exactly (compile.uncapitalised): a search would rather scan for them and stop early.
     """
     prefilter = scan.pipeline.prefilter
     staged = needs_stages(scan.pipeline)
@@ -159,7 +160,7 @@ def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
             continue
         stemming = schema.has_field(index.schema, schema.MESSAGE_STEMMED)
         searcher = index.searcher()
-        compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher)
+        compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting)
         user_query = _with_index(index, compiled.query, scan.index)
         query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
         everything = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index))
@@ -173,14 +174,19 @@ COMPILED_VARIANTS: Final = 16
 
 
 def _compile(
-    cache: CompiledCache, node: Node, index_schema: tantivy.Schema, stemming: bool, searcher: tantivy.Searcher
+    cache: CompiledCache,
+    node: Node,
+    index_schema: tantivy.Schema,
+    stemming: bool,
+    searcher: tantivy.Searcher,
+    counting: bool,
 ) -> Compiled:
     """A query compiled once per schema and reused by every partition and search that has that schema.
 
     Compiling builds term-dictionary automata (several ms for a substring), and the partitions
     of a deployment share one or two schemas; like a statement cache, the least recently used go.
-    A query that compares keywords term by term is valid only for partitions with the same terms of
-    those fields, so they are part of what must match.
+    A query that compares keywords term by term, or trusts the index for substrings no capitalised
+    word holds, is valid only for partitions with the same such facts, so they are part of what must match.
     """
     key = (node, stemming)
     entries = cache.get(key)
@@ -192,11 +198,12 @@ def _compile(
         cache.move_to_end(key)
     listed = listed_fields(node)
     terms = keyword_terms(searcher, listed) if listed else {}
-    for known, known_terms, compiled in entries:
-        if known == index_schema and known_terms == terms:
+    exact_substrings = uncapitalised(searcher, index_schema, node) if counting else frozenset()
+    for known, known_terms, known_substrings, compiled in entries:
+        if known == index_schema and known_terms == terms and known_substrings == exact_substrings:
             return compiled
-    compiled = compile_query(node, index_schema, stemming=stemming, terms=terms)
-    entries.append((index_schema, terms, compiled))
+    compiled = compile_query(node, index_schema, stemming=stemming, terms=terms, uncapitalised=exact_substrings)
+    entries.append((index_schema, terms, exact_substrings, compiled))
     if len(entries) > COMPILED_VARIANTS:
         del entries[0]
     return compiled
@@ -529,7 +536,7 @@ def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountRe
     result = CountResult()
     series: dict[tuple[str, ...], Series] = {}
     stored_labels = all(name in schema.LABEL_FIELDS for name in request.by)
-    for plan in _plans(reader, scan):
+    for plan in _plans(reader, scan, counting=True):
         _check_deadline(request.deadline)
         if stored_labels and not plan.verify:
             count_partition(plan.searcher, plan.index, plan.query, plan.day, request, series)

@@ -133,9 +133,18 @@ def test_verified_counts_agree_with_the_reference(stored: tuple[TantivyStore, li
     assert counted == want
 
 
-def test_logql_line_filters_are_counted_from_the_fields_they_read(stored: tuple[TantivyStore, list[Event]]) -> None:
-    """A LogQL pipeline of filters reads the message and the stream labels its filters see, not the attributes."""
-    pipeline = parse_logql('{service_name="svc1"} |= "refused"')
+@pytest.mark.parametrize(
+    ("needle", "aggregated"),
+    [
+        ("connection refused", False),  # two words: the index cannot tell they are adjacent, so they are verified
+        ("refused", True),  # one lowercase word piece no capitalised word holds: the index is exact
+    ],
+)
+def test_logql_line_filters_are_counted_exactly(
+    stored: tuple[TantivyStore, list[Event]], needle: str, aggregated: bool
+) -> None:
+    """A verified LogQL pipeline of filters reads the message and the stream labels it sees, not the attributes."""
+    pipeline = parse_logql(f'{{service_name="svc1"}} |= "{needle}"')
     assert isinstance(pipeline, Pipeline)
     assert search.query_fields(pipeline) == {"timestamp", "message", "service", "level", "host", "env", "index"}
     store, events = stored
@@ -144,10 +153,10 @@ def test_logql_line_filters_are_counted_from_the_fields_they_read(stored: tuple[
     counted = {series.labels["level"]: sum(series.counts.values()) for series in result.series}
     want: dict[str, int] = {}
     for event in events:
-        if "refused" in event.message and event.service == "svc1":
+        if needle in event.message and event.service == "svc1":
             want[event.level] = want.get(event.level, 0) + 1
     assert counted == want
-    assert result.stats.lines_examined >= sum(want.values()) > 0
+    assert (result.stats.lines_examined == 0) is aggregated
 
 
 @pytest.mark.parametrize(
