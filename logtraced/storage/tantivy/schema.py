@@ -76,8 +76,8 @@ def capitals_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
-def build_schema(*, stemming: bool) -> tantivy.Schema:
-    """The schema of one day-partition; `stemming` adds the stemmed copy of the message.
+def build_schema(*, stemming: bool, capitals: bool = True) -> tantivy.Schema:
+    """The schema of one day-partition; `stemming` adds the message's stems, `capitals` its capitalised words.
 
     Only what a query reads is kept.  Timestamp and id are compared by range only, which tantivy
     answers from the fast field, so they have no inverted index (each was ~8 bytes per event of
@@ -90,7 +90,8 @@ def build_schema(*, stemming: bool) -> tantivy.Schema:
     builder.add_text_field(MESSAGE, stored=True, tokenizer_name=MESSAGE_TOKENIZER)
     if stemming:
         builder.add_text_field(MESSAGE_STEMMED, stored=False, tokenizer_name=STEMMED_TOKENIZER)
-    builder.add_text_field(MESSAGE_CAPITALS, stored=False, tokenizer_name=CAPITALS_TOKENIZER, index_option="basic")
+    if capitals:
+        builder.add_text_field(MESSAGE_CAPITALS, stored=False, tokenizer_name=CAPITALS_TOKENIZER, index_option="basic")
     for name in RAW_FIELDS:
         builder.add_text_field(name, stored=True, fast=True, tokenizer_name=RAW_TOKENIZER, index_option="basic")
     builder.add_text_field(TAGS, stored=True, fast=True, tokenizer_name=RAW_TOKENIZER, index_option="basic")

@@ -25,16 +25,16 @@ NEEDLES = ["timeout", "time", "out", "refused", "efuse", "елка", "ёлк", "
 class Partition:
     """One real day-partition of `messages`."""
 
-    def __init__(self, path: Path, messages: list[str]) -> None:
+    def __init__(self, path: Path, messages: list[str], *, capitals: bool = True) -> None:
         self.events = {
             doc_id: Event(BASE_NS + doc_id * SECOND, message, "info", "api", "h", "production", "acme")
             for doc_id, message in enumerate(messages)
         }
-        self.schema = schema.build_schema(stemming=False)
+        self.schema = schema.build_schema(stemming=False, capitals=capitals)
         self.index = tantivy.Index(self.schema, path=str(path))
         schema.register_tokenizers(self.index)
         writer = self.index.writer(heap_size=15_000_000, num_threads=1)
-        for document in encode_documents(list(self.events.values()), stemming=False):
+        for document in encode_documents(list(self.events.values()), stemming=False, capitals=capitals):
             writer.add_json(document)
         writer.commit()
         writer.wait_merging_threads()
@@ -89,6 +89,12 @@ def test_the_capitalised_words_are_the_simple_tokenizers(partition: Partition) -
 )
 def test_exact_where_no_capitalised_word_holds_the_substring(partition: Partition, node: Node, exact: bool) -> None:
     assert partition.check(node) is exact
+
+
+def test_partitions_without_the_field_stay_verified(tmp_path: Path) -> None:
+    """index.capitals = false (or a partition made before the field): the substring is verified, as before."""
+    partition = Partition(tmp_path, ["connection refused", "plain text"], capitals=False)
+    assert not partition.check(contains("refused"))
 
 
 def test_searches_that_do_not_ask_stay_verified(partition: Partition) -> None:
