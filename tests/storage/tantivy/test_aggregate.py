@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from logtraced.model import NS_PER_DAY, Event
 from logtraced.query.ast import Compare, MatchAll, Node, Op
+from logtraced.query.gosyntax import NS_PER_SECOND
 from logtraced.query.pipeline import Filter, Pipeline
 from logtraced.storage.backend import CountRequest
 from logtraced.storage.tantivy.store import TantivyStore
@@ -65,3 +68,26 @@ def test_counts_past_the_bucket_limit_are_exact(
         for bucket, value in series.counts.items()
     }
     assert counted == reference(events, by, MICROSECOND, node)
+
+
+@pytest.mark.parametrize("shift", [0, 1, 255, 256, 257])
+def test_whole_second_events_on_step_boundaries_are_counted_exactly(tmp_path: Path, shift: int) -> None:
+    """Events at whole seconds, many exactly on a step: f64 bucketing must agree with integer arithmetic.
+
+    LogQL's windows start 1 ns after a step (`shift` 1), the JSON pipeline's on the step (`shift` 0).
+    """
+    base = START // NS_PER_SECOND * NS_PER_SECOND
+    events = [Event(base + second * NS_PER_SECOND, f"s={second}") for second in range(0, 600, 7)]
+    cfg = config(tmp_path)
+    write(cfg, [(MINE, events)]).close()
+    step = 60 * NS_PER_SECOND
+    start = base + shift
+    request = CountRequest(start, base + 600 * NS_PER_SECOND + shift, Pipeline((Filter(MatchAll()),)), step)
+    result = TantivyStore(cfg.data_path).for_tenant(MINE).count(request)
+    want: dict[int, int] = {}
+    for event in events:
+        if event.timestamp >= start:
+            bucket = start + (event.timestamp - start) // step * step
+            want[bucket] = want.get(bucket, 0) + 1
+    [series] = result.series
+    assert series.counts == want
