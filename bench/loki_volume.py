@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--writer-heap-mib", type=int, default=1024)
     parser.add_argument("--writer-threads", type=int, default=2)
     args = parser.parse_args()
-    args.skip_sqlite, args.trigram = True, False
+    args.skip_sqlite, args.skip_clickhouse, args.trigram = True, True, False
     temporary = tempfile.TemporaryDirectory(prefix="bench-loki-") if args.data_dir is None else None
     data_dir = Path(temporary.name) if temporary is not None else args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)

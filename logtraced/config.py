@@ -173,6 +173,7 @@ class IndexConfig(_Section, frozen=True):
     writer_heap_bytes: int = 128 * 1024 * 1024
     writer_threads: int = 1
     stemming: bool = False
+    capitals: bool = True
     retention_days: int = 30
     retention_check_seconds: float = 60.0
 

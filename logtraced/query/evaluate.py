@@ -208,6 +208,18 @@ def _timestamp_test(node: Compare) -> _ValueTest:
     return _value_test(node.op, node.value)
 
 
+def keyword_value_test(node: Compare) -> Callable[[str], bool]:
+    """Whether one stored value of a keyword field satisfies `node` (`level` is read lowercased).
+
+    An event matches when any of its values does: a backend holding the field's distinct values
+    (a term dictionary) can decide the comparison per value instead of per event.
+    """
+    test = _keyword_test(node)
+    if node.field == LEVEL:
+        return lambda value: test(value.lower())
+    return test
+
+
 def _keyword_test(node: Compare) -> _ValueTest:
     """Keywords are exact strings; `level` is compared lowercased, as levels are stored."""
     ignore_case = node.field == LEVEL

@@ -130,14 +130,18 @@ def fold(
     seconds = plan.range_ns / NS_PER_SECOND
     first, count = steps[0], len(steps)
     step_ns = steps[1] - steps[0] if count > 1 else 1
+    # Steps are counted from the first instant whose window holds a bucket (ceil), to the last (floor).
+    low_from, high_from = plan.offset_ns - first, plan.offset_ns + plan.range_ns - 1 - first
     merged: dict[tuple[tuple[str, str], ...], dict[int, int]] = {}
     for fields, counts in counted:
         key = tuple((label, value) for label in plan.labels if (value := fields.get(_FIELD_OF_STREAM_LABEL[label], "")))
         totals = merged.setdefault(tuple(sorted(key)), {})
-        for bucket, events in counts.items():
-            earliest = bucket + plan.offset_ns  # the first instant whose window holds the bucket
-            low = max(0, -(-(earliest - first) // step_ns))
-            high = min(count - 1, (earliest + plan.range_ns - 1 - first) // step_ns)
+        for bucket, events in counts.items():  # often one window per bucket (range = step): kept lean
+            low = max(0, -(-(bucket + low_from) // step_ns))
+            high = min(count - 1, (bucket + high_from) // step_ns)
+            if low == high:
+                totals[low] = totals.get(low, 0) + events
+                continue
             for index in range(low, high + 1):
                 totals[index] = totals.get(index, 0) + events
     out: list[Series] = []

@@ -6,7 +6,12 @@ check candidates with evaluate.py (it is False only when every part is exact in 
 
 Narrowing by field:
 - keywords (level lowercased, service, host, env, org, index, tags): exact term; globs, `$contains`
-  and "non-empty" as anchored regexes over the raw term dictionary (exact); `$regex` by its required
+  and "non-empty" as anchored regexes over the raw term dictionary (exact).  A `$regex` (LogQL `=~`,
+  `!~`) or a range is decided term by term: the partition's terms of the field (`keyword_terms`, a few
+  to a few thousand values) are tested with the reference semantics (evaluate.keyword_value_test) and
+  the comparison becomes the set of terms that pass (exact, so counts stay in the fast-field
+  aggregation).  RE2 and the index's Rust regexes differ in syntax, so matching in Python is what
+  keeps the meaning exact.  Without a term list (too many terms) a `$regex` narrows by its required
   literals (verified).
 - timestamp: i64 range queries (exact).
 - message: words as terms and phrases as positioned phrase queries (exact, on the stemmed field if
@@ -38,8 +43,8 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Callable, Iterable
-from typing import NamedTuple, TypeAlias
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import tantivy
 
@@ -47,6 +52,8 @@ from logtraced.query.ast import (
     KEYWORD_FIELDS,
     LEVEL,
     MESSAGE,
+    RANGE_OPS,
+    TAGS,
     TIMESTAMP,
     And,
     Compare,
@@ -58,7 +65,7 @@ from logtraced.query.ast import (
     Or,
     Scalar,
 )
-from logtraced.query.evaluate import as_number, date_value, glob_parts
+from logtraced.query.evaluate import as_number, date_value, glob_parts, keyword_value_test
 from logtraced.query.timerange import parse_instant
 from logtraced.storage.tantivy import schema as fields
 
@@ -69,6 +76,12 @@ _RUST_META = frozenset("\\.+*?()|[]{}^$#&-~")
 _YO_CLASSES = {"е": "её", "ё": "её", "Е": "ЕЁ", "Ё": "ЕЁ"}
 _MAX_SPELLINGS = 16  # beyond this, a word is matched by a regex (substrings) or left to verification
 _IGNORE_CASE_FLAG = re.compile(r"\(\?[a-zA-Z-]*i[a-zA-Z-]*[:)]")
+# Terms of one keyword field a partition may have for a comparison to be decided term by term.
+MAX_LISTED_TERMS: Final = 50_000
+_LISTED_OPS: Final = frozenset({Op.REGEX}) | RANGE_OPS
+
+# A partition's terms of the keyword fields a query compares term by term (see `keyword_terms`).
+KeywordTerms: TypeAlias = Mapping[str, frozenset[str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +92,86 @@ class Compiled:
     needs_verification: bool
 
 
-def compile_query(node: Node, schema: tantivy.Schema, *, stemming: bool) -> Compiled:
-    """Narrow `node` to a Tantivy query over a partition built by storage.schema.build_schema."""
-    part = _Compiler(schema, stemming).compile(node)
+def compile_query(
+    node: Node,
+    schema: tantivy.Schema,
+    *,
+    stemming: bool,
+    terms: KeywordTerms | None = None,
+    uncapitalised: frozenset[str] = frozenset(),
+) -> Compiled:
+    """Narrow `node` to a Tantivy query over a partition built by storage.schema.build_schema.
+
+    `terms` are the partition's terms of the fields `listed_fields(node)` names (`keyword_terms`),
+    `uncapitalised` the substrings no capitalised word of the partition contains (`uncapitalised`):
+    the compiled query is then only valid for that partition's searcher.
+    """
+    part = _Compiler(schema, stemming, terms or {}, uncapitalised).compile(node)
     return Compiled(part.query, not part.exact)
+
+
+def uncapitalised(searcher: tantivy.Searcher, schema: tantivy.Schema, node: Node) -> frozenset[str]:
+    """The lowercase one-word substrings `node` looks for in the message that no capitalised word contains.
+
+    For such a substring the lowercased word index is exact: a word holding it either had no
+    capitals (so it was indexed as written) or had some (and is then in MESSAGE_CAPITALS, which
+    says no).  Each check walks the partition's dictionary of capitalised words, which is small
+    where logs are mostly lowercase, and is made only where the answer pays for it (counts).
+    """
+    if not fields.has_field(schema, fields.MESSAGE_CAPITALS):
+        return frozenset()
+    splitter = _word_splitter()
+    found: set[str] = set()
+    for needle in _message_substrings(node):
+        if splitter.analyze(needle) != [needle] or not fields.text_analyzer().analyze(needle):
+            continue  # several words, capitals, or too long to be indexed
+        pattern = f"(?s).*{_rust_literal(needle)}.*"
+        query = tantivy.Query.regex_query(schema, fields.MESSAGE_CAPITALS, pattern)
+        result: Any = searcher.search(query, 1, count=True)
+        if not result.count:
+            found.add(needle)
+    return frozenset(found)
+
+
+def _message_substrings(node: Node) -> Iterator[str]:
+    """The values of every `$contains` on the message (or free text) in `node`."""
+    if isinstance(node, (And, Or)):
+        for child in node.children:
+            yield from _message_substrings(child)
+    elif isinstance(node, Not):
+        yield from _message_substrings(node.child)
+    elif isinstance(node, Compare) and node.op is Op.CONTAINS and node.field in (None, MESSAGE):
+        yield _text(node.value)
+
+
+def _word_splitter() -> tantivy.TextAnalyzer:
+    """Words as the message index splits them, lowercased, whatever their length."""
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.lowercase()).build()
+
+
+def listed_fields(node: Node) -> frozenset[str]:
+    """Keyword fields `node` compares term by term (regexes and ranges): what `keyword_terms` must list."""
+    if isinstance(node, (And, Or)):
+        return frozenset().union(*(listed_fields(child) for child in node.children))
+    if isinstance(node, Not):
+        return listed_fields(node.child)
+    if isinstance(node, Compare) and node.field in KEYWORD_FIELDS and node.op in _LISTED_OPS:
+        return frozenset({node.field})
+    return frozenset()
+
+
+def keyword_terms(searcher: tantivy.Searcher, names: frozenset[str]) -> dict[str, frozenset[str]]:
+    """Every term of each field in the searcher's segments; a field with too many terms is left out.
+
+    Reading a term dictionary of labels costs well under a millisecond.  The list must come from the
+    searcher that then runs the query: a term committed after it was listed would be missed.
+    """
+    listed: dict[str, frozenset[str]] = {}
+    for name in names:
+        found = searcher.terms_with_prefix(name, "", None, MAX_LISTED_TERMS + 1)
+        if len(found) <= MAX_LISTED_TERMS:
+            listed[name] = frozenset(term for term, _ in found)
+    return listed
 
 
 class _Part(NamedTuple):
@@ -90,6 +179,13 @@ class _Part(NamedTuple):
 
     query: tantivy.Query
     exact: bool
+
+
+class _Narrowing(NamedTuple):
+    """A loose candidate query, and whether it only looks up the terms it names (no walk of the dictionary)."""
+
+    query: tantivy.Query
+    cheap: bool
 
 
 class _Cond(NamedTuple):
@@ -151,12 +247,14 @@ def _should(queries: Iterable[tantivy.Query]) -> tantivy.Query:
 class _Compiler:
     """Holds the schema and the analyzers that decide which tokens a value has in the index."""
 
-    def __init__(self, schema: tantivy.Schema, stemming: bool) -> None:
+    def __init__(
+        self, schema: tantivy.Schema, stemming: bool, terms: KeywordTerms, uncapitalised: frozenset[str]
+    ) -> None:
         self.schema = schema
+        self.terms = terms
+        self.uncapitalised = uncapitalised
         self.words_field = fields.MESSAGE_STEMMED if stemming else fields.MESSAGE
-        self.splitter = (
-            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.lowercase()).build()
-        )
+        self.splitter = _word_splitter()
         self.indexed = fields.text_analyzer()
         self.stemmer = fields.stemmed_analyzer() if stemming else None
 
@@ -208,13 +306,18 @@ class _Compiler:
     # -- keywords -------------------------------------------------------------------------------
 
     def _keyword(self, field: str, node: Compare) -> _Part:
+        listed = self.terms.get(field)
+        if node.op in _LISTED_OPS and listed is not None:
+            return self._listed(field, node, listed)
         if node.op is Op.REGEX:
             ignore_case = field == LEVEL or _IGNORE_CASE_FLAG.search(str(node.value)) is not None
             flags = "(?is)" if ignore_case else "(?s)"
             return _loose(
-                self._formula_query(
-                    _regex_formula(str(node.value)),
-                    lambda text: self._regex(field, f"{flags}.*{_rust_literal(text)}.*"),
+                _query_of(
+                    self._formula_query(
+                        _regex_formula(str(node.value)),
+                        lambda text: _Narrowing(self._regex(field, f"{flags}.*{_rust_literal(text)}.*"), False),
+                    )
                 )
             )
         value = _text(node.value)
@@ -231,6 +334,24 @@ class _Compiler:
             return _exact(self._regex(field, f"(?s).*{_rust_literal(value)}.*"))
         return _loose(None)
 
+    def _listed(self, field: str, node: Compare, listed: frozenset[str]) -> _Part:
+        """The terms that satisfy `node`, each tested as evaluate.py tests a stored value: exact.
+
+        A field other than `tags` has one value per event, and an event without one reads as "":
+        when "" satisfies the comparison, the events that match are those whose term is not one
+        that fails (whether or not "" itself was indexed).  `tags` matches when any tag does, so an
+        event without tags never matches.
+        """
+        test = keyword_value_test(node)
+        passing = sorted(term for term in listed if test(term))
+        if field != TAGS and test(""):
+            failing = sorted(listed.difference(passing))
+            if not failing:
+                return _exact(_all())
+            clauses = [(tantivy.Occur.Must, _all()), (tantivy.Occur.MustNot, self._term_set(field, failing))]
+            return _exact(tantivy.Query.boolean_query(clauses))
+        return _exact(self._term_set(field, passing) if passing else tantivy.Query.empty_query())
+
     # -- message ---------------------------------------------------------------------------------
 
     def _message(self, node: Compare) -> _Part:
@@ -242,18 +363,23 @@ class _Compiler:
             if not self.splitter.analyze(_text(node.value)):
                 return _loose(None)
             return _loose(self._phrase(self.words_field, _text(node.value), self._message_stem()).query)
-        return _loose(self._substring_narrowing(node, fields.MESSAGE, prefix=""))
+        narrowing = self._substring_narrowing(node, fields.MESSAGE, prefix="")
+        if node.op is Op.CONTAINS and _text(node.value) in self.uncapitalised:
+            return _Part(narrowing or _all(), True)  # one lowercase word piece: see `uncapitalised`
+        return _loose(narrowing)
 
     def _substring_narrowing(self, node: Compare, field: str, *, prefix: str) -> tantivy.Query | None:
         """Token conditions for a substring, a glob or a regex's literals; None narrows nothing."""
         if node.op is Op.CONTAINS:
-            return self._conds_query(self._conds(_text(node.value), True, True), field, prefix)
+            return _query_of(self._conds_query(self._conds(_text(node.value), True, True), field, prefix))
         if node.op is Op.WILDCARD:
-            return self._conds_query(self._glob_conds(_text(node.value)), field, prefix)
+            return _query_of(self._conds_query(self._glob_conds(_text(node.value)), field, prefix))
         if node.op is Op.REGEX:
-            return self._formula_query(
-                _regex_formula(str(node.value)),
-                lambda text: self._conds_query(self._conds(text, True, True), field, prefix),
+            return _query_of(
+                self._formula_query(
+                    _regex_formula(str(node.value)),
+                    lambda text: self._conds_query(self._conds(text, True, True), field, prefix),
+                )
             )
         return None
 
@@ -388,40 +514,66 @@ class _Compiler:
                 conds.extend(self._conds(piece, index > 0 or open_start, index < last or open_end))
         return conds
 
-    def _conds_query(self, conds: list[_Cond], field: str, prefix: str) -> tantivy.Query | None:
-        """AND of one query per condition; conditions on unindexable tokens are dropped."""
-        queries: list[tantivy.Query] = []
+    def _conds_query(self, conds: list[_Cond], field: str, prefix: str) -> _Narrowing | None:
+        """AND of one query per condition; conditions on unindexable tokens are dropped.
+
+        A token condition open on its left (`.*err`, `.*zq7x.*`) walks the whole term dictionary,
+        one exact or prefix condition only the terms it names: when the conjunction has one of
+        those, the open-left ones are left to verification (`ERR-\\d{5}-FATAL` looks up `fatal*`).
+        """
+        narrowings: list[_Narrowing] = []
         for cond in conds:
             if not self._is_indexed(cond.token):
                 continue
+            cheap = bool(prefix) or not cond.open_left
             spellings = _spellings(cond.token)
             if not prefix and not cond.open_left and not cond.open_right and spellings is not None:
-                queries.append(_should(self._term(field, spelling) for spelling in spellings))
+                narrowings.append(_Narrowing(_should(self._term(field, spelling) for spelling in spellings), cheap))
                 continue
             left = ".*" if cond.open_left else ""
             right = ".*" if cond.open_right else ""
-            queries.append(self._regex(field, f"{prefix}{left}{_rust_literal(cond.token)}{right}"))
-        return _must(queries)
+            narrowings.append(
+                _Narrowing(self._regex(field, f"{prefix}{left}{_rust_literal(cond.token)}{right}"), cheap)
+            )
+        return _all_narrowings(narrowings)
 
-    def _formula_query(self, formula: _Formula, literal: Callable[[str], tantivy.Query | None]) -> tantivy.Query | None:
+    def _formula_query(self, formula: _Formula, literal: Callable[[str], _Narrowing | None]) -> _Narrowing | None:
         if formula is None:
             return None
         if isinstance(formula, _Lit):
             return literal(formula.text)
         children = [self._formula_query(item, literal) for item in formula.items]
         if isinstance(formula, _AllOf):
-            return _must(child for child in children if child is not None)
-        if any(child is None for child in children):
+            return _all_narrowings([child for child in children if child is not None])
+        kept = [child for child in children if child is not None]
+        if len(kept) < len(children):
             return None
-        return _should(child for child in children if child is not None)
+        return _Narrowing(_should(child.query for child in kept), all(child.cheap for child in kept))
 
     # -- query constructors ------------------------------------------------------------------------
 
     def _term(self, field: str, value: str | int | float | bool) -> tantivy.Query:
         return tantivy.Query.term_query(self.schema, field, value)
 
+    def _term_set(self, field: str, values: list[str]) -> tantivy.Query:
+        return tantivy.Query.term_set_query(self.schema, field, values)
+
     def _regex(self, field: str, pattern: str) -> tantivy.Query:
         return tantivy.Query.regex_query(self.schema, field, pattern)
+
+
+def _all_narrowings(narrowings: list[_Narrowing]) -> _Narrowing | None:
+    """AND of the narrowings; when some are cheap, only those (the rest would walk the dictionary to narrow less)."""
+    if not narrowings:
+        return None
+    cheap = [narrowing for narrowing in narrowings if narrowing.cheap]
+    kept = cheap or narrowings
+    query = _must(narrowing.query for narrowing in kept)
+    return None if query is None else _Narrowing(query, bool(cheap))
+
+
+def _query_of(narrowing: _Narrowing | None) -> tantivy.Query | None:
+    return None if narrowing is None else narrowing.query
 
 
 def _timestamp(schema: tantivy.Schema, node: Compare) -> _Part:

@@ -30,28 +30,33 @@ _FIELDS: Final = [
     (schema.ATTRIBUTES, dict[str, Any]),
     (schema.ID, int),
 ]
-_Document: Final = msgspec.defstruct("_Document", _FIELDS, gc=False)
-# Partitions made with index.stemming also analyse a second, stemmed copy of the message.
-_StemmedDocument: Final = msgspec.defstruct("_StemmedDocument", [*_FIELDS, (schema.MESSAGE_STEMMED, str)], gc=False)
+_CAPITALS: Final = (schema.MESSAGE_CAPITALS, str)
+_STEMMED: Final = (schema.MESSAGE_STEMMED, str)
+# With index.capitals the message goes again for its capitalised words (partitions made before ignore
+# it); with index.stemming again for its stems.  Keyed by (stemming, capitals).
+_DOCUMENTS: Final = {
+    (False, False): msgspec.defstruct("_Document", _FIELDS, gc=False),
+    (False, True): msgspec.defstruct("_CapitalsDocument", [*_FIELDS, _CAPITALS], gc=False),
+    (True, False): msgspec.defstruct("_StemmedDocument", [*_FIELDS, _STEMMED], gc=False),
+    (True, True): msgspec.defstruct("_StemmedCapitalsDocument", [*_FIELDS, _STEMMED, _CAPITALS], gc=False),
+}
 _encode_lines: Final = msgspec.json.Encoder().encode_lines
 
 
-def encode_documents(events: Sequence[Event], *, stemming: bool) -> list[str]:
+def encode_documents(events: Sequence[Event], *, stemming: bool, capitals: bool = True) -> list[str]:
     """The documents of a batch of events; each carries the event's id (given by the writer, `model.event_id`)."""
-    return encode_columns(EventColumns.of_events(events), stemming=stemming)
+    return encode_columns(EventColumns.of_events(events), stemming=stemming, capitals=capitals)
 
 
-def encode_columns(events: EventColumns, *, stemming: bool) -> list[str]:
+def encode_columns(events: EventColumns, *, stemming: bool, capitals: bool = True) -> list[str]:
     """`encode_documents` for events as columns: what the writer process feeds to `add_json`.
 
     `add_json` takes text: the batch is encoded as JSON lines, decoded once and split on the
     newlines JSON never leaves unescaped inside a document.
     """
     columns = msgspec.structs.astuple(events)
-    if stemming:
-        documents = map(_StemmedDocument, *columns, events.message)
-    else:
-        documents = map(_Document, *columns)
+    copies = [events.message] * (int(stemming) + int(capitals))
+    documents = map(_DOCUMENTS[stemming, capitals], *columns, *copies)
     lines = _encode_lines(documents).decode().split("\n")
     lines.pop()  # after the newline that ends the last document
     return lines

@@ -81,13 +81,13 @@ class PartitionLayout:
         return [p for p in self.existing(org) if first <= p.day <= last]
 
 
-def open_index(path: Path, *, stemming: bool, create: bool) -> tantivy.Index | None:
+def open_index(path: Path, *, stemming: bool, create: bool, capitals: bool = True) -> tantivy.Index | None:
     """Open (or create) the index at `path` with our analyzers registered; None when absent."""
     if (path / "meta.json").exists():
         index = tantivy.Index.open(str(path))
     elif create:
         path.mkdir(parents=True, exist_ok=True)
-        tantivy.Index(schema.build_schema(stemming=stemming), path=str(path))
+        tantivy.Index(schema.build_schema(stemming=stemming, capitals=capitals), path=str(path))
         _tune(path)
         index = tantivy.Index.open(str(path))
     else:

@@ -17,7 +17,7 @@ import tantivy
 from logtraced.model import NS_PER_DAY, Tenant
 from logtraced.query.ast import Node
 from logtraced.storage.tantivy import schema
-from logtraced.storage.tantivy.compile import Compiled
+from logtraced.storage.tantivy.compile import Compiled, KeywordTerms
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, open_index
 
 # (partition, commit mark, env, window clipped to the day, what was aggregated)
@@ -28,7 +28,7 @@ MAX_LABEL_ENTRIES: Final = 4096
 CACHED_VALUES: Final = 1000
 
 # Least recently used first; see storage/tantivy/search.py `_compile`.
-CompiledCache = OrderedDict[tuple[Node, bool], list[tuple[tantivy.Schema, Compiled]]]
+CompiledCache = OrderedDict[tuple[Node, bool], list[tuple[tantivy.Schema, KeywordTerms, frozenset[str], Compiled]]]
 
 
 @dataclass
@@ -45,7 +45,7 @@ class IndexReader:
         self.generation = 0
         self._open: dict[Partition, _Opened] = {}
         self.label_cache: dict[LabelKey, frozenset[str]] = {}
-        # Compiled queries per (AST, stemming), one per schema: compiling builds term-dictionary automata.
+        # Compiled queries per (AST, stemming), one per schema (and keyword terms): compiling builds automata.
         self.compiled: CompiledCache = OrderedDict()
 
     def commit_mark(self, partition: Partition) -> int:

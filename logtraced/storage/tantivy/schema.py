@@ -15,6 +15,9 @@ import tantivy
 TIMESTAMP = "timestamp"  # i64 fast+stored: nanoseconds since the Unix epoch, UTC
 MESSAGE = "message"  # full text, Unicode word tokens, lowercased
 MESSAGE_STEMMED = "message_stemmed"  # same text, Russian+English stems; only when configured
+# The message's words that have capitals, lowercased, not stored: where none contains a lowercase word
+# piece, the lowercased index answers a case-sensitive `$contains` of it exactly (see compile.py).
+MESSAGE_CAPITALS = "message_capitals"
 LEVEL = "level"  # raw, canonical lowercase: trace/debug/info/warn/error/fatal (or as sent)
 SERVICE = "service"
 HOST = "host"
@@ -30,6 +33,9 @@ LABEL_FIELDS = (SERVICE, LEVEL, ENV, HOST, INDEX)
 
 MESSAGE_TOKENIZER = "lt_text"
 STEMMED_TOKENIZER = "lt_text_stem"
+CAPITALS_TOKENIZER = "lt_capitals"
+# A word as Tokenizer.simple() splits them (alphabetic or numeric runs) that lowercasing changes.
+_CAPITALISED_WORD: Final = r"[\p{Alphabetic}\p{N}]*\p{Changes_When_Lowercased}[\p{Alphabetic}\p{N}]*"
 RAW_TOKENIZER = "raw"
 TEXT_MAX_TOKEN_CHARS = 100
 # Stored documents are lz4-compressed in blocks (the only codec this tantivy build has); 64 KiB blocks
@@ -60,8 +66,18 @@ def stemmed_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
-def build_schema(*, stemming: bool) -> tantivy.Schema:
-    """The schema of one day-partition; `stemming` adds the stemmed copy of the message.
+def capitals_analyzer() -> tantivy.TextAnalyzer:
+    """The words of `text_analyzer` that lowercasing changes, lowercased: the same tokens, a few of them."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(_CAPITALISED_WORD))
+        .filter(tantivy.Filter.remove_long(TEXT_MAX_TOKEN_CHARS))
+        .filter(tantivy.Filter.lowercase())
+        .build()
+    )
+
+
+def build_schema(*, stemming: bool, capitals: bool = True) -> tantivy.Schema:
+    """The schema of one day-partition; `stemming` adds the message's stems, `capitals` its capitalised words.
 
     Only what a query reads is kept.  Timestamp and id are compared by range only, which tantivy
     answers from the fast field, so they have no inverted index (each was ~8 bytes per event of
@@ -74,6 +90,8 @@ def build_schema(*, stemming: bool) -> tantivy.Schema:
     builder.add_text_field(MESSAGE, stored=True, tokenizer_name=MESSAGE_TOKENIZER)
     if stemming:
         builder.add_text_field(MESSAGE_STEMMED, stored=False, tokenizer_name=STEMMED_TOKENIZER)
+    if capitals:
+        builder.add_text_field(MESSAGE_CAPITALS, stored=False, tokenizer_name=CAPITALS_TOKENIZER, index_option="basic")
     for name in RAW_FIELDS:
         builder.add_text_field(name, stored=True, fast=True, tokenizer_name=RAW_TOKENIZER, index_option="basic")
     builder.add_text_field(TAGS, stored=True, fast=True, tokenizer_name=RAW_TOKENIZER, index_option="basic")
@@ -121,4 +139,5 @@ def register_tokenizers(index: tantivy.Index) -> None:
     """Every opened index needs our analyzers registered before it is written or searched."""
     index.register_tokenizer(MESSAGE_TOKENIZER, text_analyzer())
     index.register_tokenizer(STEMMED_TOKENIZER, stemmed_analyzer())
+    index.register_tokenizer(CAPITALS_TOKENIZER, capitals_analyzer())
     index.register_fast_field_tokenizer(MESSAGE_TOKENIZER, fast_value_analyzer())

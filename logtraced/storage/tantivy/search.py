@@ -20,24 +20,25 @@ event scanned) is read through the index's candidates instead.  Either way rows 
 Documents are decoded only as far as needed: verification reads the fields the query touches
 (`query_fields`), and a row carries the fields the request asks for (`SearchRequest.fields`).
 
-Counts per step run as a tantivy aggregation over the fast fields (a histogram on the timestamp
-with terms sub-aggregations per label) whenever the index answers the filter exactly and the
-labels are stored ones; only a filter that needs verification, or a parsed label, reads documents.
+Counts per step run as a tantivy aggregation over the fast fields (storage/tantivy/aggregate.py)
+whenever the index answers the filter exactly and the labels are stored ones; only a filter that
+needs verification, or a parsed label, reads documents.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import tantivy
 
 from logtraced.errors import QueryTimeout
 from logtraced.model import NS_PER_DAY, Event, Tenant
 from logtraced.query.ast import EVENT_FIELDS, MESSAGE, And, Compare, Exists, MatchAll, Node, Not, Or
+from logtraced.query.logql_stages import STREAM_LABELS
 from logtraced.query.pipeline import Aggregate, Filter, Pipeline
 from logtraced.query.verify import Verifier, build_verifier, needs_stages
 from logtraced.storage.backend import (
@@ -52,7 +53,8 @@ from logtraced.storage.backend import (
 )
 from logtraced.storage.cursor import SortKey, decode_cursor, encode_cursor
 from logtraced.storage.tantivy import schema
-from logtraced.storage.tantivy.compile import Compiled, compile_query
+from logtraced.storage.tantivy.aggregate import add, count_partition
+from logtraced.storage.tantivy.compile import Compiled, compile_query, keyword_terms, listed_fields, uncapitalised
 from logtraced.storage.tantivy.documents import event_from_document
 from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_count
 
@@ -62,12 +64,12 @@ MAX_CHUNK: Final = 8192
 SLICE_CHUNK: Final = 4 * FIRST_CHUNK
 # Hits sharing the boundary timestamp of a chunk read in the same pass as their count.
 BOUNDARY_HITS: Final = 64
+# Candidates a count reads in one unordered search (more are read in time-ordered chunks, to bound memory).
+UNORDERED_MAX: Final = 100_000
 # Events of a partition verified in time order before deciding whether scanning will fill the page.
 SCAN_PROBE: Final = 256
 # The most events a scan may expect to read to fill the page; beyond, the index narrows instead.
 SCAN_MAX: Final = 8192
-# Distinct values per label one aggregation bucket reports; more and the count reads documents instead.
-MAX_AGGREGATED_VALUES: Final = 10_000
 _INTEGER: Final = tantivy.FieldType.Integer
 _MIN_I64: Final = -(2**63)
 _MAX_I64: Final = 2**63 - 1
@@ -142,11 +144,12 @@ class _Plan:
     day: int  # the partition's UTC day (days since the epoch)
 
 
-def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
+def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Iterator[_Plan]:
     """The partitions the window overlaps, in scan order (days are disjoint, so concatenation is ordered).
 
     Planned lazily: a newest-first page usually fills from the newest day, and older days are then
-    never opened or compiled.
+    never opened or compiled.  A count (`counting`) also asks which lowercase substrings the index
+    answers exactly (compile.uncapitalised): a search would rather scan for them and stop early.
     """
     prefilter = scan.pipeline.prefilter
     staged = needs_stages(scan.pipeline)
@@ -156,22 +159,34 @@ def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
         if index is None:
             continue
         stemming = schema.has_field(index.schema, schema.MESSAGE_STEMMED)
-        compiled = _compile(reader.compiled, prefilter, index.schema, stemming)
+        searcher = index.searcher()
+        compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting)
         user_query = _with_index(index, compiled.query, scan.index)
         query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
         everything = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index))
         verify = compiled.needs_verification or staged
-        yield _Plan(index, index.searcher(), query, verify, stemming, everything, partition.day)
+        yield _Plan(index, searcher, query, verify, stemming, everything, partition.day)
 
 
 COMPILED_QUERIES: Final = 256
+# Compiled forms one query keeps: one per schema, or per term list when it compares keywords term by term.
+COMPILED_VARIANTS: Final = 16
 
 
-def _compile(cache: CompiledCache, node: Node, index_schema: tantivy.Schema, stemming: bool) -> Compiled:
+def _compile(
+    cache: CompiledCache,
+    node: Node,
+    index_schema: tantivy.Schema,
+    stemming: bool,
+    searcher: tantivy.Searcher,
+    counting: bool,
+) -> Compiled:
     """A query compiled once per schema and reused by every partition and search that has that schema.
 
     Compiling builds term-dictionary automata (several ms for a substring), and the partitions
     of a deployment share one or two schemas; like a statement cache, the least recently used go.
+    A query that compares keywords term by term, or trusts the index for substrings no capitalised
+    word holds, is valid only for partitions with the same such facts, so they are part of what must match.
     """
     key = (node, stemming)
     entries = cache.get(key)
@@ -181,11 +196,16 @@ def _compile(cache: CompiledCache, node: Node, index_schema: tantivy.Schema, ste
             cache.popitem(last=False)
     else:
         cache.move_to_end(key)
-    for known, compiled in entries:
-        if known == index_schema:
+    listed = listed_fields(node)
+    terms = keyword_terms(searcher, listed) if listed else {}
+    exact_substrings = uncapitalised(searcher, index_schema, node) if counting else frozenset()
+    for known, known_terms, known_substrings, compiled in entries:
+        if known == index_schema and known_terms == terms and known_substrings == exact_substrings:
             return compiled
-    compiled = compile_query(node, index_schema, stemming=stemming)
-    entries.append((index_schema, compiled))
+    compiled = compile_query(node, index_schema, stemming=stemming, terms=terms, uncapitalised=exact_substrings)
+    entries.append((index_schema, terms, exact_substrings, compiled))
+    if len(entries) > COMPILED_VARIANTS:
+        del entries[0]
     return compiled
 
 
@@ -201,12 +221,10 @@ def _total(plans: list[_Plan], page: SearchPage) -> None:
     page.total = sum(hit_count(plan.searcher, plan.query) for plan in plans)
 
 
-def _matches(
-    plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int | None = None
-) -> Iterator[tuple[Row, SortKey]]:
+def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int) -> Iterator[tuple[Row, SortKey]]:
     """Matching rows in order across partitions, verified where the index alone cannot decide.
 
-    `wanted` is how many rows the caller will take at most (None: all of them); it decides
+    `wanted` is how many rows the caller will take at most; it decides
     whether a verified partition is scanned first.
     """
     found = 0
@@ -215,15 +233,15 @@ def _matches(
     for plan in plans:
         decode = _Decoder(plan.searcher, scan.fields, verify_fields if plan.verify else None, stats, scan.deadline)
         if not plan.verify:
-            first = FIRST_CHUNK if wanted is None else min(FIRST_CHUNK, max(wanted - found, 1))
-            largest = MAX_CHUNK if wanted is None else max(MAX_CHUNK, wanted - found)
+            first = min(FIRST_CHUNK, max(wanted - found, 1))
+            largest = max(MAX_CHUNK, wanted - found)
             for key, address in _ordered(plan.searcher, plan.index, plan.query, scan, first, largest):
                 _check_deadline(scan.deadline)
                 found += 1
                 yield Row(decode.row(address, key), {}), key
             continue
         verifier = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
-        remaining = None if wanted is None else wanted - found
+        remaining = wanted - found
         for row, key in _verified(plan, scan, decode, verifier, remaining, probe):
             found += 1
             yield row, key
@@ -244,14 +262,14 @@ class _Probe:
 
 
 def _verified(
-    plan: _Plan, scan: _Scan, decode: _Decoder, verifier: Verifier, wanted: int | None, probe: _Probe
+    plan: _Plan, scan: _Scan, decode: _Decoder, verifier: Verifier, wanted: int, probe: _Probe
 ) -> Iterator[tuple[Row, SortKey]]:
     """One partition's verified rows: a scan in time order while it promises to fill the page, then the index.
 
     The probe is shared by the partitions of one search, so a rare match is found out once, not per day.
     """
     rest = scan
-    if wanted is not None and probe.worth_scanning(wanted):
+    if probe.worth_scanning(wanted):
         last: SortKey | None = None
         for key, address in _sliced(plan, scan):
             row = _check(decode, verifier, address, key)
@@ -342,11 +360,15 @@ def query_fields(pipeline: Pipeline) -> frozenset[str] | None:
     """The event fields verifying `pipeline` reads (always the timestamp); None when it may read any.
 
     A parse stage reads the field it parses and hands labels on, so only pipelines of filters are
-    narrowed; a field that is not an event field is an attribute path.
+    narrowed; a field that is not an event field is an attribute path.  A LogQL filter also sees
+    the stream labels (a name it tests is looked up among them first), so those are read too; any
+    other LogQL stage may read or rewrite anything.
     """
-    if pipeline.logql:
-        return None  # a LogQL row carries the stream labels and may rewrite the line: it reads everything
     fields = {schema.TIMESTAMP}
+    if pipeline.logql:
+        if not all(isinstance(stage, Filter) for stage in pipeline.stages):
+            return None
+        fields.update(field for field, _ in STREAM_LABELS)
     for stage in pipeline.stages:
         if isinstance(stage, Aggregate):
             continue
@@ -419,7 +441,7 @@ def _ordered(
         hits = searcher.search(bounded, chunk, count=False, order_by_field=schema.TIMESTAMP, order=order).hits
         if not hits:
             return
-        rows = _keyed(searcher, hits)
+        rows = _keyed(searcher, [ts for ts, _ in hits], [address for _, address in hits])
         if len(hits) == chunk:
             boundary = rows[-1][0][0]
             rows = [row for row in rows if row[0][0] != boundary]
@@ -464,11 +486,14 @@ def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddr
 
 
 def _keyed(
-    searcher: tantivy.Searcher, hits: list[tuple[int, tantivy.DocAddress]]
+    searcher: tantivy.Searcher, timestamps: Sequence[object], addresses: list[tantivy.DocAddress]
 ) -> list[tuple[SortKey, tantivy.DocAddress]]:
-    addresses = [address for _, address in hits]
+    """Hits with their sort keys: the timestamps given, the ids from the fast field."""
     ids = searcher.fast_field_values(schema.ID, addresses)
-    return [((int(ts), int(identifier or 0)), address) for (ts, address), identifier in zip(hits, ids, strict=True)]
+    return [
+        ((int(cast(int, ts)), int(identifier or 0)), address)
+        for ts, identifier, address in zip(timestamps, ids, addresses, strict=True)
+    ]
 
 
 def _all_at(
@@ -481,7 +506,7 @@ def _all_at(
     hits = result.hits
     if result.count > len(hits):
         hits = searcher.search(both, result.count, count=False).hits
-    return _keyed(searcher, [(timestamp, address) for _, address in hits])
+    return _keyed(searcher, [timestamp] * len(hits), [address for _, address in hits])
 
 
 def _after(index: tantivy.Index, query: tantivy.Query, after: SortKey | None, newest_first: bool) -> tantivy.Query:
@@ -507,26 +532,48 @@ def _range(index: tantivy.Index, name: str, low: int, high: int) -> tantivy.Quer
 
 
 def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountResult:
-    """Matching events counted into steps aligned on `request.start_ns`, per set of `by` values."""
+    """Matching events counted into steps aligned on `request.start_ns`, per set of `by` values.
+
+    A partition whose filter the index answers exactly, grouped by stored labels, is counted by a
+    fast-field aggregation; any other partition's candidates are read and verified in document
+    order (a count needs no time order, and the docstore then decompresses each block once).
+    """
     started = time.perf_counter()
+    fields = _count_fields(request)
     scan = _Scan(
-        tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline,
-        fields=_count_fields(request),
-    )  # fmt: skip
-    plans = list(_plans(reader, scan))
+        tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline, fields=fields
+    )
     result = CountResult()
     series: dict[tuple[str, ...], Series] = {}
-    aggregated = all(name in schema.LABEL_FIELDS for name in request.by) and not any(plan.verify for plan in plans)
-    if aggregated:
-        for plan in plans:
+    stored_labels = all(name in schema.LABEL_FIELDS for name in request.by)
+    for plan in _plans(reader, scan, counting=True):
+        _check_deadline(request.deadline)
+        if stored_labels and not plan.verify:
+            count_partition(plan.searcher, plan.index, plan.query, plan.day, request, series)
+            continue
+        verifier = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
+        decode = _Decoder(plan.searcher, fields, fields, result.stats, request.deadline)
+        for key, address in _unordered(plan, scan):
             _check_deadline(request.deadline)
-            _aggregate(plan, request, series)
-    else:
-        for row, key in _matches(plans, scan, result.stats):
-            _add(series, request, tuple(_label_value(row, name) for name in request.by), key[0], 1)
+            verified = verifier(decode.for_verification(plan.searcher.doc(address), key))
+            result.stats.lines_examined += 1
+            if verified is not None:
+                shown, labels = verified
+                result.stats.bytes_examined += len(shown.message)
+                values = tuple(_label_value(Row(shown, labels), name) for name in request.by)
+                add(series, request, values, key[0], 1)
     result.series = list(series.values())
     result.stats.seconds = time.perf_counter() - started
     return result
+
+
+def _unordered(plan: _Plan, scan: _Scan) -> Iterable[tuple[SortKey, tantivy.DocAddress]]:
+    """Every hit of the plan's query in document order, from one search when there are few enough to hold."""
+    result: Any = plan.searcher.search(plan.query, UNORDERED_MAX, count=True)
+    if result.count > UNORDERED_MAX:
+        return _ordered(plan.searcher, plan.index, plan.query, scan, MAX_CHUNK)
+    addresses = sorted((address for _, address in result.hits), key=lambda address: (address.segment_ord, address.doc))
+    return _keyed(plan.searcher, plan.searcher.fast_field_values(schema.TIMESTAMP, addresses), addresses)
 
 
 def _count_fields(request: CountRequest) -> frozenset[str] | None:
@@ -536,55 +583,6 @@ def _count_fields(request: CountRequest) -> frozenset[str] | None:
         return None
     labels = {name if name in schema.LABEL_FIELDS else schema.ATTRIBUTES for name in request.by}
     return needed | labels
-
-
-def _aggregate(plan: _Plan, request: CountRequest, series: dict[tuple[str, ...], Series]) -> None:
-    """One partition's counts from the fast fields: one terms level per label, a timestamp histogram inside.
-
-    Labels outside, time inside: there are few label sets and many steps, and a histogram per label
-    set costs far less than a nest of terms aggregations under every step (measured: 40x on a
-    24-hour per-minute count by every stream label).  Histogram keys are f64, exact for step-aligned
-    bucket starts; an event within 128 ns before a step boundary may be counted in the next step
-    (the f64 spacing of nanosecond timestamps today).
-    """
-    spec: dict[str, Any] = {
-        "histogram": {
-            "field": schema.TIMESTAMP,
-            "interval": request.step_ns,
-            "offset": request.start_ns % request.step_ns,
-            "min_doc_count": 1,
-        }
-    }
-    name = "steps"
-    for label in reversed(request.by):
-        spec = {"terms": {"field": label, "size": MAX_AGGREGATED_VALUES, "missing": ""}, "aggs": {name: spec}}
-        name = "by"
-    result = plan.searcher.aggregate(plan.query, {name: spec})
-    _collect(series, request, result[name], ())
-
-
-def _collect(
-    series: dict[tuple[str, ...], Series], request: CountRequest, node: dict[str, Any], values: tuple[str, ...]
-) -> None:
-    """Walk the nested terms buckets down to each full set of label values, then read its histogram."""
-    if len(values) == len(request.by):
-        for bucket in node["buckets"]:
-            timestamp = request.start_ns + round((bucket["key"] - request.start_ns) / request.step_ns) * request.step_ns
-            _add(series, request, values, timestamp, int(bucket["doc_count"]))
-        return
-    inner = "steps" if len(values) + 1 == len(request.by) else "by"
-    for child in node["buckets"]:
-        _collect(series, request, child[inner], (*values, str(child["key"])))
-
-
-def _add(
-    series: dict[tuple[str, ...], Series], request: CountRequest, values: tuple[str, ...], ts: int, n: int
-) -> None:
-    entry = series.get(values)
-    if entry is None:
-        entry = series[values] = Series(dict(zip(request.by, values, strict=True)))
-    bucket = request.start_ns + (ts - request.start_ns) // request.step_ns * request.step_ns
-    entry.counts[bucket] = entry.counts.get(bucket, 0) + n
 
 
 def _label_value(row: Row, name: str) -> str:

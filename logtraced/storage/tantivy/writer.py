@@ -61,7 +61,8 @@ class TantivyWriter(StoreWriter):
         if seq <= state.committed_seq:
             return  # already in the index: a replay after a crash
         add = state.writer.add_json
-        for document in encode_columns(events, stemming=self.config.index.stemming):
+        index = self.config.index
+        for document in encode_columns(events, stemming=index.stemming, capitals=index.capitals):
             try:
                 add(document)
             except ValueError as exc:  # one bad document must not stop the writer forever
@@ -75,7 +76,12 @@ class TantivyWriter(StoreWriter):
     def _partition(self, partition: Partition) -> _OpenPartition:
         state = self.open.get(partition)
         if state is None:
-            index = open_index(self.layout.path(partition), stemming=self.config.index.stemming, create=True)
+            index = open_index(
+                self.layout.path(partition),
+                stemming=self.config.index.stemming,
+                capitals=self.config.index.capitals,
+                create=True,
+            )
             assert index is not None
             writer = index.writer(self.config.index.writer_heap_bytes, self.config.index.writer_threads)
             state = _OpenPartition(index, writer, max_wal_seq(index))

@@ -296,6 +296,23 @@ class TestNarrowing:
     def test_candidates_are_few(self, partition: Partition, query: dict[str, Any], most: set[int]) -> None:
         assert partition.candidates(compile_query(pipeline(query), partition.schema, stemming=False)) <= most
 
+    @pytest.mark.parametrize(
+        ("query", "looked_up", "left_out"),
+        [
+            (r"ERR-\d{5}-FATAL", 'Regex("fatal.*")', 'Regex(".*err")'),  # a prefix instead of a dictionary walk
+            ("timeout on db", 'Regex("db.*")', 'Regex(".*timeout")'),
+        ],
+    )
+    def test_open_left_tokens_give_way_to_exact_and_prefix_ones(
+        self, partition: Partition, query: str, looked_up: str, left_out: str
+    ) -> None:
+        """The text of tantivy's query shows which term-dictionary regexes run; the answer stays exact."""
+        node = pipeline({"$regex": ["body", query]})
+        shown = repr(compile_query(node, partition.schema, stemming=False).query)
+        assert looked_up in shown
+        assert left_out not in shown
+        partition.check(node, {0} if query == "timeout on db" else set())
+
     def test_words_over_the_token_limit_are_invisible(self, partition: Partition) -> None:
         """The documented limit: text inside a word of 100+ bytes cannot be found through the index."""
         node = pipeline({"$contains": ["body", "needle"]})

@@ -106,6 +106,7 @@ class TestIndexDocument:
             schema.TAGS,
             schema.ATTRIBUTES,
             schema.ID,
+            schema.MESSAGE_CAPITALS,
         }
         assert document[schema.ID] == event_id(9, 0)
 
@@ -113,12 +114,14 @@ class TestIndexDocument:
         [text] = encode_documents([Event(1, "ошибки")], stemming=True)
         assert msgspec.json.decode(text)[schema.MESSAGE_STEMMED] == "ошибки"
 
+    @pytest.mark.parametrize("capitals", [False, True])
     @pytest.mark.parametrize("stemming", [False, True])
-    def test_every_value_lands_in_its_field(self, stemming: bool) -> None:
+    def test_every_value_lands_in_its_field(self, stemming: bool, capitals: bool) -> None:
         """Documents are built positionally from columns: each schema field gets the Event field of its name."""
         event = Event(1, "m", "error", "api", "web-1", "production", "acme", "audit", ["t"], {"k": "v"}, event_id(2, 3))
-        [text] = encode_columns(EventColumns.of_events([event]), stemming=stemming)
-        expected = msgspec.structs.asdict(event) | ({schema.MESSAGE_STEMMED: "m"} if stemming else {})
+        [text] = encode_columns(EventColumns.of_events([event]), stemming=stemming, capitals=capitals)
+        expected = msgspec.structs.asdict(event) | ({schema.MESSAGE_CAPITALS: "m"} if capitals else {})
+        expected |= {schema.MESSAGE_STEMMED: "m"} if stemming else {}
         assert msgspec.json.decode(text) == expected
 
     def test_columns_and_events_give_the_same_documents(self) -> None:

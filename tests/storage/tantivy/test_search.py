@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from logtraced.model import NS_PER_DAY, Event
+from logtraced.query.ast import And, Compare, Node, Not, Op
 from logtraced.query.evaluate import build_matcher
+from logtraced.query.logql import parse_logql
 from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline
 from logtraced.storage.backend import CountRequest, SearchRequest, TenantView
 from logtraced.storage.tantivy import search
@@ -128,6 +130,55 @@ def test_verified_counts_agree_with_the_reference(stored: tuple[TantivyStore, li
     for event in events:
         if test(event, {}):
             want[event.level] = want.get(event.level, 0) + 1
+    assert counted == want
+
+
+@pytest.mark.parametrize(
+    ("needle", "aggregated"),
+    [
+        ("connection refused", False),  # two words: the index cannot tell they are adjacent, so they are verified
+        ("refused", True),  # one lowercase word piece no capitalised word holds: the index is exact
+    ],
+)
+def test_logql_line_filters_are_counted_exactly(
+    stored: tuple[TantivyStore, list[Event]], needle: str, aggregated: bool
+) -> None:
+    """A verified LogQL pipeline of filters reads the message and the stream labels it sees, not the attributes."""
+    pipeline = parse_logql(f'{{service_name="svc1"}} |= "{needle}"')
+    assert isinstance(pipeline, Pipeline)
+    assert search.query_fields(pipeline) == {"timestamp", "message", "service", "level", "host", "env", "index"}
+    store, events = stored
+    request = CountRequest(NOW - 3 * NS_PER_DAY, NOW + 1, pipeline, NS_PER_DAY, by=("level",))
+    result = store.for_tenant(MINE).count(request)
+    counted = {series.labels["level"]: sum(series.counts.values()) for series in result.series}
+    want: dict[str, int] = {}
+    for event in events:
+        if needle in event.message and event.service == "svc1":
+            want[event.level] = want.get(event.level, 0) + 1
+    assert counted == want
+    assert (result.stats.lines_examined == 0) is aggregated
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        Compare(Op.REGEX, "service", "^(?:svc1|svc2)$"),  # LogQL `{service_name=~"svc1|svc2"}`
+        And((Not(Compare(Op.REGEX, "service", "^(?:svc1)$")), Compare(Op.REGEX, "level", "^ERR"))),
+        Compare(Op.GTE, "service", "svc2"),
+    ],
+)
+def test_keyword_regex_counts_come_from_the_fast_fields(stored: tuple[TantivyStore, list[Event]], node: Node) -> None:
+    store, events = stored
+    pipeline = Pipeline((Filter(node),))
+    request = CountRequest(NOW - 3 * NS_PER_DAY, NOW + 1, pipeline, NS_PER_DAY, by=("service", "level"))
+    result = store.for_tenant(MINE).count(request)
+    assert result.stats.lines_examined == 0  # aggregated, not read
+    counted = {(s.labels["service"], s.labels["level"]): sum(s.counts.values()) for s in result.series}
+    test = build_matcher(node)
+    want: dict[tuple[str, str], int] = {}
+    for event in events:
+        if test(event, {}):
+            want[event.service, event.level] = want.get((event.service, event.level), 0) + 1
     assert counted == want
 
 
