@@ -95,6 +95,7 @@ class WriterLink:
             services.pipeline.on_committed(message.seq, message.documents, message.expired, message.rejected)
             services.writer.last_commit_ms = message.commit_ms
             services.writer.last_commit_at = time.time()
+            services.writer.failure = ""  # committing again: a reported failure (ClickHouse away, say) is over
         elif isinstance(message, writer.RetentionDeleted):
             services.store.forget(message.keys)
         elif isinstance(message, writer.Failed):
