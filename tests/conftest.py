@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -120,7 +119,7 @@ def events_at_rest(data_dir: Path, term: str) -> list[Event]:
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-c", _AT_REST, str(data_dir), term],
-        capture_output=True, timeout=120, cwd=root, env={**os.environ},
+        capture_output=True, timeout=120, cwd=root,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     return msgspec.json.decode(done.stdout, type=list[Event])
