@@ -103,12 +103,15 @@ class TestRetention:
         now = time.time_ns()
         old, recent = now - 10 * NS_PER_DAY, now
         daemon = DaemonProcess(data, "--retention-days", "30", "--set", "index.commit_interval_ms=200").start()
-        for ts in (old, recent):
-            daemon.send_tcp(json.dumps({"message": "retention probe", "@timestamp": ts}).encode() + b"\n")
         store = Store(data)
-        store.wait_for(2, field="message", term="probe")
-        assert store.days() == {old // NS_PER_DAY, recent // NS_PER_DAY}
-        assert daemon.stop() == 0
+        try:
+            for ts in (old, recent):
+                daemon.send_tcp(json.dumps({"message": "retention probe", "@timestamp": ts}).encode() + b"\n")
+            store.wait_for(2, field="message", term="probe")
+            assert store.days() == {old // NS_PER_DAY, recent // NS_PER_DAY}
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()  # a no-op once stopped; a failed step must not leave the daemon running
         daemon = DaemonProcess(data, "--retention-days", "5").start()
         try:
             wait_until(lambda: store.days() == {recent // NS_PER_DAY})
