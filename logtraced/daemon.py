@@ -97,6 +97,7 @@ class WriterLink:
             status.last_commit_ms, status.last_commit_at = message.commit_ms, time.time()
             status.commit_seconds.observe(message.commit_ms / 1000)
             status.partitions, status.disk_bytes = message.partitions, message.disk_bytes
+            status.failure = ""  # committing again: a reported failure (ClickHouse away, say) is over
         elif isinstance(message, writer.RetentionDeleted):
             services.store.forget(message.keys)
         elif isinstance(message, writer.Failed):

@@ -34,8 +34,19 @@ BACKEND_VARIABLE = "TEST_STORAGE_BACKEND"  # not LOGTRACED_*: that prefix is con
 
 def backend_args() -> list[str]:
     """`TEST_STORAGE_BACKEND=clickhouse` runs every daemon of the suite on embedded ClickHouse instead of Tantivy."""
-    backend = os.environ.get(BACKEND_VARIABLE, "tantivy")
+    backend = backend_name()
     return [] if backend == "tantivy" else ["--set", f"storage.backend={backend}"]
+
+
+def backend_name() -> str:
+    """The backend this run of the suite stores events in."""
+    return os.environ.get(BACKEND_VARIABLE, "tantivy")
+
+
+def backend_environment() -> dict[str, str]:
+    """The same choice for CLI subcommands, which take configuration from the environment (no `--set`)."""
+    backend = backend_name()
+    return {} if backend == "tantivy" else {"LOGTRACED_STORAGE_BACKEND": backend}
 
 
 class DaemonProcess:

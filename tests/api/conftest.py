@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from logtraced.auth.ratelimit import HOUR_SECONDS
 from logtraced.auth.services import TEST_CLOCK_VARIABLE
 from logtraced.model import Tenant
 from tests.conftest import Store
-from tests.harness import DaemonProcess
+from tests.harness import DaemonProcess, backend_environment
 
 # Small limits so tests reach them quickly; `standard` and `enterprise` keep the seed's figures.
 CONFIG = """
@@ -152,7 +153,8 @@ def run_cli(data_dir: Path, config_path: Path | None, *args: str) -> subprocess.
     command = [sys.executable, "-m", "logtraced", *args, "--data-dir", str(data_dir)]
     if config_path is not None:
         command += ["--config", str(config_path)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    environment = {**os.environ, **backend_environment()}
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment)
 
 
 def mint_key(

@@ -105,7 +105,12 @@ class ChdbClient:
     def query(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> Rows:
         result = self._run(_with_settings(sql, {**(settings or {}), **_JSON_SETTINGS}), "JSONCompact", params)
         data = result.bytes()
-        return _decode_result(data).data if data else []
+        if not data:
+            return []
+        try:
+            return _decode_result(data).data
+        except msgspec.DecodeError:
+            raise ClickHouseError(_streamed_error(data)) from None
 
     def command(self, sql: str, params: Params | None = None) -> None:
         self._run(sql, "CSV", params)
@@ -116,15 +121,31 @@ class ChdbClient:
 
     def _run(self, sql: str, fmt: str, params: Params | None) -> Any:
         bound = {name: _escaped(value) for name, value in (params or {}).items()}
-        try:
-            with self._lock:
+        with self._lock:
+            try:
                 return self._conn.query(sql, fmt, params=bound)
-        except (self._error, RuntimeError) as exc:
-            raise ClickHouseError(_first_line(exc)) from None
+            except (self._error, RuntimeError) as exc:
+                self._discard_leftover()
+                raise ClickHouseError(_first_line(exc)) from None
+
+    def _discard_leftover(self) -> None:
+        """chdb keeps what a failed statement had begun to write (a timeout mid-answer) and prepends it to the
+        next statement's answer; one throwaway statement takes it."""
+        try:
+            self._conn.query("SELECT 1", "CSV")
+        except (self._error, RuntimeError):
+            pass
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _streamed_error(data: bytes) -> str:
+    """The error ClickHouse appends to an answer it had begun to stream (a timeout mid-statement, say)."""
+    text = data.decode(errors="replace")
+    at = text.rfind("Code: ")
+    return _first_line(RuntimeError(text[at:] if at >= 0 else "ClickHouse sent a malformed answer"))
 
 
 def _escaped(value: str | int | float) -> str | int | float:

@@ -92,6 +92,9 @@ class RelayServer:
         except ClickHouseError as exc:
             kind = "timeout" if "TIMEOUT_EXCEEDED" in exc.message else "clickhouse"
             return ["error", kind, exc.message]
+        except Exception as exc:  # the reader gets an answer, never a connection closed under it
+            self.log.exception("relay_statement_failed")
+            return ["error", "clickhouse", f"{type(exc).__name__}: {exc}"]
 
     def stop(self) -> None:
         self._stopping.set()
@@ -108,29 +111,37 @@ class RelayClient:
         self._idle: queue.SimpleQueue[Connection] = queue.SimpleQueue()
 
     def query(self, sql: str, params: Params | None = None, settings: Settings | None = None) -> Rows:
-        conn = self._connection()
-        try:
-            conn.send_bytes(_encode([sql, params or {}, settings or {}]))
-            answer = _decode(conn.recv_bytes())
-        except (EOFError, OSError):
-            conn.close()
-            raise ClickHouseUnavailable("the writer process, which owns the embedded ClickHouse, went away") from None
+        request = _encode([sql, params or {}, settings or {}])
+        while True:
+            conn, pooled = self._connection()
+            try:
+                conn.send_bytes(request)
+                answer = _decode(conn.recv_bytes())
+                break
+            except (EOFError, OSError):
+                conn.close()
+                if not pooled:
+                    raise ClickHouseUnavailable(
+                        "the writer process, which owns the embedded ClickHouse, went away"
+                    ) from None
+                # An idle connection to a writer process that has since restarted: a read is safe to resend.
         self._idle.put(conn)
         if answer[0] == "ok":
             rows: Rows = answer[1]
             return rows
         raise _ERRORS.get(answer[1], ClickHouseError)(answer[2])
 
-    def _connection(self) -> Connection:
+    def _connection(self) -> tuple[Connection, bool]:
+        """An idle connection (True) or a new one (False), waiting for the socket while the owner restarts."""
         try:
-            return self._idle.get_nowait()
+            return self._idle.get_nowait(), True
         except queue.Empty:
             pass
         path = str(socket_path(self.directory))
         deadline = time.monotonic() + self.connect_timeout
         while True:
             try:
-                return connect(path, family="AF_UNIX")
+                return connect(path, family="AF_UNIX"), False
             except (FileNotFoundError, ConnectionRefusedError):
                 if time.monotonic() >= deadline:
                     raise ClickHouseUnavailable(

@@ -4,11 +4,12 @@ The same contract as the Tantivy executor (storage/tantivy/search.py): rows in (
 order, newest first or forward; `offset` rows skipped; a cursor is the (timestamp, id) of the last
 row and the next page is everything strictly after it; totals exact when nothing needs verifying.
 
-When the compiled condition is exact and nothing is parsed, ClickHouse does everything (filter,
-order, LIMIT/OFFSET, count(), GROUP BY per step).  Otherwise candidates are read in (timestamp, id)
-order in growing chunks, keyset-paged, and each is checked with the reference semantics
-(`Pipeline.matcher`, never stemmed: see README "Choosing a backend").  `_confined` is the one
-place the tenant and window are added: every statement's WHERE starts with it.
+When the compiled condition is exact and no stage needs the event, ClickHouse does everything
+(filter, order, LIMIT/OFFSET, count(), GROUP BY per step).  Otherwise candidates are read in
+(timestamp, id) order in growing chunks, keyset-paged, and each is checked with the reference
+semantics (`verify.build_verifier`: JSON pipeline and LogQL stages alike, never stemmed: see README
+"Choosing a backend").  `_confined` is the one place the tenant and window are added: every
+statement's WHERE starts with it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import msgspec
 
 from logtraced.errors import QueryTimeout
 from logtraced.model import Event, Tenant
-from logtraced.query.pipeline import Parse, Pipeline
+from logtraced.query.pipeline import Pipeline
+from logtraced.query.verify import build_verifier, needs_stages
 from logtraced.storage.backend import CountRequest, CountResult, Row, SearchPage, SearchRequest, Series, Stats
 from logtraced.storage.clickhouse.client import Client, Rows, Settings
 from logtraced.storage.clickhouse.compile_sql import Params, compile_condition
@@ -33,6 +35,7 @@ FIRST_CHUNK: Final = 256
 MAX_CHUNK: Final = 8192
 # Candidates a verified query may read to make its total exact (the KQL API reports totals); beyond, a lower bound.
 MAX_VERIFIED_TOTAL: Final = 100_000
+MIN_EXECUTION_SECONDS: Final = 0.001
 _SELECT: Final = ", ".join(f"`{name}`" for name in COLUMNS)
 _decode_attributes: Final = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -62,7 +65,7 @@ def _confined(scan: _Scan, params: Params) -> tuple[str, bool]:
     if scan.index is not None:
         parts.append(f"`index` = {params.text(scan.index)}")
     parts.append(f"({condition.sql})")
-    verify = not condition.exact or any(isinstance(stage, Parse) for stage in scan.pipeline.stages)
+    verify = not condition.exact or needs_stages(scan.pipeline)
     return " AND ".join(parts), verify
 
 
@@ -73,7 +76,7 @@ def _settings(deadline: float) -> Settings:
         return {}
     if remaining <= 0:
         raise QueryTimeout("the query ran past its time budget and was cancelled")
-    return {"max_execution_time": max(1, int(remaining + 0.999))}
+    return {"max_execution_time": round(max(remaining, MIN_EXECUTION_SECONDS), 3)}  # fractional seconds are honoured
 
 
 def _check_deadline(deadline: float) -> None:
@@ -179,7 +182,7 @@ def _matches(
     client: Client, target: Target, scan: _Scan, after: SortKey | None, stats: Stats
 ) -> Iterator[tuple[Row, SortKey]]:
     """Candidates in order, keyset-paged in growing chunks, each verified with the reference semantics."""
-    matcher = scan.pipeline.matcher(stem=None)
+    verifier = build_verifier(scan.pipeline, stem=None)
     chunk = FIRST_CHUNK
     while True:
         _check_deadline(scan.deadline)
@@ -187,11 +190,12 @@ def _matches(
         where, _ = _confined(scan, params)
         rows = _ordered(client, target, scan, params, where, after, chunk, 0)
         for row in rows:
+            _check_deadline(scan.deadline)  # per event: an abandoned query must free its thread promptly
             event = event_from_row(row)
             _examined(stats, event)
-            labels = matcher(event)
-            if labels is not None:
-                yield Row(event, labels), (event.timestamp, event.id)
+            verified = verifier(event)
+            if verified is not None:
+                yield Row(*verified), (event.timestamp, event.id)
         if len(rows) < chunk:
             return
         last = rows[-1]

@@ -8,6 +8,7 @@ import pytest
 
 from logtraced.model import NS_PER_DAY, Event, EventColumns
 from logtraced.storage.backend import SearchRequest
+from logtraced.storage.clickhouse.client import ClickHouseError
 from tests.storage.clickhouse.conftest import Backend, apply_wal, make_config, write_wal
 from tests.storage.test_store import EVERYTHING, HOUR, MINE, NOW, READS, STRANGERS, event, window
 
@@ -129,3 +130,11 @@ def test_concurrent_statements_keep_their_own_parameters(filled: Backend) -> Non
 
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(echo, range(200))) == list(range(200))
+
+
+def test_a_statement_after_a_timeout_gets_its_own_answer(backend: Backend) -> None:
+    """chdb leaves a timed-out statement's partial answer behind; the next one must not read it as its own."""
+    slow = "SELECT number FROM numbers(1000000000) WHERE sipHash64(number) % 3 = 0 ORDER BY number DESC LIMIT 5"
+    with pytest.raises(ClickHouseError, match="TIMEOUT_EXCEEDED"):
+        backend.client.query(slow, settings={"max_execution_time": 0.01})
+    assert backend.client.query("SELECT {n:Int64} + 1", {"n": 41}) == [[42]]
