@@ -48,8 +48,9 @@ class Console:
     def url(self, fragment: str = "") -> str:
         return self.api.daemon.url("/ui/") + fragment
 
-    def sign_in(self, key: Key) -> None:
-        self.page.goto(self.api.daemon.url("/"))
+    def sign_in(self, key: Key, fragment: str = "") -> None:
+        """Sign in on the page of `fragment` (the search page when empty), as a shared link would open it."""
+        self.page.goto(self.url(fragment) if fragment else self.api.daemon.url("/"))
         self.page.fill("#key", key.secret)
         self.page.click("form.signin button[type=submit]")
         self.page.wait_for_selector(f"header.top:not([hidden]) .whoami:has-text('{key.org}')")
