@@ -1,0 +1,86 @@
+"""Live tail in a real browser: Server-Sent Events read by fetch() with the key in a header, in order,
+one tenant only, and a reconnect that replays what arrived while the stream was down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import Api, marker
+from tests.ui.conftest import Console
+
+TAIL_ROUTE = "**/v1/logs/tail?*"
+
+
+def tail_messages(console: Console, token: str) -> list[str]:
+    return [m for m in console.page.locator("tr.row td.message").all_text_contents() if token in m]
+
+
+def test_tail_shows_new_events_in_order_and_never_another_tenants(console: Console, api: Api) -> None:
+    key = api.create_key("write:logs", "read:logs")
+    stranger = api.create_key("write:logs", "read:logs")
+    token = marker()
+    requests: list[Any] = []
+    console.page.on("request", lambda request: "/v1/logs/tail" in request.url and requests.append(request))
+    console.sign_in(key, f"#/search?q={token}&range=15m")
+    console.wait_ready()
+    page = console.page
+    page.click("#live")
+    page.wait_for_selector(".tail-state[data-state=live]")
+    assert page.get_attribute("#live", "aria-pressed") == "true"
+    for i in range(3):
+        assert api.ingest(key, {"logs": [{"message": f"{token} live {i}", "level": "warn"}]})[0] == 202
+        assert api.ingest(stranger, {"logs": [{"message": f"{token} stranger {i}"}]})[0] == 202
+    page.wait_for_function(
+        "t => [...document.querySelectorAll('tr.row td.message')].filter(td => td.textContent.includes(t)).length >= 3",
+        arg=token,
+    )
+    assert tail_messages(console, token) == [f"{token} live {i}" for i in (2, 1, 0)]  # newest at the top
+    assert page.text_content(".hits") == "3 hits"
+
+    request = requests[0]
+    assert key.secret not in request.url and "filter=" + token in request.url
+    assert request.headers["authorization"] == f"Bearer {key.secret}"
+    console.shot("live-tail")
+
+    # The page keeps the newest 1000 rows however many arrive.
+    burst = [{"message": f"{token} burst {i:04d}"} for i in range(1200)]
+    assert api.ingest(key, {"logs": burst})[0] == 202
+    page.wait_for_function(
+        "t => document.querySelector('tr.row td.message').textContent === t", arg=f"{token} burst 1199"
+    )
+    assert page.locator("tr.row").count() == 1000
+
+    page.click("#live")
+    assert page.get_attribute("#live", "aria-pressed") == "false"
+    assert page.get_attribute(".tail-state", "data-state") == "stopped"
+    assert len(requests) == 1
+
+
+def test_tail_reconnects_from_the_newest_event_after_a_drop(console: Console, api: Api) -> None:
+    key = api.create_key("write:logs", "read:logs")
+    token = marker()
+    assert api.ingest(key, {"logs": [{"message": f"{token} before"}]})[0] == 202
+    console.sign_in(key, f"#/search?q={token}&range=15m")
+    console.wait_ready()
+    page = console.page
+    page.wait_for_selector(f"tr.row td.message:has-text('{token} before')")
+    refused: list[str] = []
+
+    def refuse_once(route: Any) -> None:
+        if refused:
+            route.continue_()
+            return
+        refused.append(route.request.url)
+        assert api.ingest(key, {"logs": [{"message": f"{token} while down"}]})[0] == 202
+        route.abort()
+
+    page.route(TAIL_ROUTE, refuse_once)
+    page.click("#live")
+    page.wait_for_selector(".tail-state[data-state=dropped]")
+    page.wait_for_selector(".tail-state[data-state=live]")
+    page.wait_for_selector(f"tr.row td.message:has-text('{token} while down')")
+    assert "from=" in refused[0]
+    assert api.ingest(key, {"logs": [{"message": f"{token} after"}]})[0] == 202
+    page.wait_for_selector(f"tr.row td.message:has-text('{token} after')")
+    assert tail_messages(console, token) == [f"{token} {m}" for m in ("after", "while down", "before")]
+    console.errors[:] = [e for e in console.errors if "ERR_FAILED" not in e]
