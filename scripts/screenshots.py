@@ -162,6 +162,7 @@ def shots(page: Any, out: Path) -> None:
     visit("#/search?q=level:error or level:warn&range=1h&tz=Europe/Moscow", "search")
     page.click("tr.row >> nth=0 >> button.expand")
     page.screenshot(path=str(out / "search-expanded.png"))
+    visit("#/insights?window=1h&baseline=24h", "insights")
     visit("#/settings/api-access", "api-access")
     visit("#/analytics/api-consumption", "api-consumption", full=True)
     visit("#/health", "health")
