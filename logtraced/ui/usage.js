@@ -19,8 +19,21 @@ export class UsagePage {
     this.main = main;
     this.range = RANGES[params.get("range")] ? params.get("range") : "24h";
     this.keyId = params.get("key") || "";
-    this.select = h("select", { id: "usage-range" }, ...Object.keys(RANGES).map((r) => h("option", { value: r }, `Last ${r}`)));
+    this.select = h("select", { id: "usage-range" }, ...Object.keys(RANGES).map((r) => h("option", { value: r }, `Last ${r}`)),
+      h("option", { value: "custom" }, "From … to (UTC)"));
+    // A chosen range: whole UTC hours typed as "2026-12-01T06:00", kept in the URL like the relative ones.
+    this.fromInput = h("input", { type: "datetime-local", id: "usage-from", step: 3600, "aria-label": "From (UTC)" });
+    this.toInput = h("input", { type: "datetime-local", id: "usage-to", step: 3600, "aria-label": "To (UTC)" });
+    this.custom = h("span", { class: "absolute" }, this.fromInput, "–", this.toInput);
+    if (params.get("from") && params.get("to")) {
+      this.range = "custom";
+      this.fromInput.value = params.get("from");
+      this.toInput.value = params.get("to");
+    }
     this.select.value = this.range;
+    this.custom.hidden = this.range !== "custom";
+    this.fromInput.addEventListener("change", () => this.choose());
+    this.toInput.addEventListener("change", () => this.choose());
     this.keySelect = h("select", { id: "usage-key" }, h("option", { value: "" }, "All keys"));
     this.select.addEventListener("change", () => this.choose());
     this.keySelect.addEventListener("change", () => this.choose());
@@ -32,7 +45,7 @@ export class UsagePage {
     this.table = h("div", { class: "usage-box" });
     this.plots = [];
     clear(main).append(h("h1", {}, "Analytics › API Consumption"),
-      h("div", { class: "timebar" }, h("label", { for: "usage-range" }, "Range"), this.select,
+      h("div", { class: "timebar" }, h("label", { for: "usage-range" }, "Range"), this.select, this.custom,
         h("label", { for: "usage-key" }, "Key"), this.keySelect),
       h("p", { class: "help" }, "Per key and UTC hour. Ingestion and query requests are counted against the key's tier's hourly budgets (dashed lines), refused ones included; 429s are the requests refused by a budget; overflow counts events accepted past the budget of a tier that allows it. Other requests (keys, usage, health, whoami) have no budget."),
       this.status, this.totals,
@@ -46,9 +59,28 @@ export class UsagePage {
   choose() {
     this.range = this.select.value;
     this.keyId = this.keySelect.value;
-    const key = this.keyId ? `&key=${encodeURIComponent(this.keyId)}` : "";
-    history.replaceState(null, "", `#/analytics/api-consumption?range=${this.range}${key}`);
+    this.custom.hidden = this.range !== "custom";
+    const state = new URLSearchParams();
+    if (this.range !== "custom") state.set("range", this.range);
+    else {
+      if (!this.fromInput.value || !this.toInput.value) {
+        const now = Date.now();
+        this.toInput.value = new Date(now).toISOString().slice(0, 14) + "00";
+        this.fromInput.value = new Date(now - 24 * HOUR * 1000).toISOString().slice(0, 14) + "00";
+      }
+      if (this.fromInput.value >= this.toInput.value) { announce(this.status, "The range needs a start before its end.", "error"); return; }
+      state.set("from", this.fromInput.value);
+      state.set("to", this.toInput.value);
+    }
+    if (this.keyId) state.set("key", this.keyId);
+    history.replaceState(null, "", `#/analytics/api-consumption?${state}`);
     this.load();
+  }
+
+  // The /v1/usage window: relative to now, or the chosen UTC moments (ISO-8601 without an offset is UTC).
+  window() {
+    if (this.range !== "custom") return { from: RANGES[this.range], to: "now" };
+    return { from: this.fromInput.value, to: this.toInput.value };
   }
 
   async load() {
@@ -57,7 +89,7 @@ export class UsagePage {
     try {
       const me = session.me;
       const [usage, keys] = await Promise.all([
-        api.usage({ from: RANGES[this.range], to: "now", key_id: this.keyId || undefined }),
+        api.usage({ ...this.window(), key_id: this.keyId || undefined }),
         me.scopes.includes("admin") ? api.keys().then((a) => a.keys) : Promise.resolve([{ id: me.key_id, display_prefix: me.key_prefix, name: "", tier: me.tier }]),
       ]);
       this.keys = new Map(keys.map((k) => [k.id, k]));

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.api.conftest import Api, Key, marker
 from tests.harness import wait_until
 from tests.ui.conftest import Console
@@ -83,6 +85,24 @@ def test_consumption_splits_ingestion_from_queries_and_shows_429s(console: Conso
         assert page.locator(f".chart[data-chart={chart}] canvas").count() == 1
     assert page.locator(".chart[data-chart=ingest] .u-legend").text_content().count("budget 3/h") == 1
     console.shot("api-consumption-429")
+
+    # A chosen range in UTC: the hour of these requests, then the hour before it, which is empty.
+    (hour,) = {r["hour_epoch"] for r in api.request("GET", "/v1/usage", key=key)[2]["usage"]}
+    iso = lambda epoch: time.strftime("%Y-%m-%dT%H:%M", time.gmtime(epoch))  # noqa: E731
+    page.select_option("#usage-range", "custom")
+    console.wait_ready()
+    page.fill("#usage-from", iso(hour))
+    page.evaluate("document.body.dataset.state = ''")
+    page.fill("#usage-to", iso(hour + 3600))
+    console.wait_ready()
+    assert "from=" in page.url and "range=" not in page.url
+    assert row.locator("td[data-col=ingest]").text_content() == "5 / 3"
+    page.fill("#usage-from", iso(hour - 3600))
+    page.evaluate("document.body.dataset.state = ''")
+    page.fill("#usage-to", iso(hour))
+    console.wait_ready()
+    assert page.locator("table.data tbody tr").count() == 0
+    assert page.text_content("dd[data-total='ingestion-requests']") == "0"
 
 
 def test_a_key_without_admin_is_told_so_and_sees_only_its_own_usage(console: Console, api: Api) -> None:
