@@ -39,7 +39,8 @@ class UsageRow(msgspec.Struct, frozen=True):
 
     `requests` counts every authenticated call; `ingest_requests` and `query_requests` only those
     of the rate-limited kinds (each against its own hourly budget), so the rest (keys, usage,
-    health, whoami) is their difference.  `throttled` counts the 429s, which `rejections` includes.
+    health, whoami) is their difference.  `throttled` counts the 429s (a spent budget, or load shed), which
+    `rejections` includes.
     """
 
     org: str
@@ -102,7 +103,7 @@ class UsageRecorder:
         """Count one request (by default) in the current hour; a rejected request still counts as a request.
 
         `kind` is the budget the request was checked against (None for routes without one), and
-        `throttled` says it was refused by that budget (429).
+        `throttled` says it was answered 429.
         """
         totals = self._pending.setdefault((org, key_id, hour_start(self._clock())), _Totals())
         totals.add(

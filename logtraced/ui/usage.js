@@ -47,7 +47,7 @@ export class UsagePage {
     clear(main).append(h("h1", {}, "Analytics › API Consumption"),
       h("div", { class: "timebar" }, h("label", { for: "usage-range" }, "Range"), this.select, this.custom,
         h("label", { for: "usage-key" }, "Key"), this.keySelect),
-      h("p", { class: "help" }, "Per key and UTC hour. Ingestion and query requests are counted against the key's tier's hourly budgets (dashed lines), refused ones included; 429s are the requests refused by a budget; overflow counts events accepted past the budget of a tier that allows it. Other requests (keys, usage, health, whoami) have no budget."),
+      h("p", { class: "help" }, "Per key and UTC hour. Ingestion and query requests are counted against the key's tier's hourly budgets (dashed lines), refused ones included; 429s are the requests refused with 429 (a spent budget, or the daemon shedding load); overflow counts events accepted past the budget of a tier that allows it. Other requests (keys, usage, health, whoami) have no budget."),
       this.status, this.totals,
       h("h2", {}, "Ingestion requests per hour"), this.charts.ingest,
       h("h2", {}, "Query requests per hour"), this.charts.query,
