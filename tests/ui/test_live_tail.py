@@ -3,6 +3,9 @@ one tenant only, and a reconnect that replays what arrived while the stream was 
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from typing import Any
 
 from tests.api.conftest import Api, marker
@@ -84,3 +87,79 @@ def test_tail_reconnects_from_the_newest_event_after_a_drop(console: Console, ap
     page.wait_for_selector(f"tr.row td.message:has-text('{token} after')")
     assert tail_messages(console, token) == [f"{token} {m}" for m in ("after", "while down", "before")]
     console.errors[:] = [e for e in console.errors if "ERR_FAILED" not in e]
+
+
+class CuttingProxy:
+    """A TCP relay in front of the daemon whose open connections the test can cut, as a network drop would."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self.lock:
+            cut, self.open = self.open, []
+        for end in cut:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def test_tail_resumes_from_the_newest_event_after_the_connection_is_cut(console: Console, api: Api) -> None:
+    key = api.create_key("write:logs", "read:logs")
+    token = marker()
+    proxy = CuttingProxy(api.daemon.http_port)
+    try:
+        page = console.page
+        page.goto(f"http://127.0.0.1:{proxy.port}/ui/#/search?q={token}&range=15m")
+        page.fill("#key", key.secret)
+        page.click("form.signin button[type=submit]")
+        console.wait_ready()
+        page.click("#live")
+        page.wait_for_selector(".tail-state[data-state=live]")
+        assert api.ingest(key, {"logs": [{"message": f"{token} first"}]})[0] == 202
+        page.wait_for_selector(f"tr.row td.message:has-text('{token} first')")
+        requests: list[str] = []
+        page.on("request", lambda request: "/v1/logs/tail" in request.url and requests.append(request.url))
+        proxy.cut()
+        assert api.ingest(key, {"logs": [{"message": f"{token} while cut"}]})[0] == 202
+        page.wait_for_selector(f"tr.row td.message:has-text('{token} while cut')")
+        assert api.ingest(key, {"logs": [{"message": f"{token} after"}]})[0] == 202
+        page.wait_for_selector(f"tr.row td.message:has-text('{token} after')")
+        assert tail_messages(console, token) == [f"{token} {m}" for m in ("after", "while cut", "first")]
+        assert "from=" in requests[0]
+    finally:
+        proxy.close()
+    console.errors[:] = [e for e in console.errors if "ERR_" not in e]
