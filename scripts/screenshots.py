@@ -2,12 +2,19 @@
 
     python scripts/screenshots.py --out docs/screenshots                  # the README's images
     python scripts/screenshots.py --out /tmp/shots --events 200000 --measure 7 --json
+    python scripts/screenshots.py --out /tmp/shots --data-dir /tmp/c10m-data --org default \
+        --end 2026-12-01T04:35:00Z --measure 5 --json        # an existing store: no demo events, no images
 
 Starts `logtraced serve` in a temporary directory, sends demo events spread over the last hour
 through the HTTP API, mints an admin key, signs in with Debian's Chromium (Playwright) at
 1280x800 and saves one PNG per page. `--measure N` then loads the search page N times (last
 hour, no filter) and reports when it had drawn the histogram and the first page of rows: the
 `search-rendered` performance mark, in ms from navigation start.
+
+`--data-dir` serves an existing store instead (the daemon writes its WAL and state database
+there, so pass a directory of its own, e.g. a hard-linked copy of bench/query.py's index: tantivy
+never rewrites a segment file in place).  The key is minted in `--org`, and the measured hour is
+the one ending at `--end` (the data set's newest event) rather than now.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,17 +92,25 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--measure", type=int, default=0, help="first-render timings to take")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--data-dir", type=Path, help="serve this existing store; no demo events, no images")
+    parser.add_argument("--org", default="acme")
+    parser.add_argument("--end", help="ISO-8601 end of the measured hour (default: now)")
     args = parser.parse_args()
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
+    fragment = "#/search?range=1h"
+    if args.end:
+        end_ms = int(datetime.fromisoformat(args.end.replace("Z", "+00:00")).timestamp() * 1000)
+        fragment = f"#/search?from={end_ms - 3_600_000}&to={end_ms}"
     with tempfile.TemporaryDirectory() as root:
-        daemon = DaemonProcess(Path(root) / "data").start()
+        daemon = DaemonProcess(args.data_dir or Path(root) / "data").start()
         try:
-            admin = mint_key(daemon.data_dir, "admin", "read:logs", "write:logs", org="acme", name="console")
-            shipper = mint_key(daemon.data_dir, "write:logs", org="acme", name="fluent-bit")
-            load(daemon, shipper.secret, admin.secret, demo_events(args.events, 3600))
+            admin = mint_key(daemon.data_dir, "admin", "read:logs", "write:logs", org=args.org, name="console")
+            if args.data_dir is None:
+                shipper = mint_key(daemon.data_dir, "write:logs", org=args.org, name="fluent-bit")
+                load(daemon, shipper.secret, admin.secret, demo_events(args.events, 3600))
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -103,14 +119,18 @@ def main() -> None:
                 page.fill("#key", admin.secret)
                 page.click("form.signin button[type=submit]")
                 page.wait_for_selector("body[data-state=ready]")
-                timings = measure(page, daemon, args.measure)
-                shots(page, args.out)
+                timings = measure(page, daemon, args.measure, fragment)
+                hits = page.text_content(".hits") if timings else None
+                if args.data_dir is None:
+                    shots(page, args.out)
                 browser.close()
         finally:
             daemon.stop()
     shipped = {n: a for n, a in load_assets().items() if n.endswith((".js", ".css"))}
     report = {
-        "events": args.events,
+        "events": args.events if args.data_dir is None else f"the store in {args.data_dir}",
+        "measured": fragment,
+        "hits": hits,
         "first_render_ms": timings,
         "first_render_median_ms": statistics.median(timings) if timings else None,
         "assets_bytes": sum(len(a.body) for a in shipped.values()),
@@ -120,12 +140,12 @@ def main() -> None:
     print(json.dumps(report) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
 
 
-def measure(page: Any, daemon: DaemonProcess, repeat: int) -> list[float]:
-    """Full page loads of the search page (last hour, no filter); the key stays in session storage."""
+def measure(page: Any, daemon: DaemonProcess, repeat: int, fragment: str) -> list[float]:
+    """Full page loads of the search page (one hour, no filter); the key stays in session storage."""
     timings = []
     for _ in range(repeat):
         page.goto(daemon.url("/ui/health-check-blank"), wait_until="commit")
-        page.goto(daemon.url("/ui/#/search?range=1h"))
+        page.goto(daemon.url("/ui/" + fragment))
         page.wait_for_selector("body[data-state=ready]")
         timings.append(round(page.evaluate("performance.getEntriesByName('search-rendered')[0].startTime"), 1))
     return timings
@@ -142,6 +162,7 @@ def shots(page: Any, out: Path) -> None:
     visit("#/search?q=level:error or level:warn&range=1h&tz=Europe/Moscow", "search")
     page.click("tr.row >> nth=0 >> button.expand")
     page.screenshot(path=str(out / "search-expanded.png"))
+    visit("#/insights?window=1h&baseline=24h", "insights")
     visit("#/settings/api-access", "api-access")
     visit("#/analytics/api-consumption", "api-consumption", full=True)
     visit("#/health", "health")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Final
 
 from aiohttp import web
@@ -50,7 +51,7 @@ class AuthContext:
 
     principal: Principal
     decision: Decision | None = None
-    kind: Kind | None = None  # the budget the decision was taken against (metrics label refusals with it)
+    kind: Kind | None = None  # the budget the decision was taken against (usage and metrics split by it)
     events: int = 0
     bytes: int = 0
     overflow_events: int = 0
@@ -93,6 +94,7 @@ async def authenticate(
             f"this key belongs to organisation {principal.org} and cannot reach {org}", code="forbidden_organization"
         )
     if kind is not None:
+        context.kind = kind
         context.decision = decision = get_state(request).auth.limiter.check(principal, kind)
         if not decision.allowed:
             raise rate_limited(decision, kind)
@@ -183,4 +185,6 @@ async def usage_middleware(request: web.Request, handler: Handler) -> web.Stream
                 bytes=context.bytes,
                 rejected=status >= 400,
                 overflow_events=context.overflow_events,
+                kind=context.kind,
+                throttled=status == HTTPStatus.TOO_MANY_REQUESTS,
             )

@@ -1,4 +1,4 @@
-"""GET /v1/usage: requests, events, bytes, rejections and overflow per key per UTC hour, for the caller's organisation.
+"""GET /v1/usage: requests (ingest, query, all), events, bytes, rejections, 429s, overflow per key per UTC hour.
 
 The organisation always comes from the key, never from the request, so no parameter can
 show another organisation's usage.  An admin key sees every key of its organisation; any
@@ -28,7 +28,16 @@ DEFAULT_SPAN_SECONDS: Final = 24 * HOUR_SECONDS
 MAX_SPAN_SECONDS: Final = 366 * 24 * HOUR_SECONDS
 _RELATIVE: Final = re.compile(r"-(\d+)([smhd])")
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": HOUR_SECONDS, "d": 24 * HOUR_SECONDS}
-_COUNTERS: Final = ("requests", "events", "bytes", "rejections", "overflow_events")
+_COUNTERS: Final = (
+    "requests",
+    "ingest_requests",
+    "query_requests",
+    "events",
+    "bytes",
+    "rejections",
+    "throttled",
+    "overflow_events",
+)
 
 
 async def usage(request: web.Request) -> web.Response:

@@ -69,6 +69,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (org, hour, key_id)
         ) STRICT""",
     ),
+    # Usage split by the kind of request and 429s counted apart; rows written before keep their
+    # totals and read as zero in the new columns (their split was never recorded).
+    (
+        "ALTER TABLE usage_hourly ADD COLUMN ingest_requests INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage_hourly ADD COLUMN query_requests INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE usage_hourly ADD COLUMN throttled INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 

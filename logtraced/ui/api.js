@@ -22,13 +22,14 @@ export const session = {
   me: null,
 };
 
-export async function call(method, path, { body, params, signal, key } = {}) {
+async function send(method, path, { body, params, signal, key, accept } = {}) {
   const url = new URL(path, location.origin);
   for (const [name, value] of Object.entries(params || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, String(value));
   }
   const headers = { Authorization: `Bearer ${key ?? session.key ?? ""}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (accept) headers.Accept = accept;
   const response = await fetch(url, {
     method,
     headers,
@@ -37,15 +38,23 @@ export async function call(method, path, { body, params, signal, key } = {}) {
     credentials: "omit",
     cache: "no-store",
   });
-  if (response.status === 204) return null;
-  const payload = await response.json().catch(() => null);
   if (!response.ok) {
+    const payload = await response.json().catch(() => null);
     const error = payload && payload.error ? payload.error : { code: "http_error", message: response.statusText };
     if (response.status === 401 && !key) window.dispatchEvent(new CustomEvent("signed-out", { detail: error.message }));
     throw new ApiError(response.status, error.code, error.message, payload);
   }
-  return payload;
+  return response;
 }
+
+export async function call(method, path, options = {}) {
+  const response = await send(method, path, options);
+  if (response.status === 204) return null;
+  return response.json().catch(() => null);
+}
+
+// The live tail's event stream: the response itself, whose body the caller reads as it arrives.
+export const tailStream = (params, signal) => send("GET", "/v1/logs/tail", { params, signal, accept: "text/event-stream" });
 
 const LOGS = (org) => `/api/v4/organizations/${encodeURIComponent(org)}/logs/api`;
 
@@ -61,4 +70,5 @@ export const api = {
   createKey: (body) => call("POST", "/v1/keys", { body }),
   revokeKey: (id) => call("DELETE", `/v1/keys/${encodeURIComponent(id)}`),
   usage: (params) => call("GET", "/v1/usage", { params }),
+  insights: (body, signal) => call("POST", "/v1/logs/insights", { body, signal }),
 };

@@ -1,17 +1,19 @@
 // The console's shell: sign-in, the header (who the key is, sign out), and the router over the
-// URL fragment (#/search, #/settings/api-access, #/analytics/api-consumption, #/health).
+// URL fragment (#/search, #/insights, #/settings/api-access, #/analytics/api-consumption, #/health).
 import { api, session } from "./api.js";
 import { h, clear, announce } from "./dom.js";
 import { SearchPage } from "./search.js";
 import { KeysPage } from "./keys.js";
 import { UsagePage } from "./usage.js";
 import { HealthPage } from "./health.js";
+import { InsightsPage } from "./insights.js";
 
 const main = document.getElementById("main");
 const header = document.querySelector("header.top");
 const whoami = header.querySelector(".whoami");
 const PAGES = {
   "/search": ["search", SearchPage, "Search"],
+  "/insights": ["insights", InsightsPage, "Insights"],
   "/settings/api-access": ["keys", KeysPage, "API Access"],
   "/analytics/api-consumption": ["usage", UsagePage, "API Consumption"],
   "/health": ["health", HealthPage, "Health"],

@@ -77,7 +77,8 @@ export class SearchPage {
     this.absolute = h("span", { class: "absolute" }, this.fromInput, "–", this.toInput);
     this.zone = h("select", { id: "zone", "aria-label": "Time zone" }, ...ZONES.map((zone) => h("option", { value: zone }, zone)));
     this.zone.value = s.tz;
-    this.live = h("input", { type: "checkbox", id: "live" });
+    this.live = h("button", { type: "button", id: "live", class: "live-toggle", "aria-pressed": "false" }, "Live tail");
+    this.tailState = h("span", { class: "tail-state", role: "status", "aria-live": "polite" });
     this.viewSelect = h("div", { class: "views", role: "group", "aria-label": "View" },
       ...["table", "json", "raw"].map((view) => h("button", { type: "button", dataset: { view }, "aria-pressed": String(view === s.view),
         on: { click: () => this.setView(view) } }, view.toUpperCase())));
@@ -93,7 +94,7 @@ export class SearchPage {
     const timebar = h("div", { class: "timebar" },
       h("label", { for: "range" }, "Range"), this.rangeSelect, this.absolute,
       h("label", { for: "zone" }, "Zone"), this.zone,
-      h("label", { class: "live-toggle" }, this.live, " Live tail"),
+      this.live, this.tailState,
       this.viewSelect);
     clear(this.main).append(
       h("h1", { class: "sr-only" }, "Search"), form,
@@ -103,7 +104,8 @@ export class SearchPage {
     this.histogram = new Histogram(this.chart, { onZoom: (from, to) => this.zoom(from, to) });
     this.results = new Results(this.list, { onFilter: (f, v, x) => this.filter(f, v, x), onContext: (row, box) => this.context(row, box) });
     this.fields = new FieldSidebar(this.sidebar, { onFilter: (f, v, x) => this.filter(f, v, x) });
-    this.tail = new Tail({ fetchPage: (fromNs) => this.tailPage(fromNs), onRows: (rows) => this.tailRows(rows), onError: (e) => announce(this.status, e.message, "error") });
+    this.tail = new Tail({ onRows: (rows) => this.tailRows(rows), onState: (state, why) => this.tailShown(state, why),
+      onDropped: (n) => announce(this.status, `The daemon dropped ${formatNumber(n)} events this tab was too slow to take.`, "error") });
     this.showRange();
     this.input.addEventListener("keydown", (e) => this.keys(e));
     this.rangeSelect.addEventListener("change", () => this.rangeChanged());
@@ -111,7 +113,7 @@ export class SearchPage {
     this.toInput.addEventListener("change", () => this.absoluteChanged());
     this.zone.addEventListener("change", () => { this.state.tz = this.zone.value; this.showRange(); this.submit(); });
     this.mode.addEventListener("change", () => { this.state.mode = this.mode.value; this.input.rows = this.mode.value === "pipeline" ? 4 : 1; });
-    this.live.addEventListener("change", () => this.toggleLive());
+    this.live.addEventListener("click", () => this.toggleLive());
     this.input.rows = s.mode === "pipeline" ? 4 : 1;
   }
 
@@ -224,7 +226,7 @@ export class SearchPage {
       announce(this.status, `${formatNumber(page.rows.length)} shown, ${formatTime(startMs, this.state.tz)} – ${formatTime(endMs, this.state.tz)} ${this.state.tz} (${took} ms)`);
       document.body.dataset.state = "ready";
       performance.mark("search-rendered");
-      if (this.live.checked) this.tail.start(this.page.rows[0]?.ns ?? msToNs(endMs), this.page.rows.slice(0, 100));
+      if (this.tail.running) this.startTail(msToNs(endMs));
       await this.fields.load(org, stages, nsWindow, (endMs - startMs) / 1000, page.rows, controller.signal);
     } catch (error) {
       if (error.name === "AbortError") return;
@@ -264,15 +266,24 @@ export class SearchPage {
   }
 
   toggleLive() {
-    if (!this.live.checked) { this.tail.stop(); announce(this.status, "Live tail stopped."); return; }
-    if (this.state.mode !== "kql") { this.live.checked = false; announce(this.status, "Live tail follows KQL queries.", "error"); return; }
+    if (this.tail.running) { this.tail.stop(); this.tailShown("stopped"); announce(this.status, "Live tail stopped."); return; }
+    if (this.state.mode !== "kql") { announce(this.status, "Live tail follows KQL queries.", "error"); return; }
     if (!this.state.range.rel) { this.state.range = { rel: "15m" }; this.showRange(); }
-    this.tail.start(this.results.rows[0]?.ns ?? msToNs(Date.now()), this.results.rows.slice(0, 100));
-    announce(this.status, "Live tail: new events appear at the top.");
+    this.startTail(msToNs(Date.now()));
+    announce(this.status, `Live tail: new events appear at the top; the page keeps the newest ${formatNumber(CAP)}.`);
   }
 
-  tailPage(fromNs) {
-    return api.query({ filter: this.state.q, from: fromNs, to: "now", limit: 500 }).then((a) => a.logs.map(fromEvent));
+  // From the newest row shown (the daemon replays anything newer), else from `fallbackNs`.
+  startTail(fallbackNs) {
+    this.tail.start(this.state.q, this.results.rows[0]?.ns ?? fallbackNs, this.results.rows.slice(0, 100));
+  }
+
+  tailShown(state, why) {
+    const on = state !== "stopped";
+    this.live.setAttribute("aria-pressed", String(on));
+    this.live.textContent = on ? "Stop tail" : "Live tail";
+    this.tailState.dataset.state = state;
+    this.tailState.textContent = { connecting: "connecting…", live: "● live", dropped: `reconnecting (${why})`, stopped: why ? `stopped: ${why}` : "" }[state];
   }
 
   tailRows(rows) {

@@ -28,6 +28,16 @@ class TestReport:
         assert row["bytes"] > 0
         assert row["hour"].endswith(":00:00Z") and row["hour_epoch"] % 3600 == 0
 
+    def test_ingest_and_query_requests_and_429s_apart(self, api: Api) -> None:
+        key = api.create_key("write:logs", "read:logs", tier="tiny")
+        api.clock.move_to_seconds_before_next_hour(60)
+        statuses = [api.ingest(key, {"logs": [{"message": "x"}]})[0] for _ in range(4)]
+        statuses += [api.request("POST", "/v1/logs/query", key=key, body={})[0] for _ in range(3)]
+        assert statuses == [202, 202, 202, 429, 200, 200, 429]
+        (row,) = usage(api, key)[1]["usage"]
+        assert (row["ingest_requests"], row["query_requests"], row["throttled"]) == (4, 3, 2)
+        assert (row["requests"], row["rejections"], row["events"]) == (7, 2, 3)
+
     def test_hours_are_separate_rows_across_a_boundary(self, api: Api, writer: Key) -> None:
         boundary = api.clock.move_to_seconds_before_next_hour(10)
         assert api.ingest(writer, {"logs": [{"message": "before"}]})[0] == 202

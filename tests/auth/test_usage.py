@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from logtraced.auth.db import Database
+from logtraced.auth.db import MIGRATIONS, Database
 from logtraced.auth.dbthread import DatabaseThread
 from logtraced.auth.usage import UsageRecorder, UsageRow
 from logtraced.errors import StorageError
@@ -46,6 +46,14 @@ class TestTotals:
         usage.record("key_a", "acme", rejected=True)
         assert await usage.report("acme", None, *DAY) == [UsageRow("acme", "key_a", TEN, 3, 15, 1400, 1, 5)]
 
+    async def test_ingest_query_and_throttled_are_counted_apart(self, usage: UsageRecorder) -> None:
+        usage.record("key_a", "acme", kind="ingest", events=2)
+        usage.record("key_a", "acme", kind="ingest", rejected=True, throttled=True)
+        usage.record("key_a", "acme", kind="query")
+        usage.record("key_a", "acme")  # whoami, keys, usage: no budget
+        (row,) = await usage.report("acme", None, *DAY)
+        assert (row.requests, row.ingest_requests, row.query_requests, row.rejections, row.throttled) == (4, 2, 1, 1, 1)
+
     async def test_hours_are_separate_buckets(self, usage: UsageRecorder, clock: FakeClock) -> None:
         clock.now = at("2024-03-15T10:59:59")
         usage.record("key_a", "acme", events=1)
@@ -72,6 +80,28 @@ class TestReport:
         usage.record("key_a", "acme")
         assert [row.hour for row in await usage.report("acme", None, at("2024-03-15T10:45:00"), ELEVEN)] == [TEN]
         assert [row.hour for row in await usage.report("acme", None, ELEVEN, clock.now)] == [ELEVEN]
+
+
+class TestMigration:
+    """A state file written before requests were split keeps its rows, which read as unsplit."""
+
+    async def test_rows_of_the_first_schema_survive(self, tmp_path: Path, clock: FakeClock) -> None:
+        old = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+        for statement in MIGRATIONS[0]:
+            old.execute(statement)
+        old.execute("INSERT INTO usage_hourly VALUES ('acme', 'key_a', ?, 5, 50, 500, 1, 2)", (TEN,))
+        old.execute("PRAGMA user_version = 1")
+        old.close()
+        writer = DatabaseThread(lambda: Database.open(tmp_path), "test-writer")
+        await writer.start()
+        reader = DatabaseThread(lambda: Database.open(tmp_path, query_only=True), "test-reader")
+        await reader.start()
+        usage = UsageRecorder(reader, writer, clock)
+        usage.record("key_a", "acme", kind="query", events=1)
+        rows = await usage.report("acme", None, *DAY)
+        await reader.close()
+        await writer.close()
+        assert rows == [UsageRow("acme", "key_a", TEN, 6, 51, 500, 1, 2, ingest_requests=0, query_requests=1)]
 
 
 class TestPersistence:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.api.conftest import Api, Key, marker
 from tests.harness import wait_until
 from tests.ui.conftest import Console
@@ -50,9 +52,10 @@ def test_create_a_key_use_it_revoke_it_and_see_its_usage(console: Console, api: 
     usage_row = page.locator(f"table.data tbody tr[data-key='{key_id}']")
     cells = usage_row.locator("td").all_text_contents()
     assert name in cells[1]
-    assert cells[2] == "4"  # ingest, query, two whoami (the 401 after revoking is nobody's request)
-    assert cells[3] == "10,000 ingest / 2,000 query"
-    assert page.locator(".chart canvas").count() == 2
+    # One ingest and one query against the standard tier's budgets; two whoami have none (the 401
+    # after revoking is nobody's request).
+    assert cells[2:6] == ["1 / 10,000", "1 / 2,000", "2", "0"]
+    assert page.locator(".chart canvas").count() == 3
     console.shot("api-consumption")
 
     console.open("#/health")
@@ -60,6 +63,46 @@ def test_create_a_key_use_it_revoke_it_and_see_its_usage(console: Console, api: 
     assert page.text_content(".health").startswith("healthyIngestion")  # no reasons list, nothing stray
     assert "Events accepted" in page.text_content(".cards")
     console.shot("health")
+
+
+def test_consumption_splits_ingestion_from_queries_and_shows_429s(console: Console, api: Api) -> None:
+    key = api.create_key("write:logs", "read:logs", tier="tiny")
+    api.clock.move_to_seconds_before_next_hour(120)
+    statuses = [api.ingest(key, {"logs": [{"message": "x"}]})[0] for _ in range(5)]
+    statuses += [api.request("POST", "/v1/logs/query", key=key, body={})[0] for _ in range(3)]
+    assert statuses == [202, 202, 202, 429, 429, 200, 200, 429]
+    console.sign_in(key, "#/analytics/api-consumption?range=7d")  # the search page would spend query budget
+    console.wait_ready()
+    page = console.page
+    row = page.locator(f"table.data tbody tr[data-key='{key.id}']")
+    assert row.locator("td[data-col=ingest]").text_content() == "5 / 3"
+    assert row.locator("td[data-col=query]").text_content() == "3 / 2"
+    assert row.locator("td[data-col=throttled]").text_content() == "3"
+    assert page.text_content("dd[data-total='429s']") == "3"
+    assert page.text_content("dd[data-total='ingestion-requests']") == "5"
+    assert page.input_value("#usage-range") == "7d"
+    for chart in ("ingest", "query", "problems"):
+        assert page.locator(f".chart[data-chart={chart}] canvas").count() == 1
+    assert page.locator(".chart[data-chart=ingest] .u-legend").text_content().count("budget 3/h") == 1
+    console.shot("api-consumption-429")
+
+    # A chosen range in UTC: the hour of these requests, then the hour before it, which is empty.
+    (hour,) = {r["hour_epoch"] for r in api.request("GET", "/v1/usage", key=key)[2]["usage"]}
+    iso = lambda epoch: time.strftime("%Y-%m-%dT%H:%M", time.gmtime(epoch))  # noqa: E731
+    page.select_option("#usage-range", "custom")
+    console.wait_ready()
+    page.fill("#usage-from", iso(hour))
+    page.evaluate("document.body.dataset.state = ''")
+    page.fill("#usage-to", iso(hour + 3600))
+    console.wait_ready()
+    assert "from=" in page.url and "range=" not in page.url
+    assert row.locator("td[data-col=ingest]").text_content() == "5 / 3"
+    page.fill("#usage-from", iso(hour - 3600))
+    page.evaluate("document.body.dataset.state = ''")
+    page.fill("#usage-to", iso(hour))
+    console.wait_ready()
+    assert page.locator("table.data tbody tr").count() == 0
+    assert page.text_content("dd[data-total='ingestion-requests']") == "0"
 
 
 def test_a_key_without_admin_is_told_so_and_sees_only_its_own_usage(console: Console, api: Api) -> None:
