@@ -94,7 +94,6 @@ async def authenticate(
             f"this key belongs to organisation {principal.org} and cannot reach {org}", code="forbidden_organization"
         )
     if kind is not None:
-        context.kind = kind
         context.decision = decision = get_state(request).auth.limiter.check(principal, kind)
         if not decision.allowed:
             raise rate_limited(decision, kind)
