@@ -22,7 +22,7 @@ import msgspec
 from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import ID_POSITION_BITS, NS_PER_DAY, Event, EventColumns, Tenant
 from logtraced.query.evaluate import words
-from logtraced.storage.backend import StoreWriter, WriterCounters
+from logtraced.storage.backend import Footprint, StoreWriter, WriterCounters
 from logtraced.storage.clickhouse.client import Client, Settings
 from logtraced.storage.clickhouse.schema import NS_PER_DAY_SQL, Target
 
@@ -121,12 +121,22 @@ class ClickHouseWriter(StoreWriter):
             self.committed[day] = staged.last_seq
             del self.staged[day]
 
+    def footprint(self) -> Footprint:
+        """The events table's active day-partitions and their bytes, as ClickHouse counts them in system.parts."""
+        rows = self.client.query(
+            "SELECT uniqExact(partition), sum(bytes_on_disk) FROM system.parts "
+            "WHERE database = {db:String} AND table = {table:String} AND active",
+            self._parts_table(),
+        )
+        partitions, size = rows[0] if rows else (0, 0)
+        return Footprint(int(partitions), int(size))
+
     def enforce_retention(self, oldest_day: int) -> list[str]:
         """Drop whole day-partitions before `oldest_day`, as the Tantivy backend deletes whole days."""
         rows = self.client.query(
             "SELECT DISTINCT partition FROM system.parts WHERE database = {db:String} AND table = {table:String} "
             "AND active",
-            {"db": self.target.database, "table": self.target.local_events.split(".")[-1].strip("`")},
+            self._parts_table(),
         )
         deleted: list[str] = []
         for (partition,) in rows:
@@ -137,6 +147,10 @@ class ClickHouseWriter(StoreWriter):
             self.committed.pop(day, None)
             deleted.append(f"day/{day}")
         return deleted
+
+    def _parts_table(self) -> dict[str, str | int | float]:
+        """The query parameters naming the local events table in system.parts."""
+        return {"db": self.target.database, "table": self.target.local_events.split(".")[-1].strip("`")}
 
     def close(self) -> None:
         if self._on_close is not None:
