@@ -219,6 +219,21 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy `source` to `sink` until either end closes, then shut both: one direction of a test's TCP relay."""
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     """Poll until `predicate()` is truthy; fail with the last value after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from tests.api.conftest import Api, marker
+from tests.harness import pump
 from tests.ui.conftest import Console
 
 TAIL_ROUTE = "**/v1/logs/tail?*"
@@ -110,19 +111,7 @@ class CuttingProxy:
             with self.lock:
                 self.open += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self.pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while chunk := source.recv(65536):
-                sink.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 
     def cut(self) -> None:
         with self.lock:

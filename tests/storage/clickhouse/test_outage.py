@@ -29,7 +29,7 @@ from logtraced.storage.backend import LogStore, SearchRequest
 from logtraced.storage.backends import open_store
 from logtraced.storage.clickhouse.client import ClickHouseError
 from tests.api.conftest import mint_key
-from tests.harness import DaemonProcess, wait_until
+from tests.harness import DaemonProcess, pump, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT = Tenant("default", "production")
@@ -39,20 +39,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while chunk := source.recv(65536):
-            sink.sendall(chunk)
-    except OSError:
-        pass
-    finally:
-        for end in (source, sink):
-            try:
-                end.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class Gate:
@@ -94,8 +80,8 @@ class Gate:
                 return
             server = socket.create_connection(("127.0.0.1", self.upstream))
             self.open_sockets += [client, server]
-            threading.Thread(target=_pump, args=(client, server), daemon=True).start()
-            threading.Thread(target=_pump, args=(server, client), daemon=True).start()
+            threading.Thread(target=pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=pump, args=(server, client), daemon=True).start()
 
 
 @pytest.fixture
