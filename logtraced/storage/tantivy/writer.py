@@ -44,6 +44,8 @@ class TantivyWriter(StoreWriter):
         self.open: dict[Partition, _OpenPartition] = {}
         self.counters = WriterCounters()
         self.warnings = WarningLimiter(get_logger("writer"))
+        # Bytes of each partition with no open writer: it does not change until one opens again.
+        self.settled_bytes: dict[Partition, int] = {}
 
     def apply(self, seq: int, tenant: Tenant, events: EventColumns) -> None:
         """A record's events go to the partition of their UTC day; its oldest and newest tell when that is one day."""
@@ -83,6 +85,7 @@ class TantivyWriter(StoreWriter):
                 create=True,
             )
             assert index is not None
+            self.settled_bytes.pop(partition, None)
             writer = index.writer(self.config.index.writer_heap_bytes, self.config.index.writer_threads)
             state = _OpenPartition(index, writer, max_wal_seq(index))
             self.open[partition] = state
@@ -102,6 +105,7 @@ class TantivyWriter(StoreWriter):
             if not state.dirty and now - state.last_used > IDLE_WRITER_SECONDS:
                 state.writer.wait_merging_threads()
                 del self.open[partition]
+                self.settled_bytes.pop(partition, None)  # its merges are done: measured once more
 
     def enforce_retention(self, oldest_day: int) -> list[str]:
         deleted = []
@@ -117,8 +121,19 @@ class TantivyWriter(StoreWriter):
         return deleted
 
     def footprint(self) -> Footprint:
+        """Partitions on disk and their bytes; only those being written are walked again at each commit."""
         partitions = self.layout.existing()
-        return Footprint(len(partitions), sum(tree_bytes(self.layout.path(partition)) for partition in partitions))
+        total = 0
+        for partition in partitions:
+            size = self.settled_bytes.get(partition)
+            if size is None:
+                size = tree_bytes(self.layout.path(partition))
+                if partition not in self.open:
+                    self.settled_bytes[partition] = size
+            total += size
+        for gone in self.settled_bytes.keys() - set(partitions):
+            del self.settled_bytes[gone]
+        return Footprint(len(partitions), total)
 
     def close(self) -> None:
         for state in self.open.values():
