@@ -314,7 +314,7 @@ def _failure(text: str, now_ns: int, pri: int | None) -> Event:
     """The whole text as the message, tagged; what the PRI said is kept when it was valid."""
     event = Event(now_ns, text, tags=[TAG_PARSE_FAILURE])
     if pri is not None:
-        event.level = canonical_level(pri & 7)
+        event.level = _SEVERITY_LEVELS[pri & 7]
         event.attributes = {"syslog": _pri_attributes(pri)}
     return event
 
