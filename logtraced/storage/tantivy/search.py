@@ -64,7 +64,7 @@ MAX_CHUNK: Final = 8192
 SLICE_CHUNK: Final = 4 * FIRST_CHUNK
 # Hits sharing the boundary timestamp of a chunk read in the same pass as their count.
 BOUNDARY_HITS: Final = 64
-# Candidates a count reads in one unordered search (more are read in time-ordered chunks, to bound memory).
+# Candidates a count reads in one unordered search; more are read in time-ordered chunks of up to as many.
 UNORDERED_MAX: Final = 100_000
 # Events of a partition verified in time order before deciding whether scanning will fill the page.
 SCAN_PROBE: Final = 256
@@ -571,7 +571,7 @@ def _unordered(plan: _Plan, scan: _Scan) -> Iterable[tuple[SortKey, tantivy.DocA
     """Every hit of the plan's query in document order, from one search when there are few enough to hold."""
     result: Any = plan.searcher.search(plan.query, UNORDERED_MAX, count=True)
     if result.count > UNORDERED_MAX:
-        return _ordered(plan.searcher, plan.index, plan.query, scan, MAX_CHUNK)
+        return _ordered(plan.searcher, plan.index, plan.query, scan, MAX_CHUNK, UNORDERED_MAX)
     addresses = sorted((address for _, address in result.hits), key=lambda address: (address.segment_ord, address.doc))
     return _keyed(plan.searcher, plan.searcher.fast_field_values(schema.TIMESTAMP, addresses), addresses)
 
