@@ -68,6 +68,7 @@ from logtraced.query.ast import (
 from logtraced.query.evaluate import as_number, date_value, glob_parts, keyword_value_test
 from logtraced.query.timerange import parse_instant
 from logtraced.storage.tantivy import schema as fields
+from logtraced.storage.tantivy.words import WordList
 
 _MAX_PATH_SEGMENTS = 6  # a path of n segments has 2**(n-1) nested/dotted readings
 _MAX_LITERALS = 32  # beyond this many required literals a regex narrows by nothing
@@ -79,6 +80,7 @@ _IGNORE_CASE_FLAG = re.compile(r"\(\?[a-zA-Z-]*i[a-zA-Z-]*[:)]")
 # Terms of one keyword field a partition may have for a comparison to be decided term by term.
 MAX_LISTED_TERMS: Final = 50_000
 _LISTED_OPS: Final = frozenset({Op.REGEX}) | RANGE_OPS
+_PIECE_OPS: Final = frozenset({Op.CONTAINS, Op.WILDCARD, Op.REGEX})
 
 # A partition's terms of the keyword fields a query compares term by term (see `keyword_terms`).
 KeywordTerms: TypeAlias = Mapping[str, frozenset[str]]
@@ -99,14 +101,16 @@ def compile_query(
     stemming: bool,
     terms: KeywordTerms | None = None,
     uncapitalised: frozenset[str] = frozenset(),
+    words: WordList | None = None,
 ) -> Compiled:
     """Narrow `node` to a Tantivy query over a partition built by storage.schema.build_schema.
 
     `terms` are the partition's terms of the fields `listed_fields(node)` names (`keyword_terms`),
-    `uncapitalised` the substrings no capitalised word of the partition contains (`uncapitalised`):
-    the compiled query is then only valid for that partition's searcher.
+    `uncapitalised` the substrings no capitalised word of the partition contains (`uncapitalised`),
+    `words` its message words (words.WordList): the compiled query is then only valid for that
+    partition's searcher.
     """
-    part = _Compiler(schema, stemming, terms or {}, uncapitalised).compile(node)
+    part = _Compiler(schema, stemming, terms or {}, uncapitalised, words).compile(node)
     return Compiled(part.query, not part.exact)
 
 
@@ -131,6 +135,15 @@ def uncapitalised(searcher: tantivy.Searcher, schema: tantivy.Schema, node: Node
         if not result.count:
             found.add(needle)
     return frozenset(found)
+
+
+def scans_message_words(node: Node) -> bool:
+    """Whether `node` looks for word pieces in the message (`$contains`, globs, regexes): a word list can serve it."""
+    if isinstance(node, (And, Or)):
+        return any(scans_message_words(child) for child in node.children)
+    if isinstance(node, Not):
+        return scans_message_words(node.child)
+    return isinstance(node, Compare) and node.field in (None, MESSAGE) and node.op in _PIECE_OPS
 
 
 def _message_substrings(node: Node) -> Iterator[str]:
@@ -248,11 +261,17 @@ class _Compiler:
     """Holds the schema and the analyzers that decide which tokens a value has in the index."""
 
     def __init__(
-        self, schema: tantivy.Schema, stemming: bool, terms: KeywordTerms, uncapitalised: frozenset[str]
+        self,
+        schema: tantivy.Schema,
+        stemming: bool,
+        terms: KeywordTerms,
+        uncapitalised: frozenset[str],
+        word_list: WordList | None,
     ) -> None:
         self.schema = schema
         self.terms = terms
         self.uncapitalised = uncapitalised
+        self.word_list = word_list
         self.words_field = fields.MESSAGE_STEMMED if stemming else fields.MESSAGE
         self.splitter = _word_splitter()
         self.indexed = fields.text_analyzer()
@@ -520,10 +539,15 @@ class _Compiler:
         A token condition open on its left (`.*err`, `.*zq7x.*`) walks the whole term dictionary,
         one exact or prefix condition only the terms it names: when the conjunction has one of
         those, the open-left ones are left to verification (`ERR-\\d{5}-FATAL` looks up `fatal*`).
+        A message word piece the partition's word list answers names the words holding it instead.
         """
         narrowings: list[_Narrowing] = []
         for cond in conds:
             if not self._is_indexed(cond.token):
+                continue
+            listed = self._listed_words(cond, field, prefix)
+            if listed is not None:
+                narrowings.append(listed)
                 continue
             cheap = bool(prefix) or not cond.open_left
             spellings = _spellings(cond.token)
@@ -536,6 +560,15 @@ class _Compiler:
                 _Narrowing(self._regex(field, f"{prefix}{left}{_rust_literal(cond.token)}{right}"), cheap)
             )
         return _all_narrowings(narrowings)
+
+    def _listed_words(self, cond: _Cond, field: str, prefix: str) -> _Narrowing | None:
+        """The words of the partition's list holding an open-left message piece, as a term set; None: walk."""
+        if self.word_list is None or field != fields.MESSAGE or prefix or not cond.open_left:
+            return None
+        found = self.word_list.containing(cond.token, at_end=not cond.open_right)
+        if found is None:
+            return None
+        return _Narrowing(self._term_set(field, found) if found else tantivy.Query.empty_query(), True)
 
     def _formula_query(self, formula: _Formula, literal: Callable[[str], _Narrowing | None]) -> _Narrowing | None:
         if formula is None:

@@ -19,6 +19,7 @@ from logtraced.query.ast import Node
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.compile import Compiled, KeywordTerms
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, open_index
+from logtraced.storage.tantivy.words import WordList, WordLists
 
 # (partition, commit mark, env, window clipped to the day, what was aggregated)
 LabelKey = tuple[Partition, int, str, tuple[int, int], str]
@@ -28,7 +29,9 @@ MAX_LABEL_ENTRIES: Final = 4096
 CACHED_VALUES: Final = 1000
 
 # Least recently used first; see storage/tantivy/search.py `_compile`.
-CompiledCache = OrderedDict[tuple[Node, bool], list[tuple[tantivy.Schema, KeywordTerms, frozenset[str], Compiled]]]
+CompiledCache = OrderedDict[
+    tuple[Node, bool], list[tuple[tantivy.Schema, KeywordTerms, frozenset[str], WordList | None, Compiled]]
+]
 
 
 @dataclass
@@ -47,6 +50,7 @@ class IndexReader:
         self.label_cache: dict[LabelKey, frozenset[str]] = {}
         # Compiled queries per (AST, stemming), one per schema (and keyword terms): compiling builds automata.
         self.compiled: CompiledCache = OrderedDict()
+        self.word_lists = WordLists(layout)
 
     def commit_mark(self, partition: Partition) -> int:
         """Changes whenever the partition commits (tantivy rewrites meta.json): a cache key for derived facts."""
@@ -73,6 +77,7 @@ class IndexReader:
         gone = {Partition.from_key(key) for key in keys}
         for partition in gone:
             self._open.pop(partition, None)
+        self.word_lists.drop(gone)
         self.label_cache = {key: value for key, value in self.label_cache.items() if key[0] not in gone}
 
     def partitions(self, tenant: Tenant, start_ns: int, end_ns: int, *, newest_first: bool = True) -> list[Partition]:

@@ -54,9 +54,17 @@ from logtraced.storage.backend import (
 from logtraced.storage.cursor import SortKey, decode_cursor, encode_cursor
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.aggregate import add, count_partition
-from logtraced.storage.tantivy.compile import Compiled, compile_query, keyword_terms, listed_fields, uncapitalised
+from logtraced.storage.tantivy.compile import (
+    Compiled,
+    compile_query,
+    keyword_terms,
+    listed_fields,
+    scans_message_words,
+    uncapitalised,
+)
 from logtraced.storage.tantivy.documents import event_from_document
 from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_count
+from logtraced.storage.tantivy.words import WordList
 
 FIRST_CHUNK: Final = 256
 MAX_CHUNK: Final = 8192
@@ -154,13 +162,15 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
     prefilter = scan.pipeline.prefilter
     staged = needs_stages(scan.pipeline)
     end_inclusive = scan.end_ns - 1
+    word_pieces = scans_message_words(prefilter)
     for partition in reader.partitions(scan.tenant, scan.start_ns, end_inclusive, newest_first=scan.newest_first):
         index = reader.index(partition)
         if index is None:
             continue
         stemming = schema.has_field(index.schema, schema.MESSAGE_STEMMED)
         searcher = index.searcher()
-        compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting)
+        words = reader.word_lists.get(partition, reader.commit_mark(partition)) if word_pieces else None
+        compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting, words)
         user_query = _with_index(index, compiled.query, scan.index)
         query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
         everything = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index))
@@ -180,13 +190,15 @@ def _compile(
     stemming: bool,
     searcher: tantivy.Searcher,
     counting: bool,
+    words: WordList | None,
 ) -> Compiled:
     """A query compiled once per schema and reused by every partition and search that has that schema.
 
     Compiling builds term-dictionary automata (several ms for a substring), and the partitions
     of a deployment share one or two schemas; like a statement cache, the least recently used go.
     A query that compares keywords term by term, or trusts the index for substrings no capitalised
-    word holds, is valid only for partitions with the same such facts, so they are part of what must match.
+    word holds, or names the words of its list (`words`), is valid only for partitions with the same
+    such facts, so they are part of what must match.
     """
     key = (node, stemming)
     entries = cache.get(key)
@@ -199,11 +211,18 @@ def _compile(
     listed = listed_fields(node)
     terms = keyword_terms(searcher, listed) if listed else {}
     exact_substrings = uncapitalised(searcher, index_schema, node) if counting else frozenset()
-    for known, known_terms, known_substrings, compiled in entries:
-        if known == index_schema and known_terms == terms and known_substrings == exact_substrings:
+    for known, known_terms, known_substrings, known_words, compiled in entries:
+        if (
+            known == index_schema
+            and known_terms == terms
+            and known_substrings == exact_substrings
+            and known_words is words
+        ):
             return compiled
-    compiled = compile_query(node, index_schema, stemming=stemming, terms=terms, uncapitalised=exact_substrings)
-    entries.append((index_schema, terms, exact_substrings, compiled))
+    compiled = compile_query(
+        node, index_schema, stemming=stemming, terms=terms, uncapitalised=exact_substrings, words=words
+    )
+    entries.append((index_schema, terms, exact_substrings, words, compiled))
     if len(entries) > COMPILED_VARIANTS:
         del entries[0]
     return compiled
