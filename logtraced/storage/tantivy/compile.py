@@ -92,6 +92,7 @@ class Compiled:
 
     query: tantivy.Query
     needs_verification: bool
+    walks_dictionary: bool = False  # some part walks a whole term dictionary each time the query runs
 
 
 def compile_query(
@@ -110,8 +111,9 @@ def compile_query(
     `words` its message words (words.WordList): the compiled query is then only valid for that
     partition's searcher.
     """
-    part = _Compiler(schema, stemming, terms or {}, uncapitalised, words).compile(node)
-    return Compiled(part.query, not part.exact)
+    compiler = _Compiler(schema, stemming, terms or {}, uncapitalised, words)
+    part = compiler.compile(node)
+    return Compiled(part.query, not part.exact, compiler.walks_dictionary)
 
 
 def uncapitalised(searcher: tantivy.Searcher, schema: tantivy.Schema, node: Node) -> frozenset[str]:
@@ -272,6 +274,7 @@ class _Compiler:
         self.terms = terms
         self.uncapitalised = uncapitalised
         self.word_list = word_list
+        self.walks_dictionary = False
         self.words_field = fields.MESSAGE_STEMMED if stemming else fields.MESSAGE
         self.splitter = _word_splitter()
         self.indexed = fields.text_analyzer()
@@ -332,7 +335,7 @@ class _Compiler:
             ignore_case = field == LEVEL or _IGNORE_CASE_FLAG.search(str(node.value)) is not None
             flags = "(?is)" if ignore_case else "(?s)"
             return _loose(
-                _query_of(
+                self._kept(
                     self._formula_query(
                         _regex_formula(str(node.value)),
                         lambda text: _Narrowing(self._regex(field, f"{flags}.*{_rust_literal(text)}.*"), False),
@@ -390,11 +393,11 @@ class _Compiler:
     def _substring_narrowing(self, node: Compare, field: str, *, prefix: str) -> tantivy.Query | None:
         """Token conditions for a substring, a glob or a regex's literals; None narrows nothing."""
         if node.op is Op.CONTAINS:
-            return _query_of(self._conds_query(self._conds(_text(node.value), True, True), field, prefix))
+            return self._kept(self._conds_query(self._conds(_text(node.value), True, True), field, prefix))
         if node.op is Op.WILDCARD:
-            return _query_of(self._conds_query(self._glob_conds(_text(node.value)), field, prefix))
+            return self._kept(self._conds_query(self._glob_conds(_text(node.value)), field, prefix))
         if node.op is Op.REGEX:
-            return _query_of(
+            return self._kept(
                 self._formula_query(
                     _regex_formula(str(node.value)),
                     lambda text: self._conds_query(self._conds(text, True, True), field, prefix),
@@ -561,6 +564,13 @@ class _Compiler:
             )
         return _all_narrowings(narrowings)
 
+    def _kept(self, narrowing: _Narrowing | None) -> tantivy.Query | None:
+        """The narrowing's query, noting whether running it walks a dictionary."""
+        if narrowing is None:
+            return None
+        self.walks_dictionary = self.walks_dictionary or not narrowing.cheap
+        return narrowing.query
+
     def _listed_words(self, cond: _Cond, field: str, prefix: str) -> _Narrowing | None:
         """The words of the partition's list holding an open-left message piece, as a term set; None: walk."""
         if self.word_list is None or field != fields.MESSAGE or prefix or not cond.open_left:
@@ -603,10 +613,6 @@ def _all_narrowings(narrowings: list[_Narrowing]) -> _Narrowing | None:
     kept = cheap or narrowings
     query = _must(narrowing.query for narrowing in kept)
     return None if query is None else _Narrowing(query, bool(cheap))
-
-
-def _query_of(narrowing: _Narrowing | None) -> tantivy.Query | None:
-    return None if narrowing is None else narrowing.query
 
 
 def _timestamp(schema: tantivy.Schema, node: Compare) -> _Part:

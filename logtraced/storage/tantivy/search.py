@@ -10,11 +10,14 @@ page's boundary timestamp are read in full before the page is cut, so equal time
 make a row appear twice or go missing.
 
 Verified searches stop early.  A newest-N (or oldest-N) page whose query needs verification first
-reads the newest events of each partition in order and verifies them, as a scan with early stop
-would: a common substring fills the page after a few hundred events, without walking the term
-dictionary or ranking every candidate.  After a probe, when the observed match rate says the page
-would take more than `SCAN_MAX` events to fill, the rest of the partition (strictly after the last
-event scanned) is read through the index's candidates instead.  Either way rows come in exact
+reads the newest candidates of each partition in order and verifies them, as a scan with early
+stop would: a common substring fills the page after a few hundred events, without ranking every
+candidate.  The scan reads the candidates when the candidate query only looks up the words it names
+(a settled day's word list answers word pieces: storage/tantivy/words.py), and every event when it
+would walk a term dictionary, because each time slice would walk it again.  After a probe, when
+the observed match rate says the page would take more than `SCAN_MAX` events to fill, the rest of
+the partition (strictly after the last event scanned) is read through the index's candidates in
+one ordered pass instead.  Either way rows come in exact
 (timestamp, id) order, so the page is exactly the one a full verification would give.
 
 Documents are decoded only as far as needed: verification reads the fields the query touches
@@ -148,7 +151,8 @@ class _Plan:
     query: tantivy.Query
     verify: bool
     stemming: bool
-    everything: tantivy.Query  # every event of the tenant and window: what a verifying scan reads
+    scanned: tantivy.Query  # what a verifying scan reads: the candidates, or every event if they walk a dictionary
+    unconfined: tantivy.Query | None  # the candidates of every environment, when `scanned` holds candidates
     day: int  # the partition's UTC day (days since the epoch)
 
 
@@ -173,9 +177,14 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
         compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting, words)
         user_query = _with_index(index, compiled.query, scan.index)
         query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
-        everything = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index))
         verify = compiled.needs_verification or staged
-        yield _Plan(index, searcher, query, verify, stemming, everything, partition.day)
+        if compiled.walks_dictionary:  # once per time slice would repeat the walk: read every event instead
+            everything = reader.confine(
+                index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index)
+            )
+            yield _Plan(index, searcher, query, verify, stemming, everything, None, partition.day)
+        else:
+            yield _Plan(index, searcher, query, verify, stemming, query, user_query, partition.day)
 
 
 COMPILED_QUERIES: Final = 256
@@ -479,19 +488,22 @@ def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddr
     Ordering a whole day's events to take the newest few hundred ranks all of them (a full pass
     of the timestamp column per chunk); a slice bounded by timestamp ranks only its own.  Slices
     are disjoint and taken in scan order, so their concatenation is ordered; each is sized from the
-    partition's event density and doubles with every slice read (fourfold when one came back short).
+    density of what is scanned (the candidates, counted once without the confinement, which costs ten
+    times more to count, or the partition's events) and doubles with every slice read (fourfold when
+    one came back short).
     """
     low = max(scan.start_ns, plan.day * NS_PER_DAY)
     high = min(scan.end_ns - 1, (plan.day + 1) * NS_PER_DAY - 1)
     after = scan.after
     if after is not None:
         high, low = (min(high, after[0]), low) if scan.newest_first else (high, max(low, after[0]))
-    width = max(NS_PER_DAY * FIRST_CHUNK // max(plan.searcher.num_docs, 1), 1)
+    population = plan.searcher.num_docs if plan.unconfined is None else hit_count(plan.searcher, plan.unconfined)
+    width = max(NS_PER_DAY * FIRST_CHUNK // max(population, 1), 1)
     while low <= high:
         first, last = (max(low, high - width + 1), high) if scan.newest_first else (low, min(high, low + width - 1))
         bounded = tantivy.Query.boolean_query(
             [
-                (tantivy.Occur.Must, plan.everything),
+                (tantivy.Occur.Must, plan.scanned),
                 (tantivy.Occur.Must, _range(plan.index, schema.TIMESTAMP, first, last)),
             ]
         )

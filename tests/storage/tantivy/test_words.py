@@ -18,7 +18,7 @@ from logtraced.storage.tantivy.compile import compile_query
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout
 from logtraced.storage.tantivy.reader import IndexReader
 from logtraced.storage.tantivy.words import MAX_FOUND_WORDS, SETTLE_NS, WordList, WordLists
-from tests.storage.tantivy.test_search import regex, substring
+from tests.storage.tantivy.test_search import expected, regex, substring
 from tests.storage.test_store import MINE, NOW, config, write
 
 LETTERS = "abcdeёz7"
@@ -104,3 +104,53 @@ def test_searches_use_the_list_only_for_the_commit_it_was_built_from(tmp_path: P
     reader.on_commit()
     assert reader.word_lists.get(partition, reader.commit_mark(partition)) is None  # a fresh commit: not settled
     assert messages(substring("zq7x")) == ["then bbzq7xcc", "key=aazq7xbb"]
+
+
+@pytest.fixture(scope="module")
+def settled(tmp_path_factory: pytest.TempPathFactory) -> tuple[IndexReader, list[Event]]:
+    """test_search's two days of events, settled, with both days' word lists built."""
+    data_dir = tmp_path_factory.mktemp("settled")
+    rng = random.Random(12)
+    events = []
+    for position in range(3000):
+        words = ["connection refused" if position % 3 == 0 else "request done", f"n={position}"]
+        if position % 500 == 7:
+            words.append("key=aazq7xbb")
+        events.append(Event(NOW - rng.randrange(2 * NS_PER_DAY) // 1000 * 1000, " ".join(words), service="api"))
+    cfg = config(data_dir)
+    for first in range(0, len(events), 500):
+        write(cfg, [(MINE, events[first : first + 500])]).close()
+    reader = IndexReader(PartitionLayout(cfg.data_path))
+    for partition in settle(cfg.data_path):
+        built(reader.word_lists, partition, reader.commit_mark(partition))
+    return reader, events
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+@pytest.mark.parametrize(
+    ("pipeline", "limit"),
+    [
+        (substring("onnection refu"), 100),  # common: the candidates' scan fills every page
+        (substring("onnection refu"), 7),
+        (substring("zq7x"), 3),  # rare
+        (regex("refused|zq7x"), 50),
+        (regex(r"n=\d*99\b"), 10),
+        (regex("nection.*fused"), 30),
+    ],
+)
+def test_pages_from_word_lists_equal_a_full_verification(
+    settled: tuple[IndexReader, list[Event]], pipeline: Pipeline, limit: int, newest_first: bool
+) -> None:
+    reader, events = settled
+    got: list[tuple[int, str]] = []
+    after = None
+    while True:
+        request = SearchRequest(NOW - 3 * NS_PER_DAY, NOW + 1, pipeline, limit, newest_first, after=after)
+        page = search.search(reader, MINE, request)
+        got.extend((row.event.timestamp, row.event.message) for row in page.rows)
+        if not page.more:
+            break
+        after = page.cursor
+    want = expected(events, pipeline, newest_first)
+    assert sorted(got) == sorted(want)
+    assert [timestamp for timestamp, _ in got] == [timestamp for timestamp, _ in want]
