@@ -74,8 +74,8 @@ class Stored:
 @pytest.fixture(scope="module")
 def stored(chdb_client: ChdbClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
     events = [
-        Event(BASE_NS + n * SECOND, MESSAGES.get(n, f"event {n}"), level=("error", "info")[n % 2], service="api", attributes=attributes)
-        for n, attributes in enumerate(ATTRIBUTES)
+        Event(BASE_NS + n * SECOND, MESSAGES.get(n, f"event {n}"), level=("error", "info")[n % 2], attributes=fields)
+        for n, fields in enumerate(ATTRIBUTES)
     ]
     backend = Backend(chdb_client)
     cfg = make_config(tmp_path_factory.mktemp("attributes"))

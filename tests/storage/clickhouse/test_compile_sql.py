@@ -29,8 +29,10 @@ GOLDEN: list[tuple[Any, str, dict[str, Any], bool]] = [
 
 
 # One path step: the key's values, arrays among them fanned out one level.
-_STEP = ("arrayFlatten(arrayMap(x -> if(JSONType(x) = 'Array', JSONExtractArrayRaw(x), [x]), "
-         "arrayFilter(x -> x != '', arrayMap(x -> JSONExtractRaw(x, {{{key}:String}}), [`attributes`]))))")
+_STEP = (
+    "arrayFlatten(arrayMap(x -> if(JSONType(x) = 'Array', JSONExtractArrayRaw(x), [x]), "
+    "arrayFilter(x -> x != '', arrayMap(x -> JSONExtractRaw(x, {{{key}:String}}), [`attributes`]))))"
+)
 _NESTED = "arrayExists(x -> JSONType(x) = 'Array', {values})"
 GOLDEN_ATTRIBUTES: list[tuple[Any, str, str, dict[str, Any]]] = [
     ({"$eq": ["user_id", "U-42"]},
