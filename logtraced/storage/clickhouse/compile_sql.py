@@ -11,7 +11,8 @@ Exact:
   `arrayExists`): equality, globs as LIKE, `$contains` as `position`, "non-empty";
 - timestamp ranges and equality;
 - message words (`message:word`, free text) through the `words` column the writer fills with the
-  reference split, `$eq` and `$contains` on the message, `message:*`, and message regexes (`match`
+  reference split, `$eq` and `$contains` (LIKE, answered by the trigram index) on the message,
+  `message:*`, and message regexes (`match`
   is RE2 as evaluate.py's, given `(?-s)` since ClickHouse lets `.` match a newline by default);
 - attributes (compile_attributes.py): equality, words and phrases, `$contains`, ranges and `field:*`
   on the raw JSON text, with a guard for the values ClickHouse cannot decide.
@@ -197,12 +198,18 @@ class _Compiler:
                 return _loose()  # "400.0" equals 400: numbers compare as numbers
             return _exact(f"`message` = {self.params.text(_json_text(node.value))}")
         if node.op is Op.CONTAINS:
-            return _exact(f"position(`message`, {self.params.text(_json_text(node.value))}) > 0")
+            return self._message_contains(fold_yo(_json_text(node.value)))
         if node.op is Op.REGEX:
             return self._message_regex(str(node.value))
         if node.op is Op.WILDCARD:
             return _loose(self._glob_words(str(node.value), "`message`"))
         return _loose()
+
+    def _message_contains(self, needle: str) -> Condition:
+        """A case-sensitive substring as LIKE, which the trigram index answers; an е also finds a ё (unindexed)."""
+        if "е" in needle or "Е" in needle:
+            return _exact(f"position(translateUTF8(`message`, 'ёЁ', 'еЕ'), {self.params.text(needle)}) > 0")
+        return _exact(f"`message` LIKE {self.params.text('%' + _like_escape(needle) + '%')}")
 
     def _message_regex(self, pattern: str) -> Condition:
         """RE2 on both sides; evaluate.py reads ё as е in the text and the pattern alike, and `.` stops at newlines."""
