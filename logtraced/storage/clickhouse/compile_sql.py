@@ -3,19 +3,25 @@
 Every value a user typed becomes a `{pN:Type}` placeholder bound by the client; the SQL text is
 built only from logtraced's own column names and function names.  Like the Tantivy compiler, the
 condition matches a SUPERSET of what evaluate.py accepts, and `exact` says when it matches exactly
-those events (then counts and totals run in ClickHouse and nothing is verified in Python).
+those events, except on the rows its `guard` selects (then counts and totals run in ClickHouse,
+and only guarded rows are verified in Python).
 
 Exact:
 - keywords (`level` compared lowercased, service, host, env, org, index; `tags` through
   `arrayExists`): equality, globs as LIKE, `$contains` as `position`, "non-empty";
 - timestamp ranges and equality;
 - message words (`message:word`, free text) through the `words` column the writer fills with the
-  reference split, `$eq` and `$contains` on the message, `message:*`.
+  reference split, `$eq` and `$contains` (LIKE, answered by the trigram index) on the message,
+  `message:*`, and message regexes (`match`
+  is RE2 as evaluate.py's, given `(?-s)` since ClickHouse lets `.` match a newline by default);
+- attributes (compile_attributes.py): equality, words and phrases, `$contains`, ranges and `field:*`
+  on the raw JSON text, with a guard for the values ClickHouse cannot decide.
 Narrowed, then verified:
-- message phrases (every word present), globs and regexes (`match`, whose `.` also matches a
-  newline: a superset);
-- attributes: the raw JSON text must contain the last key of the path and, where the value's
-  JSON spelling is known, that spelling or its words (case-insensitively);
+- message phrases (every word present: the `words` column holds each word once, so word order is
+  not in it), message globs;
+- attribute regexes and globs, date queries on attributes (instants of RFC 3339 strings), and
+  paths of more than four dotted parts: the raw JSON text must contain the last key of the path
+  and, where the value's JSON spelling is known, that spelling or its words (case-insensitively);
 - `NOT` of anything inexact narrows nothing.
 """
 
@@ -44,8 +50,9 @@ from logtraced.query.ast import (
     Or,
     Scalar,
 )
-from logtraced.query.evaluate import as_number, date_value, glob_parts, words
+from logtraced.query.evaluate import as_number, compile_regex, date_value, fold_yo, glob_parts, words
 from logtraced.query.timerange import parse_instant
+from logtraced.storage.clickhouse.compile_attributes import AttributeCompiler
 
 TRUE: Final = "1"
 FALSE: Final = "0"
@@ -75,14 +82,23 @@ class Params:
 
 @dataclass(frozen=True)
 class Condition:
-    """A WHERE condition and whether it selects exactly the events the node accepts."""
+    """A WHERE condition and whether it selects exactly the events the node accepts.
+
+    An exact condition with a `guard` is exact on the rows the guard does not select; on guarded
+    rows it decides nothing, and `superset` is the condition that keeps them as candidates.
+    """
 
     sql: str
     exact: bool
+    guard: str = ""
+
+    @property
+    def superset(self) -> str:
+        return f"(({self.guard}) OR ({self.sql}))" if self.guard else self.sql
 
 
-def _exact(sql: str) -> Condition:
-    return Condition(sql, True)
+def _exact(sql: str, guard: str = "") -> Condition:
+    return Condition(sql, True, guard)
 
 
 def _loose(sql: str = TRUE) -> Condition:
@@ -101,15 +117,16 @@ class _Compiler:
     def compile(self, node: Node) -> Condition:
         if isinstance(node, MatchAll):
             return _exact(TRUE)
-        if isinstance(node, And):
+        if isinstance(node, (And, Or)):
+            operator = "AND" if isinstance(node, And) else "OR"
             parts = [self.compile(child) for child in node.children]
-            return Condition(_join("AND", [part.sql for part in parts]), all(part.exact for part in parts))
-        if isinstance(node, Or):
-            parts = [self.compile(child) for child in node.children]
-            return Condition(_join("OR", [part.sql for part in parts]), all(part.exact for part in parts))
+            if all(part.exact for part in parts):
+                guard = _join("OR", [part.guard for part in parts])
+                return _exact(_join(operator, [part.sql for part in parts]), guard)
+            return _loose(_join(operator, [part.superset for part in parts]))
         if isinstance(node, Not):
             child = self.compile(node.child)
-            return _exact(f"NOT ({child.sql})") if child.exact else _loose()
+            return _exact(f"NOT ({child.sql})", child.guard) if child.exact else _loose()
         if isinstance(node, Exists):
             return self._exists(node.field)
         return self._compare(node)
@@ -123,7 +140,8 @@ class _Compiler:
             return _exact("arrayExists(t -> t != '', `tags`)")
         if name in KEYWORD_FIELDS:
             return _exact(f"`{name}` != ''")
-        return _loose(self._has_key(name))
+        compiled = AttributeCompiler(self.params).exists(name)
+        return _loose(self._has_key(name)) if compiled is None else _exact(compiled.sql, compiled.guard)
 
     def _compare(self, node: Compare) -> Condition:
         if node.field is None or node.field == MESSAGE:
@@ -180,12 +198,25 @@ class _Compiler:
                 return _loose()  # "400.0" equals 400: numbers compare as numbers
             return _exact(f"`message` = {self.params.text(_json_text(node.value))}")
         if node.op is Op.CONTAINS:
-            return _exact(f"position(`message`, {self.params.text(_json_text(node.value))}) > 0")
+            return self._message_contains(fold_yo(_json_text(node.value)))
         if node.op is Op.REGEX:
-            return _loose(f"match(`message`, {self.params.text(str(node.value))})")
+            return self._message_regex(str(node.value))
         if node.op is Op.WILDCARD:
             return _loose(self._glob_words(str(node.value), "`message`"))
         return _loose()
+
+    def _message_contains(self, needle: str) -> Condition:
+        """A case-sensitive substring as LIKE, which the trigram index answers; an е also finds a ё (unindexed)."""
+        if "е" in needle or "Е" in needle:
+            return _exact(f"position(translateUTF8(`message`, 'ёЁ', 'еЕ'), {self.params.text(needle)}) > 0")
+        return _exact(f"`message` LIKE {self.params.text('%' + _like_escape(needle) + '%')}")
+
+    def _message_regex(self, pattern: str) -> Condition:
+        """RE2 on both sides; evaluate.py reads ё as е in the text and the pattern alike, and `.` stops at newlines."""
+        folded = fold_yo(pattern)
+        compile_regex(folded)  # a bad pattern is the user's error, as on Tantivy, not ClickHouse's
+        bound = self.params.text("(?-s)" + folded)
+        return _exact(f"match(translateUTF8(`message`, 'ёЁ', 'еЕ'), {bound})")
 
     def _glob_words(self, pattern: str, column: str) -> str:
         """A glob's literal pieces, each somewhere in the text case-insensitively (word edges are verified)."""
@@ -196,7 +227,10 @@ class _Compiler:
     # -- attributes -------------------------------------------------------------------------------
 
     def _attribute(self, path: str, node: Compare) -> Condition:
-        """Narrowed on the raw JSON text: the key must be there, and the value's spelling where it is known."""
+        """Exact where compile_attributes.py can decide the comparison, else narrowed on the raw JSON text."""
+        compiled = AttributeCompiler(self.params).compare(path, node)
+        if compiled is not None:
+            return _exact(compiled.sql, compiled.guard)
         tests = [self._has_key(path)]
         spelling = self._value_spelling(node)
         if spelling:

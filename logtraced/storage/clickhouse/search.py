@@ -5,15 +5,19 @@ order, newest first or forward; `offset` rows skipped; a cursor is the (timestam
 row and the next page is everything strictly after it; totals exact when nothing needs verifying.
 
 When the compiled condition is exact and no stage needs the event, ClickHouse does everything
-(filter, order, LIMIT/OFFSET, count(), GROUP BY per step).  Otherwise candidates are read in
-(timestamp, id) order in growing chunks, keyset-paged, and each is checked with the reference
-semantics (`verify.build_verifier`: JSON pipeline and LogQL stages alike, never stemmed: see README
-"Choosing a backend").  `_confined` is the one place the tenant and window are added: every
-statement's WHERE starts with it.
+(filter, order, LIMIT/OFFSET, count(), GROUP BY per step).  When it is exact except on the rows its
+guard selects (values ClickHouse cannot decide: compile_attributes.py), ClickHouse decides every
+other row: candidates are read in order with the guard's verdict, only guarded rows are verified,
+and totals and counts are ClickHouse's over decided rows plus the verified guarded ones.
+Otherwise candidates are read in (timestamp, id) order in growing chunks, keyset-paged, and each is
+checked with the reference semantics (`verify.build_verifier`: JSON pipeline and LogQL stages
+alike, never stemmed: see README "Choosing a backend").  `_confined` is the one place the tenant
+and window are added: every statement's WHERE starts with it.
 """
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,7 +57,29 @@ class _Scan:
     newest_first: bool = True
 
 
-def _confined(scan: _Scan, params: Params) -> tuple[str, bool]:
+class _Rows(enum.Enum):
+    """Which rows a statement reads: candidates, rows the condition decides (and matches), or guarded rows."""
+
+    CANDIDATES = "candidates"
+    DECIDED = "decided"
+    GUARDED = "guarded"
+
+
+@dataclass(frozen=True)
+class _Where:
+    """A statement's WHERE, whether its rows need verifying, and the guard's verdict as a column ("1": all)."""
+
+    sql: str
+    verify: bool
+    unsure: str = "1"
+
+    @property
+    def guarded(self) -> bool:
+        """Exact except on guarded rows: ClickHouse decides the rest."""
+        return self.unsure != "1"
+
+
+def _confined(scan: _Scan, params: Params, rows: _Rows = _Rows.CANDIDATES) -> _Where:
     """The WHERE of every statement: tenant and window first, then the index, then the user's filter."""
     condition = compile_condition(scan.pipeline.prefilter, params)
     parts = [
@@ -64,9 +90,17 @@ def _confined(scan: _Scan, params: Params) -> tuple[str, bool]:
     ]
     if scan.index is not None:
         parts.append(f"`index` = {params.text(scan.index)}")
-    parts.append(f"({condition.sql})")
-    verify = not condition.exact or needs_stages(scan.pipeline)
-    return " AND ".join(parts), verify
+    stages = needs_stages(scan.pipeline)
+    if not condition.exact or stages or not condition.guard:
+        parts.append(f"({condition.superset})")
+        return _Where(" AND ".join(parts), not condition.exact or stages)
+    if rows is _Rows.DECIDED:
+        parts.append(f"NOT ({condition.guard}) AND ({condition.sql})")
+    elif rows is _Rows.GUARDED:
+        parts.append(f"({condition.guard})")
+    else:
+        parts.append(f"({condition.superset})")
+    return _Where(" AND ".join(parts), True, condition.guard)
 
 
 def _settings(deadline: float) -> Settings:
@@ -85,7 +119,7 @@ def _check_deadline(deadline: float) -> None:
 
 
 def event_from_row(row: list[Any]) -> Event:
-    timestamp, identifier, org, env, level, service, host, index, tags, message, attributes = row
+    timestamp, identifier, org, env, level, service, host, index, tags, message, attributes = row[: len(COLUMNS)]
     return Event(
         timestamp=int(timestamp),
         message=message,
@@ -110,18 +144,19 @@ def search(client: Client, target: Target, tenant: Tenant, request: SearchReques
         request.newest_first,
     )  # fmt: skip
     params = Params()
-    where, verify = _confined(scan, params)
+    where = _confined(scan, params)
     page = SearchPage()
-    if verify:
+    if where.verify:
         _verified_page(client, target, scan, request, after, page)
     else:
         _exact_page(client, target, scan, request, after, page)
     total: int | None = None
-    if request.count_total and verify:
+    if request.count_total and where.guarded:
+        total = _guarded_total(client, target, scan, page.stats)
+    elif request.count_total and where.verify:
         total = _verified_total(client, target, scan, page.stats)
     elif request.count_total:
-        sql = f"SELECT count() FROM {target.events} WHERE {where}"
-        total = int(client.query(sql, params.values, _settings(scan.deadline))[0][0])
+        total = _count(client, target, scan, where.sql, params)
     if total is None:
         page.total_exact = False
         total = request.offset + len(page.rows) + (1 if page.more else 0)
@@ -135,7 +170,7 @@ def _exact_page(
 ) -> None:
     """ClickHouse filters, orders and cuts the page itself."""
     params = Params()
-    where, _ = _confined(scan, params)
+    where = _confined(scan, params)
     rows = _ordered(client, target, scan, params, where, after, request.limit + 1, request.offset)
     for row in rows[: request.limit]:
         event = event_from_row(row)
@@ -165,11 +200,27 @@ def _verified_page(
         page.cursor = encode_cursor(last)
 
 
-def _verified_total(client: Client, target: Target, scan: _Scan, stats: Stats) -> int | None:
+def _count(client: Client, target: Target, scan: _Scan, where: str, params: Params) -> int:
+    sql = f"SELECT count() FROM {target.events} WHERE {where}"
+    return int(client.query(sql, params.values, _settings(scan.deadline))[0][0])
+
+
+def _guarded_total(client: Client, target: Target, scan: _Scan, stats: Stats) -> int | None:
+    """ClickHouse's count of the rows it decides, plus the guarded rows that pass verification."""
+    guarded = _verified_total(client, target, scan, stats, _Rows.GUARDED)
+    if guarded is None:
+        return None
+    params = Params()
+    return guarded + _count(client, target, scan, _confined(scan, params, _Rows.DECIDED).sql, params)
+
+
+def _verified_total(
+    client: Client, target: Target, scan: _Scan, stats: Stats, rows: _Rows = _Rows.CANDIDATES
+) -> int | None:
     """Every match in the window (cursor or not, as an exact total counts), if at most MAX_VERIFIED_TOTAL reads tell."""
     total = 0
     budget = Stats()
-    for _ in _matches(client, target, scan, None, budget):
+    for _ in _matches(client, target, scan, None, budget, rows):
         total += 1
         if budget.lines_examined >= MAX_VERIFIED_TOTAL:
             return None
@@ -179,21 +230,25 @@ def _verified_total(client: Client, target: Target, scan: _Scan, stats: Stats) -
 
 
 def _matches(
-    client: Client, target: Target, scan: _Scan, after: SortKey | None, stats: Stats
-) -> Iterator[tuple[Row, SortKey]]:
-    """Candidates in order, keyset-paged in growing chunks, each verified with the reference semantics."""
+    client: Client, target: Target, scan: _Scan, after: SortKey | None, stats: Stats,
+    selected: _Rows = _Rows.CANDIDATES,
+) -> Iterator[tuple[Row, SortKey]]:  # fmt: skip
+    """Candidates in order, keyset-paged in growing chunks, each verified with the reference semantics.
+
+    A guarded condition's verdict comes along as a last column: rows it decides are matches as they are.
+    """
     verifier = build_verifier(scan.pipeline, stem=None)
     chunk = FIRST_CHUNK
     while True:
         _check_deadline(scan.deadline)
         params = Params()
-        where, _ = _confined(scan, params)
+        where = _confined(scan, params, selected)
         rows = _ordered(client, target, scan, params, where, after, chunk, 0)
         for row in rows:
             _check_deadline(scan.deadline)  # per event: an abandoned query must free its thread promptly
             event = event_from_row(row)
             _examined(stats, event)
-            verified = verifier(event)
+            verified = verifier(event) if row[-1] else (event, {})
             if verified is not None:
                 yield Row(*verified), (event.timestamp, event.id)
         if len(rows) < chunk:
@@ -204,15 +259,17 @@ def _matches(
 
 
 def _ordered(
-    client: Client, target: Target, scan: _Scan, params: Params, where: str, after: SortKey | None, limit: int,
+    client: Client, target: Target, scan: _Scan, params: Params, where: _Where, after: SortKey | None, limit: int,
     offset: int,
 ) -> Rows:  # fmt: skip
+    """Rows in page order, each with the guard's verdict last ("1" when every row is to be verified)."""
     direction = "DESC" if scan.newest_first else "ASC"
+    condition = where.sql
     if after is not None:
         comparison = "<" if scan.newest_first else ">"
-        where += f" AND (`timestamp`, `id`) {comparison} ({params.int64(after[0])}, {params.int64(after[1])})"
+        condition += f" AND (`timestamp`, `id`) {comparison} ({params.int64(after[0])}, {params.int64(after[1])})"
     sql = (
-        f"SELECT {_SELECT} FROM {target.events} WHERE {where} "
+        f"SELECT {_SELECT}, {where.unsure} FROM {target.events} WHERE {condition} "
         f"ORDER BY `timestamp` {direction}, `id` {direction} LIMIT {params.int64(limit)} OFFSET {params.int64(offset)}"
     )
     return client.query(sql, params.values, _settings(scan.deadline))
@@ -228,16 +285,26 @@ def count(client: Client, target: Target, tenant: Tenant, request: CountRequest)
     started = time.perf_counter()
     scan = _Scan(tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline)
     params = Params()
-    where, verify = _confined(scan, params)
+    where = _confined(scan, params)
     result = CountResult()
     series: dict[tuple[str, ...], Series] = {}
-    if not verify and all(name in LABEL_COLUMNS for name in request.by):
-        _aggregate(client, target, request, params, where, series)
-    else:
-        forward = _Scan(tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline,
-                        newest_first=False)  # fmt: skip
-        for row, key in _matches(client, target, forward, None, result.stats):
-            _add(series, request, tuple(_label_value(row, name) for name in request.by), key[0], 1)
+    by_columns = all(name in LABEL_COLUMNS for name in request.by)
+    selected = _Rows.CANDIDATES
+    if by_columns and where.guarded:
+        params = Params()
+        _aggregate(client, target, request, params, _confined(scan, params, _Rows.DECIDED).sql, series)
+        selected = _Rows.GUARDED
+    elif by_columns and not where.verify:
+        _aggregate(client, target, request, params, where.sql, series)
+        return _counted(result, series, started)
+    forward = _Scan(tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline,
+                    newest_first=False)  # fmt: skip
+    for row, key in _matches(client, target, forward, None, result.stats, selected):
+        _add(series, request, tuple(_label_value(row, name) for name in request.by), key[0], 1)
+    return _counted(result, series, started)
+
+
+def _counted(result: CountResult, series: dict[tuple[str, ...], Series], started: float) -> CountResult:
     result.series = list(series.values())
     result.stats.seconds = time.perf_counter() - started
     return result

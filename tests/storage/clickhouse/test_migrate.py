@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from logtraced.model import NS_PER_DAY, Event
-from logtraced.storage.clickhouse.schema import VERSION_FILE, write_version_file
+from logtraced.storage.clickhouse.schema import SCHEMA_VERSION, VERSION_FILE, write_version_file
 from logtraced.storage.tantivy.writer import TantivyWriter
 from tests.storage.clickhouse.conftest import apply_wal, make_config, write_wal
 from tests.storage.test_store import MINE, NOW, STRANGERS
@@ -43,11 +43,11 @@ def test_migrate_copies_tantivy_partitions_once(tmp_path: Path) -> None:
     apply_wal(cfg, TantivyWriter(cfg), seq).close()
     first = cli("migrate", "--data-dir", str(tmp_path), *CLICKHOUSE, "--copy-tantivy")
     assert first.returncode == 0, first.stderr
-    assert "schema created: version 1" in first.stdout
+    assert f"schema created: version {SCHEMA_VERSION}" in first.stdout
     assert "13/13 events" in first.stderr
     again = cli("migrate", "--data-dir", str(tmp_path), *CLICKHOUSE, "--copy-tantivy")
     assert again.returncode == 0, again.stderr
-    assert "schema version 1 is current" in again.stdout
+    assert f"schema version {SCHEMA_VERSION} is current" in again.stdout
     assert stored(tmp_path) == [13, 13, 9]
 
 
