@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from patterns import families  # noqa: E402
 
-from logtraced.analysis.reports import insights_report, patterns_report  # noqa: E402
+from logtraced.analysis.reports import InsightsReport, insights_report, patterns_report  # noqa: E402
 from logtraced.analysis.sampling import newest_events  # noqa: E402
-from logtraced.config import Config, IndexConfig  # noqa: E402
+from logtraced.config import Config, IndexConfig, PatternsConfig  # noqa: E402
 from logtraced.model import Event, EventColumns, Tenant, record_ids  # noqa: E402
 from logtraced.query.ast import MatchAll  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline  # noqa: E402
@@ -104,6 +104,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events-per-hour", type=int, default=59_524, help="10M over 7 days by default")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--baseline-events", type=int, default=PatternsConfig().baseline_events, help="the baseline's sample"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, help="build here (default: a temporary directory)")
     parser.add_argument("--json", action="store_true")
@@ -119,8 +122,17 @@ def main(argv: list[str]) -> int:
         view = TantivyStore(data_dir).for_tenant(TENANT)
         everything = Pipeline((Filter(MatchAll()),))
 
-        def insights() -> object:
-            return insights_report(view, everything, anchor, HOUR_NS, 24 * HOUR_NS, limit=50, max_events=MAX_EVENTS)
+        def insights() -> InsightsReport:
+            return insights_report(
+                view,
+                everything,
+                anchor,
+                HOUR_NS,
+                24 * HOUR_NS,
+                limit=50,
+                max_events=MAX_EVENTS,
+                baseline_events=args.baseline_events,
+            )
 
         def patterns() -> object:
             return patterns_report(view, everything, anchor - 2 * HOUR_NS, anchor, limit=50, max_events=MAX_EVENTS)
@@ -128,7 +140,7 @@ def main(argv: list[str]) -> int:
         def read_only() -> object:
             return newest_events(view, everything, anchor - 2 * HOUR_NS, anchor, MAX_EVENTS)
 
-        answer = insights_report(view, everything, anchor, HOUR_NS, 24 * HOUR_NS, limit=50, max_events=MAX_EVENTS)
+        answer = insights()
         report = patterns_report(view, everything, anchor - 2 * HOUR_NS, anchor, limit=50, max_events=MAX_EVENTS)
         insight_times = timed(insights, args.repeat)
         pattern_times = timed(patterns, args.repeat)
@@ -146,6 +158,10 @@ def main(argv: list[str]) -> int:
         "patterns_events_considered": report.events_considered,
         "patterns_sampled": report.sampled,
         "read_100k_p50_s": round(statistics.median(read_times), 3),
+        "insights_window_events": answer.window_events,
+        "insights_baseline_events": answer.baseline_events,
+        "insights_baseline_share": answer.baseline_share,
+        "insights_sampled": answer.sampled,
         "new": new,
         "rising": rising,
     }
