@@ -4,15 +4,16 @@
 The data set is the last 25 hours of the 10M-event set's density (10 000 000 events over 7 days is
 59 524 events per hour): seeded messages from bench/patterns.py's ~40 families, written by the
 daemon's own Tantivy writer into day-partitions.  Only the newest 25 hours matter to a 1 h window
-with a 24 h baseline, and each period is read up to `patterns.max_events` (100 000) events, so
-the figures stand for the 10M set as long as the density is the same; the older six days would
-only add partitions outside the window.  In the last hour, two families are new and one is
+with a 24 h baseline: the window is read up to `patterns.max_events` (100 000) events, the baseline
+as a sample of `patterns.baseline_events` (6 000) plus a word lookup per pattern the sample calls
+new, so the figures stand for the 10M set as long as the density is the same; the older six days
+would only add partitions outside the window.  In the last hour, two families are new and one is
 three times as frequent, so the answer can be checked, and it is.
 
 Also timed: patterns of the newest 100 000 events of the last 2 hours, read through the store
 (the pattern API's bounded work), against a plain search reading the same events (the floor).
 
-    python bench/insights.py [--events-per-hour 59524] [--repeat 5] [--data-dir DIR] [--json]
+    python bench/insights.py [--events-per-hour 59524] [--repeat 5] [--baseline-events 6000] [--data-dir DIR] [--json]
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from patterns import families  # noqa: E402
 
-from logtraced.analysis.reports import insights_report, patterns_report  # noqa: E402
+from logtraced.analysis.reports import InsightsReport, insights_report, patterns_report  # noqa: E402
 from logtraced.analysis.sampling import newest_events  # noqa: E402
-from logtraced.config import Config, IndexConfig  # noqa: E402
+from logtraced.config import Config, IndexConfig, PatternsConfig  # noqa: E402
 from logtraced.model import Event, EventColumns, Tenant, record_ids  # noqa: E402
 from logtraced.query.ast import MatchAll  # noqa: E402
 from logtraced.query.pipeline import Filter, Pipeline  # noqa: E402
@@ -104,6 +105,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events-per-hour", type=int, default=59_524, help="10M over 7 days by default")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--baseline-events", type=int, default=PatternsConfig().baseline_events, help="the baseline's sample"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data-dir", type=Path, help="build here (default: a temporary directory)")
     parser.add_argument("--json", action="store_true")
@@ -119,8 +123,17 @@ def main(argv: list[str]) -> int:
         view = TantivyStore(data_dir).for_tenant(TENANT)
         everything = Pipeline((Filter(MatchAll()),))
 
-        def insights() -> object:
-            return insights_report(view, everything, anchor, HOUR_NS, 24 * HOUR_NS, limit=50, max_events=MAX_EVENTS)
+        def insights() -> InsightsReport:
+            return insights_report(
+                view,
+                everything,
+                anchor,
+                HOUR_NS,
+                24 * HOUR_NS,
+                limit=50,
+                max_events=MAX_EVENTS,
+                baseline_events=args.baseline_events,
+            )
 
         def patterns() -> object:
             return patterns_report(view, everything, anchor - 2 * HOUR_NS, anchor, limit=50, max_events=MAX_EVENTS)
@@ -128,7 +141,7 @@ def main(argv: list[str]) -> int:
         def read_only() -> object:
             return newest_events(view, everything, anchor - 2 * HOUR_NS, anchor, MAX_EVENTS)
 
-        answer = insights_report(view, everything, anchor, HOUR_NS, 24 * HOUR_NS, limit=50, max_events=MAX_EVENTS)
+        answer = insights()
         report = patterns_report(view, everything, anchor - 2 * HOUR_NS, anchor, limit=50, max_events=MAX_EVENTS)
         insight_times = timed(insights, args.repeat)
         pattern_times = timed(patterns, args.repeat)
@@ -146,6 +159,10 @@ def main(argv: list[str]) -> int:
         "patterns_events_considered": report.events_considered,
         "patterns_sampled": report.sampled,
         "read_100k_p50_s": round(statistics.median(read_times), 3),
+        "insights_window_events": answer.window_events,
+        "insights_baseline_events": answer.baseline_events,
+        "insights_baseline_share": answer.baseline_share,
+        "insights_sampled": answer.sampled,
         "new": new,
         "rising": rising,
     }

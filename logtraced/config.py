@@ -225,9 +225,14 @@ class MaskingConfig(_Section, frozen=True):
 
 
 class PatternsConfig(_Section, frozen=True):
-    """Pattern mining and insights read at most `max_events` events per period, the newest first."""
+    """Pattern mining and insights read at most `max_events` events per period, the newest first.
+
+    An insights baseline is read as a sample of `baseline_events` spread over the period: enough to
+    say which patterns it had and at what rate; what the sample misses is checked exactly.
+    """
 
     max_events: int = 100_000
+    baseline_events: int = 6000
 
 
 class StorageConfig(_Section, frozen=True):
@@ -412,6 +417,7 @@ def _check(config: Config) -> None:
         "query.timeout_seconds": config.query.timeout_seconds,
         "auth.token_ttl_seconds": config.auth.token_ttl_seconds,
         "patterns.max_events": config.patterns.max_events,
+        "patterns.baseline_events": config.patterns.baseline_events,
     }
     for key, value in positives.items():
         if value <= 0:

@@ -211,8 +211,14 @@ def compare_patterns(
     baseline_seconds: float,
     *,
     min_ratio: float = 2.0,
+    baseline_scale: float = 1.0,
 ) -> Insights:
-    """Patterns new in the window, and those whose hourly rate rose at least `min_ratio` times; errors first."""
+    """Patterns new in the window, and those whose hourly rate rose at least `min_ratio` times; errors first.
+
+    `baseline_seconds` is the span the baseline patterns were counted over; when that is a sample
+    of a longer period, `baseline_scale` (period over span read) turns their counts into the
+    period's estimated counts, which is what `baseline_count` reports.
+    """
     if window_seconds <= 0 or baseline_seconds <= 0:
         raise ValueError("both periods must be longer than zero seconds")
     index = _BaselineIndex(baseline)
@@ -225,14 +231,30 @@ def compare_patterns(
             continue
         ratio = (pattern.count / window_seconds) / (counterpart.count / baseline_seconds)
         if ratio >= min_ratio:
+            estimated = round(counterpart.count * baseline_scale)
             rising.append(
-                RisingPattern(
-                    pattern.pattern, pattern.count, pattern.level, pattern.sample, counterpart.count, round(ratio, 3)
-                )
+                RisingPattern(pattern.pattern, pattern.count, pattern.level, pattern.sample, estimated, round(ratio, 3))
             )
-    new.sort(key=lambda item: (item.level not in ERROR_LEVELS, -item.count, item.pattern))
-    rising.sort(key=lambda item: (item.level not in ERROR_LEVELS, -item.ratio, -item.count, item.pattern))
+    return ordered(new, rising)
+
+
+def ordered(new: list[NewPattern], rising: list[RisingPattern]) -> Insights:
+    """Both lists errors first, then new by count and rising by ratio (ties by count, then text)."""
+    new = sorted(new, key=lambda item: (item.level not in ERROR_LEVELS, -item.count, item.pattern))
+    rising = sorted(rising, key=lambda item: (item.level not in ERROR_LEVELS, -item.ratio, -item.count, item.pattern))
     return Insights(new=new, rising=rising)
+
+
+def fits(template: str, message: str) -> bool:
+    """Whether `message` would be matched to `template` as a baseline pattern is in `compare_patterns`.
+
+    Its masked tokens are the template's, or as many, agreeing wherever neither holds `<_>` and
+    sharing at least SIMILARITY of the template's tokens as literals.
+    """
+    tokens, template_tokens = mask_variables(message).split(), template.split()
+    if tokens == template_tokens:
+        return True
+    return len(tokens) == len(template_tokens) and _compatible_similarity(template_tokens, tokens) >= SIMILARITY
 
 
 class _BaselineIndex:

@@ -7,12 +7,23 @@ These are the calls every front end shares: the LogTrace routes (api/analysis.py
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
 
-from logtraced.analysis.patterns import NS_PER_SECOND, Insights, Pattern, compare_patterns, mine_patterns
+from logtraced.analysis.patterns import (
+    NS_PER_SECOND,
+    Insights,
+    NewPattern,
+    Pattern,
+    RisingPattern,
+    compare_patterns,
+    mine_patterns,
+    ordered,
+)
 from logtraced.analysis.sampling import newest_events, spread_events
+from logtraced.analysis.verification import baseline_occurrences
 from logtraced.query.pipeline import Pipeline
 from logtraced.storage.backend import NO_DEADLINE, TenantView
 
@@ -35,6 +46,22 @@ class PatternsReport(msgspec.Struct):
     patterns: list[Pattern]
     events_considered: int
     sampled: bool
+
+
+class InsightsReport(msgspec.Struct):
+    """The answer of POST /v1/logs/insights.
+
+    `sampled`: the window or the baseline had more events than were read, so rates (and the rising
+    patterns' `baseline_count`, the baseline's estimated count) are estimates from the events read;
+    `baseline_share` is the share of the baseline period those events cover.  `new` is exact either way.
+    """
+
+    new: list[NewPattern]
+    rising: list[RisingPattern]
+    sampled: bool
+    window_events: int
+    baseline_events: int
+    baseline_share: float
 
 
 def default_step_ns(start_ns: int, end_ns: int) -> int:
@@ -70,30 +97,91 @@ def insights_report(
     *,
     limit: int,
     max_events: int,
+    baseline_events: int,
     deadline: float = NO_DEADLINE,
-) -> Insights:
+) -> InsightsReport:
     """Patterns new in [now - window, now) against the baseline period just before it, and those rising.
 
-    Each period reads at most `max_events` events; rates divide by the span the events read
-    stand for, so a sampled period still compares per hour with the other.
+    The window reads its newest `max_events` events; the baseline a sample of `baseline_events`
+    spread over it (`spread_events`).  Rates divide by the span the events read stand for, so a
+    sampled period still compares per hour with the other.  A pattern the sample lacks is checked
+    against the whole baseline before it is called new (analysis/verification.py): the sample
+    decides how much is read, never what is reported new.
     """
     window_start = now_ns - window_ns
+    baseline_start = window_start - baseline_ns
     window = newest_events(view, pipeline, window_start, now_ns, max_events, deadline=deadline, fields=MINED_FIELDS)
     baseline = spread_events(
         view,
         pipeline,
-        window_start - baseline_ns,
+        baseline_start,
         window_start,
-        max_events,
+        baseline_events,
         BASELINE_SLICES,
         deadline=deadline,
         fields=MINED_FIELDS,
     )
+    window_seconds = window.covered_ns / NS_PER_SECOND
     insights = compare_patterns(
         mine_patterns(window.events, step_ns=window_ns, limit=COMPARED_PATTERNS),
         mine_patterns(baseline.events, step_ns=baseline_ns, limit=COMPARED_PATTERNS),
-        window.covered_ns / NS_PER_SECOND,
+        window_seconds,
         baseline.covered_ns / NS_PER_SECOND,
         min_ratio=RISING_RATIO,
+        baseline_scale=baseline_ns / baseline.covered_ns,
     )
-    return Insights(new=insights.new[:limit], rising=insights.rising[:limit])
+    if baseline.sampled:
+        period = _Period(view, pipeline, baseline_start, window_start, deadline)
+        insights = _verified(insights, period, window_seconds, limit)
+    return InsightsReport(
+        new=insights.new[:limit],
+        rising=insights.rising[:limit],
+        sampled=window.sampled or baseline.sampled,
+        window_events=len(window.events),
+        baseline_events=len(baseline.events),
+        baseline_share=round(baseline.covered_ns / baseline_ns, 6),
+    )
+
+
+@dataclass(frozen=True)
+class _Period:
+    """The baseline as the exact checks search it."""
+
+    view: TenantView
+    pipeline: Pipeline
+    start_ns: int
+    end_ns: int
+    deadline: float
+
+
+def _verified(insights: Insights, baseline: _Period, window_seconds: float, limit: int) -> Insights:
+    """The sample's new patterns checked against the whole baseline, in report order, until `limit` are confirmed.
+
+    One found there is not new; counted exactly, it is rising when its rate rose enough.  Checks
+    stop once `limit` patterns are confirmed new: the rest would not be reported.
+    """
+    baseline_seconds = (baseline.end_ns - baseline.start_ns) / NS_PER_SECOND
+    new: list[NewPattern] = []
+    rising = list(insights.rising)
+    for candidate in insights.new:
+        if len(new) == limit:
+            break
+        found = baseline_occurrences(
+            baseline.view,
+            baseline.pipeline,
+            baseline.start_ns,
+            baseline.end_ns,
+            candidate.pattern,
+            deadline=baseline.deadline,
+        )
+        if found.count == 0:
+            new.append(candidate)
+            continue
+        ratio = (candidate.count / window_seconds) / (found.count / baseline_seconds)
+        if found.exact and ratio >= RISING_RATIO:
+            rising.append(
+                RisingPattern(
+                    candidate.pattern, candidate.count, candidate.level, candidate.sample, found.count, round(ratio, 3)
+                )
+            )
+    return ordered(new, rising)

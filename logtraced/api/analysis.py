@@ -95,6 +95,7 @@ async def insights(request: web.Request) -> web.Response:
             baseline_ns,
             limit=limit,
             max_events=state.config.patterns.max_events,
+            baseline_events=state.config.patterns.baseline_events,
             deadline=time.monotonic() + state.config.query.timeout_seconds,
         ),
     )

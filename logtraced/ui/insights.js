@@ -51,7 +51,7 @@ export class InsightsPage {
       const answer = await api.insights({ filter: this.filter.value.trim(), window: this.window.value, baseline: this.baseline.value }, controller.signal);
       this.render(this.newList, answer.new, false);
       this.render(this.risingList, answer.rising, true);
-      announce(this.status, `${formatNumber(answer.new.length)} new, ${formatNumber(answer.rising.length)} rising over the last ${this.window.value} against the ${this.baseline.value} before (${Math.round(performance.now() - started)} ms)`);
+      announce(this.status, `${formatNumber(answer.new.length)} new, ${formatNumber(answer.rising.length)} rising over the last ${this.window.value} against the ${this.baseline.value} before${answer.sampled ? "; rates and baseline counts estimated from a sample" : ""} (${Math.round(performance.now() - started)} ms)`);
       document.body.dataset.state = "ready";
     } catch (error) {
       if (error.name === "AbortError") return;

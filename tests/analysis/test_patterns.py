@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from logtraced.analysis.patterns import Pattern, compare_patterns, mask_variables, mine_patterns
+from logtraced.analysis.patterns import Pattern, compare_patterns, fits, mask_variables, mine_patterns
 from logtraced.model import Event
 
 T0 = 1_718_000_000 * 1_000_000_000
@@ -213,3 +213,23 @@ def test_templates_with_a_disagreeing_literal_do_not_match() -> None:
 def test_periods_must_have_a_length() -> None:
     with pytest.raises(ValueError):
         compare_patterns([], [], 0, 3600)
+
+
+def test_a_sampled_baseline_reports_its_count_scaled_to_the_whole_period() -> None:
+    # 12 events read from a twentieth of the day: 240 estimated for the day, 10 an hour.
+    insights = compare_patterns(
+        [pattern("retrying <_>", 40, "warn")],
+        [pattern("retrying <_>", 12, "warn")],
+        3600,
+        24 * 3600 / 20,
+        baseline_scale=20,
+    )
+    assert [(item.baseline_count, item.ratio) for item in insights.rising] == [(240, 4.0)]
+
+
+def test_a_message_fits_a_template_by_the_rule_templates_match_by() -> None:
+    assert fits("payment <_> declined by bank", "payment 42 declined by bank")
+    assert fits("user alice logged in from <_>", "user bob logged in from 10.0.0.1") is False
+    assert fits("user <_> logged in from <_>", "user bob logged in from 10.0.0.1")
+    assert fits("payment <_> declined by bank", "bank 7 declined by payment") is False
+    assert fits("payment <_> declined by bank", "payment 7 declined by the bank") is False  # one token more

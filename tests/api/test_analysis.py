@@ -153,6 +153,9 @@ class TestInsights:
         assert rising["pattern"] == f"slow query <_> ms {word}"
         assert (rising["count"], rising["baseline_count"], rising["level"]) == (30, 12, "warn")
         assert rising["ratio"] == pytest.approx((30 / 1) / (12 / 24))
+        # Every event was read: nothing is an estimate.
+        assert answer["sampled"] is False and answer["baseline_share"] == 1.0
+        assert (answer["window_events"], answer["baseline_events"]) == (38, 36)
 
     def test_bad_durations_are_400(self, api: Api, writer: Key) -> None:
         for body in ({"window": "0s"}, {"baseline": "yesterday"}, {"window": "-1h"}):
@@ -185,6 +188,96 @@ class TestBoundedWork:
         assert status == 200
         assert answer["sampled"] is True and answer["events_considered"] == 5
         assert [(item["pattern"], item["count"]) for item in answer["patterns"]] == [(f"new shape <_> {word}", 5)]
+
+
+# The insights baseline below reads 10 events of each of its 24 slices: the newest of each hour.
+SAMPLE_PER_SLICE = 10
+
+
+@pytest.fixture(scope="module")
+def baseline_sampling_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    root = tmp_path_factory.mktemp("baseline")
+    daemon = DaemonProcess(
+        root / "data",
+        "--set",
+        "index.commit_interval_ms=200",
+        "--set",
+        f"patterns.baseline_events={24 * SAMPLE_PER_SLICE}",
+    )
+    yield daemon.start()
+    daemon.kill()
+
+
+class TestSampledBaseline:
+    """A baseline larger than its sample: what the sample misses is still never reported new."""
+
+    def _insights(self, daemon: DaemonProcess, events: list[dict[str, Any]], word: str) -> dict[str, Any]:
+        key = mint_key(daemon.data_dir, "write:logs", "read:logs")
+        status, _, body = daemon.request("POST", "/v1/logs/ingest", body={"logs": events}, headers=key.bearer)
+        assert status == 202, body
+        from tests.conftest import Store
+
+        Store(daemon.data_dir).wait_for(len(events), tenant=key.tenant, field="message", term=word, start_ns=0)
+        status, _, answer = daemon.request(
+            "POST", "/v1/logs/insights", body={"filter": word, "window": "1h", "baseline": "24h"}, headers=key.bearer
+        )
+        assert status == 200, answer
+        result: dict[str, Any] = answer
+        return result
+
+    def test_a_pattern_once_in_the_baseline_outside_the_sample_is_not_new(
+        self, baseline_sampling_daemon: DaemonProcess
+    ) -> None:
+        word, now = _word(), time.time_ns()
+        hours = [now - (25 - hour) * HOUR_NS for hour in range(24)]
+        minute = 60 * 10**9
+        # Each baseline hour ends with 12 steady events (minutes 30 to 52): the sample reads those.
+        events = [
+            _event(word, f"heartbeat {n} ok", "info", start + (30 + 2 * n) * minute)
+            for start in hours
+            for n in range(12)
+        ]
+        # Once, early in one hour, outside the sample; and words of the new pattern in another order.
+        events.append(_event(word, "disk 7 nearly full on node", "warn", hours[5] + 10 * minute))
+        events.append(_event(word, "bank 7 declined by payment", "info", hours[9] + 10 * minute))
+        recent = [now - (n + 1) * minute for n in range(3)]
+        events += [_event(word, f"heartbeat {n} ok", "info", stamp) for n, stamp in enumerate(recent[:1])]
+        events += [_event(word, f"disk {n} nearly full on node", "warn", stamp) for n, stamp in enumerate(recent)]
+        events += [_event(word, f"payment {n} declined by bank", "error", stamp) for n, stamp in enumerate(recent[:2])]
+
+        answer = self._insights(baseline_sampling_daemon, events, word)
+        assert answer["sampled"] is True and answer["baseline_events"] == 24 * SAMPLE_PER_SLICE
+        assert [(item["pattern"], item["count"]) for item in answer["new"]] == [
+            (f"payment <_> declined by bank {word}", 2)
+        ]
+        # Found once in the whole baseline, counted exactly there: 3 an hour against 1 a day.
+        (rising,) = answer["rising"]
+        assert rising["pattern"] == f"disk <_> nearly full on node {word}"
+        assert (rising["count"], rising["baseline_count"]) == (3, 1)
+        assert rising["ratio"] == pytest.approx(3 / (1 / 24))
+
+    def test_a_pattern_that_triples_is_rising_by_about_three(self, baseline_sampling_daemon: DaemonProcess) -> None:
+        word, now = _word(), time.time_ns()
+        minute = 60 * 10**9
+        # 30 events an hour, one every two minutes; every third is the one that will triple.
+        events = []
+        for hour in range(24):
+            start = now - (25 - hour) * HOUR_NS
+            for n in range(30):
+                message = f"queue {n} backlog grew" if n % 3 == 0 else f"heartbeat {n} ok"
+                events.append(_event(word, message, "warn" if n % 3 == 0 else "info", start + (2 * n + 1) * minute))
+        recent = [now - HOUR_NS + (2 * n + 1) * minute for n in range(30)]
+        events += [_event(word, f"queue {n} backlog grew", "warn", stamp) for n, stamp in enumerate(recent)]
+        events += [_event(word, f"heartbeat {n} ok", "info", stamp) for n, stamp in enumerate(recent[:20])]
+
+        answer = self._insights(baseline_sampling_daemon, events, word)
+        assert answer["sampled"] is True and answer["new"] == []
+        assert 0 < answer["baseline_share"] < 0.5
+        (rising,) = answer["rising"]
+        assert rising["pattern"] == f"queue <_> backlog grew {word}" and rising["count"] == 30
+        # 30 an hour against 10: an estimate from the sample, about right.
+        assert 2.5 <= rising["ratio"] <= 3.5
+        assert 240 * 0.8 <= rising["baseline_count"] <= 240 * 1.2
 
 
 class TestCommandLine:

@@ -7,11 +7,12 @@ per event: `map` builds one document struct per event from the columns, in C, an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
+import tantivy
 
 from logtraced.model import Event, EventColumns
 from logtraced.storage.tantivy import schema
@@ -87,6 +88,54 @@ def event_from_document(doc: dict[str, list[Any]], identifier: int) -> Event:
         attributes=_restore_dates(first(schema.ATTRIBUTES, {})),
         id=identifier,
     )
+
+
+# A stored document, the event's timestamp and id (fast fields, read with the hit) -> the event.
+Projector = Callable[[tantivy.Document, int, int], Event]
+
+
+def projector(fields: frozenset[str] | None) -> Projector:
+    """How to read the `fields` of a stored document into an Event (None: every field), decided once per read.
+
+    A search decodes up to 100 000 documents, and working out per document which fields to read
+    cost more than reading them: the field names are settled here, so reading a document is a few
+    `get_first` calls.  Fields not asked for keep `Event`'s defaults.
+    """
+    if fields is None or schema.ATTRIBUTES in fields:
+        return _whole if fields is None else _selected(fields)
+    message = schema.MESSAGE in fields
+    tags = schema.TAGS in fields
+    labels = tuple(sorted(fields - {schema.TIMESTAMP, schema.MESSAGE, schema.TAGS}))
+
+    def project(document: tantivy.Document, timestamp: int, identifier: int) -> Event:
+        event = Event(timestamp, (document.get_first(schema.MESSAGE) or "") if message else "", id=identifier)
+        for name in labels:
+            value = document.get_first(name)
+            if value is not None:
+                setattr(event, name, value)
+        if tags:
+            event.tags = document.get_all(schema.TAGS)
+        return event
+
+    return project
+
+
+def _whole(document: tantivy.Document, timestamp: int, identifier: int) -> Event:
+    event = event_from_document(document.to_dict(), identifier)
+    event.timestamp = timestamp
+    return event
+
+
+def _selected(fields: frozenset[str]) -> Projector:
+    """Fields including the attributes: their JSON needs `event_from_document`'s date restoring."""
+    names = tuple(fields)
+
+    def project(document: tantivy.Document, timestamp: int, identifier: int) -> Event:
+        event = event_from_document({name: document.get_all(name) for name in names}, identifier)
+        event.timestamp = timestamp
+        return event
+
+    return project
 
 
 def _restore_dates(value: Any) -> Any:

@@ -65,7 +65,7 @@ from logtraced.storage.tantivy.compile import (
     scans_message_words,
     uncapitalised,
 )
-from logtraced.storage.tantivy.documents import event_from_document
+from logtraced.storage.tantivy.documents import projector
 from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_count
 from logtraced.storage.tantivy.words import WordList
 
@@ -344,44 +344,22 @@ class _Decoder:
         deadline: float = NO_DEADLINE,
     ) -> None:
         self.searcher = searcher
-        self.fields = fields
-        self.verify_fields = verify_fields
         self.stats = stats
         self.deadline = deadline
+        self.project_fields = projector(fields)
+        self.project_verified = projector(verify_fields)
 
     def row(self, address: tantivy.DocAddress, key: SortKey) -> Event:
         return self.project(self.searcher.doc(address), key)
 
     def project(self, document: tantivy.Document, key: SortKey) -> Event:
-        event = _event(document, self.fields, key)
+        event = self.project_fields(document, *key)
         self.stats.lines_examined += 1
         self.stats.bytes_examined += len(event.message)
         return event
 
     def for_verification(self, document: tantivy.Document, key: SortKey) -> Event:
-        return _event(document, self.verify_fields, key)
-
-
-def _event(document: tantivy.Document, fields: frozenset[str] | None, key: SortKey) -> Event:
-    """The event of a stored document, with only `fields` read (the rest keep `Event`'s defaults).
-
-    The timestamp and id come with the hit, from the fast fields: partitions do not store them.
-    """
-    timestamp, identifier = key
-    if fields is None or schema.ATTRIBUTES in fields:
-        documented = document.to_dict() if fields is None else {name: document.get_all(name) for name in fields}
-        event = event_from_document(documented, identifier)
-        event.timestamp = timestamp
-        return event
-    values: dict[str, Any] = {}
-    for name in fields - {schema.TIMESTAMP}:
-        if name == schema.TAGS:
-            values[name] = document.get_all(name)
-        else:
-            value = document.get_first(name)
-            if value is not None:
-                values[name] = value
-    return Event(timestamp, values.pop(schema.MESSAGE, ""), id=identifier, **values)
+        return self.project_verified(document, *key)
 
 
 def query_fields(pipeline: Pipeline) -> frozenset[str] | None:
