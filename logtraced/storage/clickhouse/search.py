@@ -11,8 +11,10 @@ other row: candidates are read in order with the guard's verdict, only guarded r
 and totals and counts are ClickHouse's over decided rows plus the verified guarded ones.
 Otherwise candidates are read in (timestamp, id) order in growing chunks, keyset-paged, and each is
 checked with the reference semantics (`verify.build_verifier`: JSON pipeline and LogQL stages
-alike, never stemmed: see README "Choosing a backend").  `_confined` is the one place the tenant
-and window are added: every statement's WHERE starts with it.
+alike, never stemmed: see README "Choosing a backend").  A page, exact or verified, reads the
+window through `_slices` (newest or oldest first, each slice wider) and stops once it is full;
+totals and counts read the whole window.  `_confined` is the one place the tenant and window are
+added: every statement's WHERE starts with it.
 """
 
 from __future__ import annotations
