@@ -11,12 +11,15 @@ other row: candidates are read in order with the guard's verdict, only guarded r
 and totals and counts are ClickHouse's over decided rows plus the verified guarded ones.
 Otherwise candidates are read in (timestamp, id) order in growing chunks, keyset-paged, and each is
 checked with the reference semantics (`verify.build_verifier`: JSON pipeline and LogQL stages
-alike, never stemmed: see README "Choosing a backend").  `_confined` is the one place the tenant
-and window are added: every statement's WHERE starts with it.
+alike, never stemmed: see README "Choosing a backend").  A page, exact or verified, reads the
+window through `_slices` (newest or oldest first, each slice wider) and stops once it is full;
+totals and counts read the whole window.  `_confined` is the one place the tenant and window are
+added: every statement's WHERE starts with it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from collections.abc import Iterator
@@ -40,7 +43,14 @@ MAX_CHUNK: Final = 8192
 # Candidates a verified query may read to make its total exact (the KQL API reports totals); beyond, a lower bound.
 MAX_VERIFIED_TOTAL: Final = 100_000
 MIN_EXECUTION_SECONDS: Final = 0.001
+# A page's first time slice is sized to hold about this many of the tenant's events (one granule: the
+# primary key reads whole granules anyway); each next one is SLICE_GROWTH times wider, so a match rarer
+# than the first slice holds costs a few more statements, and a window read to its end no more rows.
+SLICE_EVENTS: Final = 8192
+SLICE_GROWTH: Final = 4
 _SELECT: Final = ", ".join(f"`{name}`" for name in COLUMNS)
+# The guard's verdict as `_ordered` selects it; a candidate WHERE names it instead of repeating the guard.
+_UNSURE: Final = "`_unsure`"
 _decode_attributes: Final = msgspec.json.Decoder(dict[str, Any]).decode
 
 
@@ -67,7 +77,12 @@ class _Rows(enum.Enum):
 
 @dataclass(frozen=True)
 class _Where:
-    """A statement's WHERE, whether its rows need verifying, and the guard's verdict as a column ("1": all)."""
+    """A statement's WHERE, whether its rows need verifying, and the guard's verdict as a column ("1": all).
+
+    A guarded candidate WHERE tests the verdict through its alias `_UNSURE`, so it stands only in a
+    statement that selects `unsure AS _UNSURE` (`_ordered`): ClickHouse analyses a guard (a tree of
+    JSON extractions) in some tens of ms, and once per statement is enough, which slices multiply.
+    """
 
     sql: str
     verify: bool
@@ -97,9 +112,9 @@ def _confined(scan: _Scan, params: Params, rows: _Rows = _Rows.CANDIDATES) -> _W
     if rows is _Rows.DECIDED:
         parts.append(f"NOT ({condition.guard}) AND ({condition.sql})")
     elif rows is _Rows.GUARDED:
-        parts.append(f"({condition.guard})")
+        parts.append(_UNSURE)
     else:
-        parts.append(f"({condition.superset})")
+        parts.append(f"({_UNSURE} OR ({condition.sql}))")
     return _Where(" AND ".join(parts), True, condition.guard)
 
 
@@ -168,10 +183,21 @@ def search(client: Client, target: Target, tenant: Tenant, request: SearchReques
 def _exact_page(
     client: Client, target: Target, scan: _Scan, request: SearchRequest, after: SortKey | None, page: SearchPage
 ) -> None:
-    """ClickHouse filters, orders and cuts the page itself."""
-    params = Params()
-    where = _confined(scan, params)
-    rows = _ordered(client, target, scan, params, where, after, request.limit + 1, request.offset)
+    """ClickHouse filters, orders and cuts the page itself, slice by slice until the page is full."""
+    rows: Rows = []
+    wanted = request.limit + 1
+    skip = request.offset
+    for part in _slices(client, target, scan, after):
+        params = Params()
+        where = _confined(part, params)
+        found = _ordered(client, target, part, params, where, after, wanted - len(rows), skip)
+        if skip and not found:  # the slice held at most `skip` rows: how many it held is still to skip
+            skip -= _count(client, target, part, where.sql + _after(part, params, after), params)
+            continue
+        skip = 0
+        rows += found
+        if len(rows) == wanted:
+            break
     for row in rows[: request.limit]:
         event = event_from_row(row)
         page.rows.append(Row(event, {}))
@@ -182,12 +208,47 @@ def _exact_page(
         page.cursor = encode_cursor((last.timestamp, last.id))
 
 
+def _slices(client: Client, target: Target, scan: _Scan, after: SortKey | None) -> Iterator[_Scan]:
+    """The window (from the cursor on) cut into disjoint time slices in page order, each SLICE_GROWTH times wider.
+
+    The table is ordered by (org, env, timestamp, id), so a statement confined to a slice reads only
+    the granules of that slice's time range, where one over the whole window would evaluate the
+    filter on every row of it before ORDER BY ... LIMIT kept the newest.  Slices are cut on
+    timestamps, so events of equal timestamp are never split and the concatenation of the slices'
+    rows is exactly the window's order.  The first slice is sized from the window's density: about
+    SLICE_EVENTS events of the tenant, whatever the filter keeps of them.
+    """
+    low, high = scan.start_ns, scan.end_ns
+    if after is not None:
+        low, high = (low, min(high, after[0] + 1)) if scan.newest_first else (max(low, after[0]), high)
+    if low >= high:
+        return
+    population = _population(client, target, dataclasses.replace(scan, start_ns=low, end_ns=high))
+    width = max((high - low) * SLICE_EVENTS // max(population, 1), 1)
+    while low < high:
+        if scan.newest_first:
+            low_part, high_part = max(low, high - width), high
+            high = low_part
+        else:
+            low_part, high_part = low, min(high, low + width)
+            low = high_part
+        yield dataclasses.replace(scan, start_ns=low_part, end_ns=high_part)
+        width *= SLICE_GROWTH
+
+
+def _population(client: Client, target: Target, scan: _Scan) -> int:
+    """The tenant's events in the window, whatever they say: a primary-key range count, no filter evaluated."""
+    params = Params()
+    unfiltered = dataclasses.replace(scan, pipeline=Pipeline(()))
+    return _count(client, target, scan, _confined(unfiltered, params).sql, params)
+
+
 def _verified_page(
     client: Client, target: Target, scan: _Scan, request: SearchRequest, after: SortKey | None, page: SearchPage
 ) -> None:
     matched = 0
     last: SortKey | None = None
-    for row, key in _matches(client, target, scan, after, page.stats):
+    for row, key in _matches(client, target, scan, after, page.stats, sliced=True):
         matched += 1
         if matched <= request.offset:
             continue
@@ -231,31 +292,34 @@ def _verified_total(
 
 def _matches(
     client: Client, target: Target, scan: _Scan, after: SortKey | None, stats: Stats,
-    selected: _Rows = _Rows.CANDIDATES,
+    selected: _Rows = _Rows.CANDIDATES, *, sliced: bool = False,
 ) -> Iterator[tuple[Row, SortKey]]:  # fmt: skip
     """Candidates in order, keyset-paged in growing chunks, each verified with the reference semantics.
 
     A guarded condition's verdict comes along as a last column: rows it decides are matches as they are.
+    `sliced` reads the window through `_slices`, for a page that may stop early; a total or a count
+    reads every candidate anyway, and one statement per chunk over the whole window is fewer.
     """
     verifier = build_verifier(scan.pipeline, stem=None)
     chunk = FIRST_CHUNK
-    while True:
-        _check_deadline(scan.deadline)
-        params = Params()
-        where = _confined(scan, params, selected)
-        rows = _ordered(client, target, scan, params, where, after, chunk, 0)
-        for row in rows:
-            _check_deadline(scan.deadline)  # per event: an abandoned query must free its thread promptly
-            event = event_from_row(row)
-            _examined(stats, event)
-            verified = verifier(event) if row[-1] else (event, {})
-            if verified is not None:
-                yield Row(*verified), (event.timestamp, event.id)
-        if len(rows) < chunk:
-            return
-        last = rows[-1]
-        after = (int(last[0]), int(last[1]))
-        chunk = min(chunk * 4, MAX_CHUNK)
+    for part in _slices(client, target, scan, after) if sliced else iter((scan,)):
+        while True:
+            _check_deadline(scan.deadline)
+            params = Params()
+            where = _confined(part, params, selected)
+            rows = _ordered(client, target, part, params, where, after, chunk, 0)
+            for row in rows:
+                _check_deadline(scan.deadline)  # per event: an abandoned query must free its thread promptly
+                event = event_from_row(row)
+                _examined(stats, event)
+                verified = verifier(event) if row[-1] else (event, {})
+                if verified is not None:
+                    yield Row(*verified), (event.timestamp, event.id)
+            if len(rows) < chunk:
+                break
+            last = rows[-1]
+            after = (int(last[0]), int(last[1]))
+            chunk = min(chunk * 4, MAX_CHUNK)
 
 
 def _ordered(
@@ -264,15 +328,20 @@ def _ordered(
 ) -> Rows:  # fmt: skip
     """Rows in page order, each with the guard's verdict last ("1" when every row is to be verified)."""
     direction = "DESC" if scan.newest_first else "ASC"
-    condition = where.sql
-    if after is not None:
-        comparison = "<" if scan.newest_first else ">"
-        condition += f" AND (`timestamp`, `id`) {comparison} ({params.int64(after[0])}, {params.int64(after[1])})"
     sql = (
-        f"SELECT {_SELECT}, {where.unsure} FROM {target.events} WHERE {condition} "
+        f"SELECT {_SELECT}, ({where.unsure}) AS {_UNSURE} FROM {target.events} "
+        f"WHERE {where.sql}{_after(scan, params, after)} "
         f"ORDER BY `timestamp` {direction}, `id` {direction} LIMIT {params.int64(limit)} OFFSET {params.int64(offset)}"
     )
     return client.query(sql, params.values, _settings(scan.deadline))
+
+
+def _after(scan: _Scan, params: Params, after: SortKey | None) -> str:
+    """The keyset condition of a cursor: strictly after its (timestamp, id) in page order."""
+    if after is None:
+        return ""
+    comparison = "<" if scan.newest_first else ">"
+    return f" AND (`timestamp`, `id`) {comparison} ({params.int64(after[0])}, {params.int64(after[1])})"
 
 
 def _examined(stats: Stats, event: Event) -> None:
