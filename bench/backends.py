@@ -16,6 +16,7 @@ after the last commit (ClickHouse merges parts in the background; merged-away pa
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,10 @@ TEMPLATES: list[Callable[[random.Random], str]] = [
 ]
 
 
-def generate(seed: int, count: int, start_ns: int, end_ns: int) -> list[Event]:
+def generate(seed: int, count: int, start_ns: int, end_ns: int) -> Iterator[Event]:
+    """The events in time order, made one at a time: 10M events held at once would take some 8 GB."""
     rng = random.Random(seed)
     stamps = sorted(rng.randrange(start_ns, end_ns) for _ in range(count))
-    events = []
     for stamp in stamps:
         message = rng.choice(TEMPLATES)(rng) + " " + " ".join(rng.choices(WORDS, k=rng.randint(3, 9)))
         if rng.random() < 1e-4:
@@ -86,19 +87,21 @@ def generate(seed: int, count: int, start_ns: int, end_ns: int) -> list[Event]:
             "user_id": f"u-{rng.randint(1, 500_000)}",
             "trace_id": f"{rng.getrandbits(64):016x}",
         }
-        events.append(Event(stamp, message, rng.choices(LEVELS, LEVEL_WEIGHTS)[0], rng.choice(SERVICES),
-                            f"node-{rng.randint(1, 40):02d}", TENANT.env, TENANT.org, "", [], attributes))  # fmt: skip
-    return events
+        yield Event(stamp, message, rng.choices(LEVELS, LEVEL_WEIGHTS)[0], rng.choice(SERVICES),
+                    f"node-{rng.randint(1, 40):02d}", TENANT.env, TENANT.org, "", [], attributes)  # fmt: skip
 
 
-def write_wal(config: Config, events: list[Event], batch: int) -> int:
-    wal = WalWriter(config.data_path / "wal", config.wal.segment_bytes)
-    for offset in range(0, len(events), batch):
-        wal.append(TENANT, events[offset : offset + batch])
+def write_wal(directory: Path, segment_bytes: int, events: Iterator[Event], batch: int) -> tuple[int, int]:
+    """Append the events in records of `batch`; the last sequence number and the events' JSON bytes."""
+    wal = WalWriter(directory, segment_bytes)
+    raw_bytes = 0
+    while records := list(itertools.islice(events, batch)):
+        raw_bytes += sum(len(msgspec.json.encode(event)) for event in records)
+        wal.append(TENANT, records)
     wal.sync()
     seq = wal.written_seq
     wal.close()
-    return seq
+    return seq, raw_bytes
 
 
 def ingest(config: Config, writer: StoreWriter, store: LogStore, through: int, window: tuple[int, int], total: int
@@ -171,24 +174,25 @@ def main() -> None:
     args = parser.parse_args()
     now = time.time_ns()
     window = (now - 2 * 86_400 * NS, now)
-    events = generate(args.seed, args.events, *window)
-    raw_bytes = sum(len(msgspec.json.encode(event)) for event in events)
     root = Path(tempfile.mkdtemp(prefix="bench-backends-"))
     try:
-        run(args, events, raw_bytes, window, root)
+        segment_bytes = load_config(None).wal.segment_bytes
+        events = generate(args.seed, args.events, *window)
+        through, raw_bytes = write_wal(root / "wal", segment_bytes, events, args.batch)
+        run(args, through, raw_bytes, window, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)  # about 450 MiB per million events: never leave it behind
 
 
-def run(args: argparse.Namespace, events: list[Event], raw_bytes: int, window: tuple[int, int], root: Path) -> None:
-    """Ingest into both backends under `root`, ask every question of both, print the figures."""
+def run(args: argparse.Namespace, through: int, raw_bytes: int, window: tuple[int, int], root: Path) -> None:
+    """Ingest `root/wal` into both backends under `root`, ask every question of both, print the figures."""
     results: dict[str, Any] = {"events": args.events, "raw_json_bytes": raw_bytes, "machine": {
         "cpus": os.cpu_count(), "python": platform.python_version()}, "backends": {}}  # fmt: skip
     stores: dict[str, LogStore] = {}
     for name in ("tantivy", "clickhouse"):
         config = load_config(None, overrides={"data_dir": str(root / name), "storage.backend": name,
                                               "index.writer_heap_bytes": 256 << 20})  # fmt: skip
-        through = write_wal(config, events, args.batch)
+        shutil.copytree(root / "wal", config.data_path / "wal")  # each writer trims its own copy
         writer: StoreWriter
         if name == "tantivy":
             writer, store = TantivyWriter(config), TantivyStore(config.data_path)
