@@ -114,8 +114,11 @@ _SD_PLAIN_PARAM: Final = re.compile(r' ([^=]+)="([^"]*)"')  # inside an element 
 # data is nil or elements without escapes, its header and SD matched by one expression and read
 # without the general path's steps.  Whatever it does not match (or reads oddly) takes the general path.
 _SD_PLAIN_PARAMS: Final = rf'(?: {_SD_NAME}="[^"\\]*")*'
+# Groups: PRI, the five header fields, then the first SD element's SD-ID and params (None for nil SD)
+# and any further elements.
 _COMMON_5424: Final = re.compile(
-    rf"<(\d{{1,3}})>1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[{_SD_NAME}{_SD_PLAIN_PARAMS}\])+)(?: |\Z)"
+    rf"<(\d{{1,3}})>1 (\S+) (\S+) (\S+) (\S+) (\S+) "
+    rf"(?:-|\[({_SD_NAME})({_SD_PLAIN_PARAMS})\]((?:\[{_SD_NAME}{_SD_PLAIN_PARAMS}\])*))(?: |\Z)"
 )
 _SD_PLAIN_ELEMENT: Final = re.compile(rf"\[({_SD_NAME})({_SD_PLAIN_PARAMS})\]")
 
@@ -333,14 +336,15 @@ def _parse_common_5424(text: str, now_ns: int, zone: ZoneInfo) -> Event | None:
     match = _COMMON_5424.match(text)
     if match is None:
         return None
-    pri, stamp, host, app, procid, msgid, data = match.groups()
+    pri, stamp, host, app, procid, msgid, first_id, first_params, more = match.groups()
     value = int(pri)
     timestamp = now_ns if stamp == _NIL else _iso_ns(stamp, zone)
     if value > MAX_PRI or timestamp is None:
         return None
     attributes: dict[str, Any] = {}
-    if data != _NIL:
-        for sd_id, params_text in _SD_PLAIN_ELEMENT.findall(data):
+    if first_id is not None:
+        elements = [(first_id, first_params), *_SD_PLAIN_ELEMENT.findall(more)] if more else [(first_id, first_params)]
+        for sd_id, params_text in elements:
             pairs = _SD_PLAIN_PARAM.findall(params_text)
             params = dict(pairs)
             if len(params) != len(pairs) or sd_id in attributes:
