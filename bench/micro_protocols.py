@@ -12,11 +12,12 @@ are written as each shipper writes them (that script's own encoders), then:
 
 CPU time per event (`time.process_time`, which counts tantivy's threads too), best of `--repeat`,
 protocols interleaved.  On a shared machine even that scatters; for a figure no other load moves,
-count instructions of one stage and protocol under callgrind:
+count instructions of one stage and protocol under callgrind, less those of `--stage none` (the
+set-up alone: the events, their wire bytes and the WAL records the index stage reads):
 
     python bench/micro_protocols.py [--events N] [--repeat K] [--protocol P ...] [--json]
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
-        python bench/micro_protocols.py --events 80000 --repeat 1 --protocol syslog --stage index
+        python bench/micro_protocols.py --events 80000 --repeat 1 --protocol syslog --stage index  # or none
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--commit-every", type=int, default=30_000, help="events per commit (~1 s of the daemon's)")
     parser.add_argument("--protocol", action="append", choices=list(CODECS))
-    parser.add_argument("--stage", choices=["receive", "index", "both"], default="both")
+    parser.add_argument("--stage", choices=["receive", "index", "both", "none"], default="both")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     events = shipper_events(args.events, args.seed, logstash=True)
