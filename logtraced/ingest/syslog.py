@@ -110,6 +110,17 @@ _SD_ELEMENT: Final = re.compile(rf'\[({_SD_NAME})((?: {_SD_NAME}="{_SD_VALUE}")*
 _SD_PARAM: Final = re.compile(rf' ({_SD_NAME})="({_SD_VALUE})"', re.DOTALL)
 _SD_ESCAPE: Final = re.compile(r'\\(["\\\]])')
 _SD_PLAIN_PARAM: Final = re.compile(r' ([^=]+)="([^"]*)"')  # inside an element already matched, without escapes
+# What nearly every sender writes (rsyslog, syslog-ng, journald): an RFC 5424 record whose structured
+# data is nil or elements without escapes, its header and SD matched by one expression and read
+# without the general path's steps.  Whatever it does not match (or reads oddly) takes the general path.
+_SD_PLAIN_PARAMS: Final = rf'(?: {_SD_NAME}="[^"\\]*")*'
+# Groups: PRI, the five header fields, then the first SD element's SD-ID and params (None for nil SD)
+# and any further elements.
+_COMMON_5424: Final = re.compile(
+    rf"<(\d{{1,3}})>1 (\S+) (\S+) (\S+) (\S+) (\S+) "
+    rf"(?:-|\[({_SD_NAME})({_SD_PLAIN_PARAMS})\]((?:\[{_SD_NAME}{_SD_PLAIN_PARAMS}\])*))(?: |\Z)"
+)
+_SD_PLAIN_ELEMENT: Final = re.compile(rf"\[({_SD_NAME})({_SD_PLAIN_PARAMS})\]")
 
 
 class SyslogFramingError(DecodeError):
@@ -132,20 +143,7 @@ def parse_syslog(record: bytes, now_ns: int, zone: str = "UTC") -> Event:
     that picks the year of BSD timestamps.  `zone` is a zoneinfo name for timestamps sent
     without an offset (an unknown name raises ZoneInfoNotFoundError: check it at config time).
     """
-    text = record.decode("utf-8", "replace")
-    pri = _PRI.match(text)
-    if pri is None or (value := int(pri.group(1))) > MAX_PRI:
-        return _failure(text, now_ns, None)
-    header = _pri_attributes(value)
-    start = pri.end()
-    if text.startswith("1 ", start):
-        event = _parse_5424(text, start, now_ns, header, ZoneInfo(zone))
-    else:
-        event = _parse_3164(text[start:], now_ns, header, ZoneInfo(zone))
-    if event is None:
-        return _failure(text, now_ns, value)
-    event.level = _SEVERITY_LEVELS[value & 7]
-    return event
+    return _parse(record.decode("utf-8", "replace"), now_ns, ZoneInfo(zone))
 
 
 def parse_datagram(datagram: bytes, now_ns: int, zone: str = "UTC") -> Event | None:
@@ -167,9 +165,8 @@ class SyslogStream:
     def __init__(self, max_frame_bytes: int, zone: str = "UTC", clock: Callable[[], int] = time.time_ns) -> None:
         if max_frame_bytes < 1:
             raise ValueError("max_frame_bytes must be positive")
-        ZoneInfo(zone)  # fail at accept time, not per record
         self._max = max_frame_bytes
-        self._zone = zone
+        self._zone = ZoneInfo(zone)  # fails at accept time, not per record
         self._clock = clock
         self._octet_counting: bool | None = None  # decided by the first byte
         self._buffer = bytearray()
@@ -218,7 +215,7 @@ class SyslogStream:
             record = record.rstrip(b"\n\r\x00")
             if not record or record.isspace():
                 continue
-            event = parse_syslog(record, now, self._zone)
+            event = _parse(record.decode("utf-8", "replace"), now, self._zone)
             if truncated:
                 event.tags.append(TAG_TRUNCATED)
                 self.truncated_count += 1
@@ -308,6 +305,66 @@ class SyslogStream:
 
 class _Malformed(Exception):
     """Inside this module only: the record is not the syslog it started out as."""
+
+
+def _parse(text: str, now_ns: int, zone: ZoneInfo) -> Event:
+    """`parse_syslog` of the decoded record: the common RFC 5424 shape first, then every other."""
+    event = _parse_common_5424(text, now_ns, zone)
+    if event is not None:
+        return event
+    pri = _PRI.match(text)
+    if pri is None or (value := int(pri.group(1))) > MAX_PRI:
+        return _failure(text, now_ns, None)
+    header = _pri_attributes(value)
+    start = pri.end()
+    if text.startswith("1 ", start):
+        event = _parse_5424(text, start, now_ns, header, zone)
+    else:
+        event = _parse_3164(text[start:], now_ns, header, zone)
+    if event is None:
+        return _failure(text, now_ns, value)
+    event.level = _SEVERITY_LEVELS[value & 7]
+    return event
+
+
+def _parse_common_5424(text: str, now_ns: int, zone: ZoneInfo) -> Event | None:
+    """The event `_parse_5424` would make of a record in the common shape, in one match; None for any other.
+
+    None is not a verdict: the general path reads the record again (a PRI out of range, an
+    impossible timestamp, an SD-ID or param name sent twice), so both paths give the same event.
+    """
+    match = _COMMON_5424.match(text)
+    if match is None:
+        return None
+    pri, stamp, host, app, procid, msgid, first_id, first_params, more = match.groups()
+    value = int(pri)
+    timestamp = now_ns if stamp == _NIL else _iso_ns(stamp, zone)
+    if value > MAX_PRI or timestamp is None:
+        return None
+    attributes: dict[str, Any] = {}
+    if first_id is not None:
+        elements = [(first_id, first_params), *_SD_PLAIN_ELEMENT.findall(more)] if more else [(first_id, first_params)]
+        for sd_id, params_text in elements:
+            pairs = _SD_PLAIN_PARAM.findall(params_text)
+            params = dict(pairs)
+            if len(params) != len(pairs) or sd_id in attributes:
+                return None
+            attributes[sd_id] = params
+    header = {"facility": FACILITIES[value >> 3], "severity": value & 7}
+    if procid != _NIL:
+        header["procid"] = procid
+    if msgid != _NIL:
+        header["msgid"] = msgid
+    attributes["syslog"] = header
+    pos = match.end()
+    return Event(
+        timestamp,
+        text[pos + 1 :] if text.startswith(_BOM, pos) else text[pos:],
+        _SEVERITY_LEVELS[value & 7],
+        "" if app == _NIL else app,
+        "" if host == _NIL else host,
+        attributes=attributes,
+    )
 
 
 def _failure(text: str, now_ns: int, pri: int | None) -> Event:

@@ -552,3 +552,41 @@ def test_structured_data_values(sd: str, expected: dict[str, Any]) -> None:
 @pytest.mark.parametrize("sd", ['[a@1 k="unclosed]', "[a@1 k=x]", '[a@1  k="double space"]', '[=bad k="v"]', "[a@1"])
 def test_malformed_structured_data_is_a_parse_failure(sd: str) -> None:
     assert parse_syslog(f"<13>1 - h app - - {sd} msg".encode(), NOW).tags == ["_syslogparsefailure"]
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        # Records in the common shape that one match reads, at the edges of that shape.
+        (b'<13>1 - h app - - [a@1 k="v"]', ("", "h", "app", {"a@1": {"k": "v"}})),
+        (b'<13>1 - h app - - [a@1 k="v"] \xef\xbb\xbf', ("", "h", "app", {"a@1": {"k": "v"}})),
+        (b"<13>1 - h app - - -  two spaces", (" two spaces", "h", "app", {})),
+        (
+            b'<13>1 - h app - - [a@1 k="line\nbreak"][b@2] m',
+            ("m", "h", "app", {"a@1": {"k": "line\nbreak"}, "b@2": {}}),
+        ),
+        # Shapes it leaves to the general path, which must read them as before.
+        (b'<13>1 - h app - - [a@1 k="v"]glued', ("glued", "h", "app", {"a@1": {"k": "v"}})),
+        (b'<13>1 - h app - - [a@1 k="v" k="w"] m', ("m", "h", "app", {"a@1": {"k": ["v", "w"]}})),
+        (b'<13>1 - h app - - [a@1 k="v"][a@1 q="w"] m', ("m", "h", "app", {"a@1": {"k": "v", "q": "w"}})),
+    ],
+)
+def test_common_rfc5424_shape_and_its_edges(record: bytes, expected: tuple[str, str, str, dict[str, Any]]) -> None:
+    event = parse_syslog(record, NOW)
+    attributes = {key: value for key, value in event.attributes.items() if key != "syslog"}
+    assert (event.message, event.host, event.service, attributes) == expected
+    assert event.tags == []
+    assert event.attributes["syslog"] == {"facility": "user", "severity": 5}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [b"<13>1 2026-02-30T00:00:00Z h app - - - impossible date", b"<13>1 - h\tx app - - - tab in a field"],
+)
+def test_common_rfc5424_shape_with_a_bad_header_is_a_parse_failure(record: bytes) -> None:
+    event = parse_syslog(record, NOW)
+    assert (event.tags, event.message, event.attributes) == (
+        [TAG_PARSE_FAILURE],
+        record.decode(),
+        {"syslog": {"facility": "user", "severity": 5}},
+    )
