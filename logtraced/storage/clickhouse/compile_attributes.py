@@ -29,15 +29,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from itertools import combinations
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import msgspec
 
 from logtraced.query.ast import RANGE_OPS, Compare, Op, Scalar
 from logtraced.query.evaluate import as_number, date_value, fold_yo, words
-
-if TYPE_CHECKING:
-    from logtraced.storage.clickhouse.compile_sql import Params
+from logtraced.storage.clickhouse.params import Params
 
 # Paths of up to this many splits (4 dotted parts) are compiled; longer ones are narrowed and verified.
 MAX_SPLITS: Final = 8

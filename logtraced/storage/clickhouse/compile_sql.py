@@ -28,7 +28,7 @@ Narrowed, then verified:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -53,6 +53,7 @@ from logtraced.query.ast import (
 from logtraced.query.evaluate import as_number, compile_regex, date_value, fold_yo, glob_parts, words
 from logtraced.query.timerange import parse_instant
 from logtraced.storage.clickhouse.compile_attributes import AttributeCompiler
+from logtraced.storage.clickhouse.params import Params
 
 TRUE: Final = "1"
 FALSE: Final = "0"
@@ -60,24 +61,6 @@ _BOOLEANS: Final = ("true", "false")  # `$eq [f, "true"]` also equals the JSON l
 _RANGE_SQL: Final = {Op.GT: ">", Op.GTE: ">=", Op.LT: "<", Op.LTE: "<="}
 # Characters msgspec escapes inside JSON strings: text containing one is not verbatim in `attributes`.
 _JSON_ESCAPED: Final = frozenset(['"', "\\", *map(chr, range(0x20))])
-
-
-@dataclass
-class Params:
-    """The values bound to a statement's placeholders, named p0, p1, ... in order of appearance."""
-
-    values: dict[str, str | int | float] = field(default_factory=dict)
-
-    def add(self, value: str | int | float, kind: str) -> str:
-        name = f"p{len(self.values)}"
-        self.values[name] = value
-        return f"{{{name}:{kind}}}"
-
-    def text(self, value: str) -> str:
-        return self.add(value, "String")
-
-    def int64(self, value: int) -> str:
-        return self.add(value, "Int64")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import msgspec
 
 from logtraced.model import Tenant
 from logtraced.storage.clickhouse.client import Client
-from logtraced.storage.clickhouse.compile_sql import Params
+from logtraced.storage.clickhouse.params import Params
 from logtraced.storage.clickhouse.schema import LABEL_COLUMNS, Target
 
 _KEYWORD_COLUMNS: Final = frozenset({"level", "service", "host", "env", "org", "index"})

@@ -18,7 +18,7 @@ from logtraced.config import Config
 from logtraced.model import NS_PER_DAY
 from logtraced.storage.clickhouse import connect
 from logtraced.storage.clickhouse.client import Client
-from logtraced.storage.clickhouse.compile_sql import Params
+from logtraced.storage.clickhouse.params import Params
 from logtraced.storage.clickhouse.writer import INSERT_SETTINGS, encode_rows
 from logtraced.storage.tantivy import export
 

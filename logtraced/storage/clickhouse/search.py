@@ -34,7 +34,8 @@ from logtraced.query.pipeline import Pipeline
 from logtraced.query.verify import build_verifier, needs_stages
 from logtraced.storage.backend import CountRequest, CountResult, Row, SearchPage, SearchRequest, Series, Stats
 from logtraced.storage.clickhouse.client import Client, Rows, Settings
-from logtraced.storage.clickhouse.compile_sql import Params, compile_condition
+from logtraced.storage.clickhouse.compile_sql import compile_condition
+from logtraced.storage.clickhouse.params import Params
 from logtraced.storage.clickhouse.schema import COLUMNS, LABEL_COLUMNS, Target
 from logtraced.storage.cursor import SortKey, decode_cursor, encode_cursor
 

@@ -22,7 +22,8 @@ from logtraced.query.kql import parse_kql
 from logtraced.query.pipeline import Filter, Pipeline
 from logtraced.storage.backend import CountRequest, SearchRequest
 from logtraced.storage.clickhouse.client import ChdbClient
-from logtraced.storage.clickhouse.compile_sql import Params, compile_condition
+from logtraced.storage.clickhouse.compile_sql import compile_condition
+from logtraced.storage.clickhouse.params import Params
 from tests.storage.clickhouse.conftest import Backend, apply_wal, make_config, write_wal
 from tests.storage.tantivy.test_compile import pipeline
 

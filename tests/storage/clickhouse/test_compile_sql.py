@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from logtraced.query.kql import parse_kql
-from logtraced.storage.clickhouse.compile_sql import Condition, Params, compile_condition
+from logtraced.storage.clickhouse.compile_sql import Condition, compile_condition
+from logtraced.storage.clickhouse.params import Params
 from tests.storage.tantivy.test_compile import pipeline
 
 GOLDEN: list[tuple[Any, str, dict[str, Any], bool]] = [
