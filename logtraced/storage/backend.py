@@ -90,6 +90,19 @@ class Series:
     counts: dict[int, int] = field(default_factory=dict)  # step start (ns) -> events
 
 
+# Series of one count, by their `by` label values (in `CountRequest.by` order).
+SeriesMap = dict[tuple[str, ...], Series]
+
+
+def add_count(series: SeriesMap, request: CountRequest, values: tuple[str, ...], ts: int, n: int) -> None:
+    """Count `n` events at `ts` for the label set `values` into its step: every backend buckets alike."""
+    entry = series.get(values)
+    if entry is None:
+        entry = series[values] = Series(dict(zip(request.by, values, strict=True)))
+    bucket = request.start_ns + (ts - request.start_ns) // request.step_ns * request.step_ns
+    entry.counts[bucket] = entry.counts.get(bucket, 0) + n
+
+
 @dataclass
 class CountResult:
     series: list[Series] = field(default_factory=list)

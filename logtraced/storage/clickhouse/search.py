@@ -32,7 +32,16 @@ from logtraced.errors import QueryTimeout
 from logtraced.model import Event, Tenant
 from logtraced.query.pipeline import Pipeline
 from logtraced.query.verify import build_verifier, needs_stages
-from logtraced.storage.backend import CountRequest, CountResult, Row, SearchPage, SearchRequest, Series, Stats
+from logtraced.storage.backend import (
+    CountRequest,
+    CountResult,
+    Row,
+    SearchPage,
+    SearchRequest,
+    Series,
+    Stats,
+    add_count,
+)
 from logtraced.storage.clickhouse.client import Client, Rows, Settings
 from logtraced.storage.clickhouse.compile_sql import compile_condition
 from logtraced.storage.clickhouse.params import Params
@@ -370,7 +379,7 @@ def count(client: Client, target: Target, tenant: Tenant, request: CountRequest)
     forward = _Scan(tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline,
                     newest_first=False)  # fmt: skip
     for row, key in _matches(client, target, forward, None, result.stats, selected):
-        _add(series, request, tuple(_label_value(row, name) for name in request.by), key[0], 1)
+        add_count(series, request, tuple(_label_value(row, name) for name in request.by), key[0], 1)
     return _counted(result, series, started)
 
 
@@ -393,17 +402,7 @@ def _aggregate(
         f"FROM {target.events} WHERE {where} GROUP BY bucket{labels}"
     )
     for row in client.query(sql, params.values, _settings(request.deadline)):
-        _add(series, request, tuple(str(value) for value in row[1:-1]), int(row[0]), int(row[-1]))
-
-
-def _add(
-    series: dict[tuple[str, ...], Series], request: CountRequest, values: tuple[str, ...], ts: int, n: int
-) -> None:
-    entry = series.get(values)
-    if entry is None:
-        entry = series[values] = Series(dict(zip(request.by, values, strict=True)))
-    bucket = request.start_ns + (ts - request.start_ns) // request.step_ns * request.step_ns
-    entry.counts[bucket] = entry.counts.get(bucket, 0) + n
+        add_count(series, request, tuple(str(value) for value in row[1:-1]), int(row[0]), int(row[-1]))
 
 
 def _label_value(row: Row, name: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any, Final
 import tantivy
 
 from logtraced.model import NS_PER_DAY
-from logtraced.storage.backend import CountRequest, Series
+from logtraced.storage.backend import CountRequest, Series, SeriesMap
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.reader import hit_count
 
@@ -35,8 +35,6 @@ MAX_AGGREGATED_VALUES: Final = 10_000
 BUCKETS_PER_SLICE: Final = 50_000
 _BUCKET_LIMIT: Final = "bucket limit was exceeded"
 _INTEGER: Final = tantivy.FieldType.Integer
-
-SeriesMap = dict[tuple[str, ...], Series]
 
 
 def count_partition(
@@ -65,15 +63,6 @@ def count_partition(
     per_slice = math.ceil(steps / slices)
     for start in range(0, steps, per_slice):
         counter.count(query, first + start * request.step_ns, min(per_slice, steps - start), whole=False)
-
-
-def add(series: SeriesMap, request: CountRequest, values: tuple[str, ...], ts: int, n: int) -> None:
-    """Count `n` events at `ts` for the label set `values` (in `request.by` order) into its step."""
-    entry = series.get(values)
-    if entry is None:
-        entry = series[values] = Series(dict(zip(request.by, values, strict=True)))
-    bucket = request.start_ns + (ts - request.start_ns) // request.step_ns * request.step_ns
-    entry.counts[bucket] = entry.counts.get(bucket, 0) + n
 
 
 def _constant_labels(searcher: tantivy.Searcher, index: tantivy.Index, names: tuple[str, ...]) -> dict[str, str]:

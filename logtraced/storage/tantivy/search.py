@@ -53,10 +53,11 @@ from logtraced.storage.backend import (
     SearchRequest,
     Series,
     Stats,
+    add_count,
 )
 from logtraced.storage.cursor import SortKey, decode_cursor, encode_cursor
 from logtraced.storage.tantivy import schema
-from logtraced.storage.tantivy.aggregate import add, count_partition
+from logtraced.storage.tantivy.aggregate import count_partition
 from logtraced.storage.tantivy.compile import (
     Compiled,
     compile_query,
@@ -570,7 +571,7 @@ def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountRe
                 shown, labels = verified
                 result.stats.bytes_examined += len(shown.message)
                 values = tuple(_label_value(Row(shown, labels), name) for name in request.by)
-                add(series, request, values, key[0], 1)
+                add_count(series, request, values, key[0], 1)
     result.series = list(series.values())
     result.stats.seconds = time.perf_counter() - started
     return result
