@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -88,10 +88,29 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
 
 def encode_record(seq: int, tenant: Tenant, events: list[Event]) -> bytes:
     key_bytes = tenant_key(tenant).encode()
-    payload = _encode_events(events)
+    try:
+        payload = _encode_events(events)
+    except OverflowError:  # an attribute integer beyond 64 bits: JSON allows it, msgpack does not
+        payload = _encode_events(
+            [msgspec.structs.replace(event, attributes=_in_64_bits(event.attributes)) for event in events]
+        )
     body = struct.pack("<QIH", seq, len(events), len(key_bytes)) + key_bytes + payload
     crc = zlib.crc32(body)
     return MAGIC + struct.pack("<II", len(payload), crc) + body
+
+
+def _in_64_bits(value: Any) -> Any:
+    """`value` with every integer msgpack cannot hold (below -2**63 or above 2**64-1) as the nearest float.
+
+    What a JSON store does with such a number too; the rest of the batch is kept as sent.
+    """
+    if type(value) is dict:
+        return {key: _in_64_bits(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_in_64_bits(item) for item in value]
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        return float(value)
+    return value
 
 
 def read_records(data: bytes, start: int = 0) -> Iterator[tuple[int, WalRecord]]:

@@ -208,6 +208,20 @@ class TestBadInput:
         assert event.message
         self._alive_and_serving(daemon, store)
 
+    def test_integer_beyond_64_bits_keeps_its_batch(self, daemon: DaemonProcess, store: Store) -> None:
+        """JSON allows any integer; the WAL's msgpack holds 64 bits, so a larger one is stored as a float."""
+        marker = _unique()
+        daemon.send_tcp(
+            f'{{"message":"{marker} big","n":18446744073709551616}}\n{{"message":"{marker} small","n":1}}\n'.encode()
+        )
+        events = store.wait_for(2, field="message", term=marker)
+        assert sorted((event.message, event.attributes["n"]) for event in events) == [
+            (f"{marker} big", 18446744073709551616.0),
+            (f"{marker} small", 1),
+        ]
+        assert not daemon.events_named("tcp_connection_reset")
+        self._alive_and_serving(daemon, store)
+
     def test_json_array_and_number_instead_of_object(self, daemon: DaemonProcess, store: Store) -> None:
         marker = _unique()
         daemon.send_tcp(b"12345\n" + f'["{marker} in array"]\n'.encode())

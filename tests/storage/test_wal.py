@@ -32,6 +32,19 @@ class TestWriter:
         assert _append(writer, 1) == [4]
         writer.close()
 
+    def test_integers_beyond_64_bits_are_kept_as_floats_with_the_rest_of_the_batch(self, tmp_path: Path) -> None:
+        """JSON carries any integer and msgpack only 64-bit ones: such a value must not cost the batch."""
+        writer = WalWriter(tmp_path, 1 << 20)
+        attributes = {"big": 2**64, "small": -(2**63) - 1, "deep": [{"n": 10**30, "ok": 2**64 - 1}], "text": "t"}
+        writer.append(TENANT, [Event(1, "big", attributes=attributes), Event(2, "plain", attributes={"n": 1})])
+        writer.close()
+        [(_, segment)] = list_segments(tmp_path)
+        [(_, record)] = read_records(segment.read_bytes())
+        assert [event.attributes for event in record.events()] == [
+            {"big": float(2**64), "small": float(-(2**63) - 1), "deep": [{"n": 1e30, "ok": 2**64 - 1}], "text": "t"},
+            {"n": 1},
+        ]
+
     def test_torn_tail_is_cut_and_never_read(self, tmp_path: Path) -> None:
         writer = WalWriter(tmp_path, 1 << 20)
         _append(writer, 2)
