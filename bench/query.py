@@ -448,9 +448,11 @@ def clickhouse_connect(directory: Path) -> Any:
 
 
 def raw_document(document: str) -> bytes:
-    """A document as the event's JSON, without the message copy only the capitalised-words field indexes."""
+    """A document as the event's JSON: without the message copy only the capitalised-words field indexes,
+    and without the stored copy of the whole event (`schema.EVENT`)."""
     fields = msgspec.json.decode(document)
     fields.pop(schema.MESSAGE_CAPITALS, None)
+    fields.pop(schema.EVENT, None)
     return msgspec.json.encode(fields)
 
 

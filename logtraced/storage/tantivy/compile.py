@@ -93,6 +93,9 @@ class Compiled:
     query: tantivy.Query
     needs_verification: bool
     walks_dictionary: bool = False  # some part walks a whole term dictionary each time the query runs
+    # When the whole query is the set of message words a word list found (`$contains` of one word
+    # piece): those words, whose document frequencies bound the candidates without running the query.
+    listed_words: tuple[str, ...] | None = None
 
 
 def compile_query(
@@ -113,7 +116,8 @@ def compile_query(
     """
     compiler = _Compiler(schema, stemming, terms or {}, uncapitalised, words)
     part = compiler.compile(node)
-    return Compiled(part.query, not part.exact, compiler.walks_dictionary)
+    listed = next((found for query, found in compiler.listed if query is part.query), None)
+    return Compiled(part.query, not part.exact, compiler.walks_dictionary, listed)
 
 
 def uncapitalised(searcher: tantivy.Searcher, schema: tantivy.Schema, node: Node) -> frozenset[str]:
@@ -275,6 +279,7 @@ class _Compiler:
         self.uncapitalised = uncapitalised
         self.word_list = word_list
         self.walks_dictionary = False
+        self.listed: list[tuple[tantivy.Query, tuple[str, ...]]] = []  # term sets of listed words, with the words
         self.words_field = fields.MESSAGE_STEMMED if stemming else fields.MESSAGE
         self.splitter = _word_splitter()
         self.indexed = fields.text_analyzer()
@@ -578,7 +583,9 @@ class _Compiler:
         found = self.word_list.containing(cond.token, at_end=not cond.open_right)
         if found is None:
             return None
-        return _Narrowing(self._term_set(field, found) if found else tantivy.Query.empty_query(), True)
+        query = self._term_set(field, found) if found else tantivy.Query.empty_query()
+        self.listed.append((query, tuple(found)))
+        return _Narrowing(query, True)
 
     def _formula_query(self, formula: _Formula, literal: Callable[[str], _Narrowing | None]) -> _Narrowing | None:
         if formula is None:

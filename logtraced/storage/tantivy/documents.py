@@ -1,14 +1,19 @@
 """Canonical events to the JSON documents `IndexWriter.add_json` takes, and stored documents back to events.
 
 The writer process calls `encode_columns` once per WAL record and day.  It runs no Python
-per event: `map` builds one document struct per event from the columns, in C, and one
-`encode_lines` call encodes them all; splitting that text is one more C call.
+per event: `map` builds the stored event and one document struct per event from the columns, in
+C, and one `encode_lines` call encodes them all; splitting that text is one more C call.
+
+A document carries the event twice: its fields for the index (not stored), and the event's
+msgpack in `schema.EVENT`, the one stored field (base64 in the JSON, as `add_json` takes bytes).
+Partitions made before `schema.EVENT` stored the fields themselves; `projector` reads either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import Any, Final
 
 import msgspec
@@ -33,15 +38,18 @@ _FIELDS: Final = [
 ]
 _CAPITALS: Final = (schema.MESSAGE_CAPITALS, str)
 _STEMMED: Final = (schema.MESSAGE_STEMMED, str)
+_EVENT: Final = (schema.EVENT, bytes)
 # With index.capitals the message goes again for its capitalised words (partitions made before ignore
-# it); with index.stemming again for its stems.  Keyed by (stemming, capitals).
+# it, as they ignore the stored event); with index.stemming again for its stems.  Keyed by (stemming, capitals).
 _DOCUMENTS: Final = {
-    (False, False): msgspec.defstruct("_Document", _FIELDS, gc=False),
-    (False, True): msgspec.defstruct("_CapitalsDocument", [*_FIELDS, _CAPITALS], gc=False),
-    (True, False): msgspec.defstruct("_StemmedDocument", [*_FIELDS, _STEMMED], gc=False),
-    (True, True): msgspec.defstruct("_StemmedCapitalsDocument", [*_FIELDS, _STEMMED, _CAPITALS], gc=False),
+    (False, False): msgspec.defstruct("_Document", [*_FIELDS, _EVENT], gc=False),
+    (False, True): msgspec.defstruct("_CapitalsDocument", [*_FIELDS, _EVENT, _CAPITALS], gc=False),
+    (True, False): msgspec.defstruct("_StemmedDocument", [*_FIELDS, _EVENT, _STEMMED], gc=False),
+    (True, True): msgspec.defstruct("_StemmedCapitalsDocument", [*_FIELDS, _EVENT, _STEMMED, _CAPITALS], gc=False),
 }
 _encode_lines: Final = msgspec.json.Encoder().encode_lines
+_encode_event: Final = msgspec.msgpack.Encoder().encode
+_decode_event: Final = msgspec.msgpack.Decoder(Event).decode
 
 
 def encode_documents(events: Sequence[Event], *, stemming: bool, capitals: bool = True) -> list[str]:
@@ -56,15 +64,17 @@ def encode_columns(events: EventColumns, *, stemming: bool, capitals: bool = Tru
     newlines JSON never leaves unescaped inside a document.
     """
     columns = msgspec.structs.astuple(events)
+    # Timestamp and id zeroed (one byte each): reads take both from the fast fields with the hit.
+    stored = map(_encode_event, map(Event, repeat(0), *columns[1:-1]))
     copies = [events.message] * (int(stemming) + int(capitals))
-    documents = map(_DOCUMENTS[stemming, capitals], *columns, *copies)
+    documents = map(_DOCUMENTS[stemming, capitals], *columns, stored, *copies)
     lines = _encode_lines(documents).decode().split("\n")
     lines.pop()  # after the newline that ends the last document
     return lines
 
 
 def event_from_document(doc: dict[str, list[Any]], identifier: int) -> Event:
-    """The Event a stored document came from (`Document.to_dict()`: every value is a list).
+    """The Event a stored document of separate fields came from (`Document.to_dict()`: every value is a list).
 
     The id is a fast field, not stored, so the caller reads it with the hit.  tantivy leaves out
     empty multi-valued fields and turns any attribute string that reads as an RFC 3339 date into
@@ -94,13 +104,17 @@ def event_from_document(doc: dict[str, list[Any]], identifier: int) -> Event:
 Projector = Callable[[tantivy.Document, int, int], Event]
 
 
-def projector(fields: frozenset[str] | None) -> Projector:
+def projector(fields: frozenset[str] | None, *, whole: bool) -> Projector:
     """How to read the `fields` of a stored document into an Event (None: every field), decided once per read.
 
-    A search decodes up to 100 000 documents, and working out per document which fields to read
-    cost more than reading them: the field names are settled here, so reading a document is a few
-    `get_first` calls.  Fields not asked for keep `Event`'s defaults.
+    A partition that stores events `whole` (`schema.stores_events`) gives every field: one decode
+    of the whole event costs less than picking fields.  Otherwise, as a search decodes up to 100 000
+    documents and working out per document which fields to read cost more than reading them, the
+    field names are settled here, so reading a document is a few `get_first` calls; fields not asked
+    for keep `Event`'s defaults.
     """
+    if whole:
+        return _stored_event
     if fields is None or schema.ATTRIBUTES in fields:
         return _whole if fields is None else _selected(fields)
     message = schema.MESSAGE in fields
@@ -118,6 +132,13 @@ def projector(fields: frozenset[str] | None) -> Projector:
         return event
 
     return project
+
+
+def _stored_event(document: tantivy.Document, timestamp: int, identifier: int) -> Event:
+    event = _decode_event(document.get_first(schema.EVENT) or b"")
+    event.timestamp = timestamp
+    event.id = identifier
+    return event
 
 
 def _whole(document: tantivy.Document, timestamp: int, identifier: int) -> Event:

@@ -9,7 +9,7 @@ import tantivy
 
 from logtraced.model import Event
 from logtraced.storage.tantivy import schema
-from logtraced.storage.tantivy.documents import event_from_document
+from logtraced.storage.tantivy.documents import projector
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, open_index
 from logtraced.storage.tantivy.reader import hit_count
 
@@ -31,6 +31,7 @@ def events(data_dir: Path, partition: Partition, after_id: int, chunk: int) -> I
     if index is None:
         return
     searcher = index.searcher()
+    read = projector(None, whole=schema.stores_events(index.schema))
     while True:
         query = tantivy.Query.range_query(index.schema, schema.ID, tantivy.FieldType.Integer, after_id + 1, 2**63 - 1)
         hits = searcher.search(query, chunk, count=False, order_by_field=schema.ID, order=tantivy.Order.Asc).hits
@@ -38,9 +39,10 @@ def events(data_dir: Path, partition: Partition, after_id: int, chunk: int) -> I
             return
         addresses = [address for _, address in hits]
         ids = searcher.fast_field_values(schema.ID, addresses)
+        stamps = searcher.fast_field_values(schema.TIMESTAMP, addresses)
         batch = [
-            event_from_document(searcher.doc(address).to_dict(), int(identifier or 0))
-            for address, identifier in zip(addresses, ids, strict=True)
+            read(searcher.doc(address), int(timestamp or 0), int(identifier or 0))
+            for address, timestamp, identifier in zip(addresses, stamps, ids, strict=True)
         ]
         yield batch
         after_id = batch[-1].id

@@ -82,6 +82,8 @@ UNORDERED_MAX: Final = 100_000
 SCAN_PROBE: Final = 256
 # The most events a scan may expect to read to fill the page; beyond, the index narrows instead.
 SCAN_MAX: Final = 8192
+# Listed words whose document frequencies are summed to bound the candidates; more are counted.
+MAX_SUMMED_WORDS: Final = 256
 _INTEGER: Final = tantivy.FieldType.Integer
 _MIN_I64: Final = -(2**63)
 _MAX_I64: Final = 2**63 - 1
@@ -155,6 +157,9 @@ class _Plan:
     scanned: tantivy.Query  # what a verifying scan reads: the candidates, or every event if they walk a dictionary
     unconfined: tantivy.Query | None  # the candidates of every environment, when `scanned` holds candidates
     day: int  # the partition's UTC day (days since the epoch)
+    whole: bool  # the partition stores each event whole (`schema.stores_events`)
+    listed_words: tuple[str, ...] | None = None  # `Compiled.listed_words`, when `scanned` is those words
+    committed_ns: int = -1  # when the partition last committed (`IndexReader.commit_mark`; -1: unknown)
 
 
 def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Iterator[_Plan]:
@@ -174,18 +179,32 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
             continue
         stemming = schema.has_field(index.schema, schema.MESSAGE_STEMMED)
         searcher = index.searcher()
-        words = reader.word_lists.get(partition, reader.commit_mark(partition)) if word_pieces else None
+        mark = reader.commit_mark(partition)
+        words = reader.word_lists.get(partition, mark) if word_pieces else None
         compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting, words)
         user_query = _with_index(index, compiled.query, scan.index)
         query = reader.confine(index, scan.tenant, scan.start_ns, end_inclusive, user_query)
         verify = compiled.needs_verification or staged
+        whole = schema.stores_events(index.schema)
         if compiled.walks_dictionary:  # once per time slice would repeat the walk: read every event instead
             everything = reader.confine(
                 index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index)
             )
-            yield _Plan(index, searcher, query, verify, stemming, everything, None, partition.day)
+            yield _Plan(index, searcher, query, verify, stemming, everything, None, partition.day, whole, None, mark)
         else:
-            yield _Plan(index, searcher, query, verify, stemming, query, user_query, partition.day)
+            yield _Plan(
+                index,
+                searcher,
+                query,
+                verify,
+                stemming,
+                query,
+                user_query,
+                partition.day,
+                whole,
+                compiled.listed_words,
+                mark,
+            )
 
 
 COMPILED_QUERIES: Final = 256
@@ -260,9 +279,9 @@ def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int) -> 
     probe = _Probe()
     verify_fields = query_fields(scan.pipeline)
     for plan in plans:
-        decode = _Decoder(plan.searcher, scan.fields, verify_fields if plan.verify else None, stats, scan.deadline)
+        decode = _Decoder(plan, scan.fields, verify_fields if plan.verify else None, stats, scan.deadline)
         if not plan.verify:
-            first = min(FIRST_CHUNK, max(wanted - found, 1))
+            first = min(FIRST_CHUNK, max(wanted - found, 1) + 1)  # one more: the last row's timestamp may tie
             largest = max(MAX_CHUNK, wanted - found)
             for key, address in _ordered(plan.searcher, plan.index, plan.query, scan, first, largest):
                 _check_deadline(scan.deadline)
@@ -327,7 +346,7 @@ def _check(decode: _Decoder, verifier: Verifier, address: tantivy.DocAddress, ke
     if verified is None:
         return None
     shown, labels = verified
-    event = decode.project(document, key)
+    event = decode.shown(document, candidate, key)
     if shown.message != candidate.message:  # LogQL's line_format or unpack rewrote the line
         event.message = shown.message
     return Row(event, labels)
@@ -338,23 +357,27 @@ class _Decoder:
 
     def __init__(
         self,
-        searcher: tantivy.Searcher,
+        plan: _Plan,
         fields: frozenset[str] | None,
         verify_fields: frozenset[str] | None,
         stats: Stats,
         deadline: float = NO_DEADLINE,
     ) -> None:
-        self.searcher = searcher
+        self.searcher = plan.searcher
+        self.whole = plan.whole
         self.stats = stats
         self.deadline = deadline
-        self.project_fields = projector(fields)
-        self.project_verified = projector(verify_fields)
+        self.project_fields = projector(fields, whole=plan.whole)
+        self.project_verified = projector(verify_fields, whole=plan.whole)
 
     def row(self, address: tantivy.DocAddress, key: SortKey) -> Event:
-        return self.project(self.searcher.doc(address), key)
+        return self._counted(self.project_fields(self.searcher.doc(address), *key))
 
-    def project(self, document: tantivy.Document, key: SortKey) -> Event:
-        event = self.project_fields(document, *key)
+    def shown(self, document: tantivy.Document, verified: Event, key: SortKey) -> Event:
+        """The row of a verified candidate: the event verification read, when that was the whole event."""
+        return self._counted(verified if self.whole else self.project_fields(document, *key))
+
+    def _counted(self, event: Event) -> Event:
         self.stats.lines_examined += 1
         self.stats.bytes_examined += len(event.message)
         return event
@@ -449,16 +472,21 @@ def _ordered(
         if not hits:
             return
         rows = _keyed(searcher, [ts for ts, _ in hits], [address for _, address in hits])
-        if len(hits) == chunk:
-            boundary = rows[-1][0][0]
-            rows = [row for row in rows if row[0][0] != boundary]
-            rows += _all_at(searcher, index, bounded, boundary)
-        rows.sort(key=lambda row: row[0], reverse=scan.newest_first)
-        yield from rows
         if len(hits) < chunk:
+            yield from sorted(rows, key=_sort_key, reverse=scan.newest_first)
             return
-        after = rows[-1][0]
+        # The chunk may have cut the hits at its last timestamp: those before it are complete, and the
+        # rest at it are read only if the caller still wants rows (a page usually fills before them).
+        boundary = rows[-1][0][0]
+        yield from sorted((row for row in rows if row[0][0] != boundary), key=_sort_key, reverse=scan.newest_first)
+        tied = sorted(_all_at(searcher, index, bounded, boundary), key=_sort_key, reverse=scan.newest_first)
+        yield from tied
+        after = tied[-1][0]
         chunk = min(chunk * 4, largest)
+
+
+def _sort_key(row: tuple[SortKey, tantivy.DocAddress]) -> SortKey:
+    return row[0]
 
 
 def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddress]]:
@@ -476,8 +504,7 @@ def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddr
     after = scan.after
     if after is not None:
         high, low = (min(high, after[0]), low) if scan.newest_first else (high, max(low, after[0]))
-    population = plan.searcher.num_docs if plan.unconfined is None else hit_count(plan.searcher, plan.unconfined)
-    width = max(NS_PER_DAY * FIRST_CHUNK // max(population, 1), 1)
+    width = max(_spread(plan) * FIRST_CHUNK // max(_population(plan), 1), 1)
     while low <= high:
         first, last = (max(low, high - width + 1), high) if scan.newest_first else (low, min(high, low + width - 1))
         bounded = tantivy.Query.boolean_query(
@@ -493,6 +520,32 @@ def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddr
         high, low = (first - 1, low) if scan.newest_first else (high, last + 1)
         after = None  # later slices lie wholly beyond the cursor
         width *= 4 if read < FIRST_CHUNK else 2  # still reading: the page needs more than one slice held
+
+
+def _spread(plan: _Plan) -> int:
+    """The nanoseconds of its day the partition's events are taken to spread over: until its last commit.
+
+    A day being written holds events up to about now, so sizing slices as if its events filled the
+    whole day would make them several times too wide.
+    """
+    start = plan.day * NS_PER_DAY
+    if plan.committed_ns < 0:
+        return NS_PER_DAY
+    return max(min(plan.committed_ns - start, NS_PER_DAY), 1)
+
+
+def _population(plan: _Plan) -> int:
+    """How many events a verifying scan of the partition reads at most, over the day, for sizing its slices.
+
+    Every event, or the candidates: counted (a pass over them), unless they are a few listed words,
+    whose document frequencies sum to a bound in a dictionary look-up each.
+    """
+    if plan.unconfined is None:
+        return plan.searcher.num_docs
+    words = plan.listed_words
+    if words is not None and len(words) <= MAX_SUMMED_WORDS:
+        return sum(plan.searcher.doc_freq(schema.MESSAGE, word) for word in words)
+    return hit_count(plan.searcher, plan.unconfined)
 
 
 def _keyed(
@@ -562,7 +615,7 @@ def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountRe
             count_partition(plan.searcher, plan.index, plan.query, plan.day, request, series)
             continue
         verifier = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
-        decode = _Decoder(plan.searcher, fields, fields, result.stats, request.deadline)
+        decode = _Decoder(plan, fields, fields, result.stats, request.deadline)
         for key, address in _unordered(plan, scan):
             _check_deadline(request.deadline)
             verified = verifier(decode.for_verification(plan.searcher.doc(address), key))

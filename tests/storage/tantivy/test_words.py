@@ -13,7 +13,7 @@ from logtraced.model import NS_PER_DAY, Event
 from logtraced.query.ast import Compare, Op
 from logtraced.query.pipeline import Pipeline
 from logtraced.storage.backend import SearchRequest
-from logtraced.storage.tantivy import search
+from logtraced.storage.tantivy import schema, search
 from logtraced.storage.tantivy.compile import compile_query
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout
 from logtraced.storage.tantivy.reader import IndexReader
@@ -41,6 +41,18 @@ def test_a_piece_in_too_many_words_is_left_to_the_walk() -> None:
     words = listed(*(f"w{number}x" for number in range(MAX_FOUND_WORDS + 1)))
     assert words.containing("x", at_end=True) is None
     assert words.containing("w1234", at_end=False) is not None
+
+
+def test_a_piece_alone_names_its_words_for_sizing_scans() -> None:
+    """`Compiled.listed_words` lets a scan bound its candidates by document frequencies instead of counting them."""
+    words = listed("aazq7xbb", "zq7x", "connect", "reconnected")
+    index_schema = schema.build_schema(stemming=False)
+    alone = compile_query(Compare(Op.CONTAINS, "message", "zq7x"), index_schema, stemming=False, words=words)
+    assert alone.listed_words == ("aazq7xbb", "zq7x")
+    both = Compare(Op.REGEX, "message", "zq7x.*onnect")
+    assert compile_query(both, index_schema, stemming=False, words=words).listed_words is None
+    walked = compile_query(Compare(Op.CONTAINS, "message", "zq7x"), index_schema, stemming=False)
+    assert walked.listed_words is None
 
 
 def settle(data_dir: Path) -> list[Partition]:
