@@ -3,9 +3,10 @@
 
 Tantivy's docstore compresses blocks of stored documents with lz4 in this tantivy-py build (its
 `zstd-compression` feature is not compiled in: an index asking for zstd is refused when opened).
-This compresses the same stored documents (bench/query.py's generator, `encode_documents` with
-the daemon's defaults) in blocks of 16, 64 and 256 KiB with lz4 and zstd, so the storage budget
-can be weighed against what a different store of the events would save.
+This compresses what a partition stores of each event (bench/query.py's generator; the event's
+msgpack with its timestamp and id zeroed, `schema.EVENT`) in blocks of 16, 64 and 256 KiB with lz4
+and zstd, so the storage budget can be weighed against what a different store of the events would
+save.
 
     python bench/docstore.py [--events 100000] [--json]
 """
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import cramjam
+import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from query import generate_segment  # noqa: E402
 
 from logtraced.model import NS_PER_DAY  # noqa: E402
-from logtraced.storage.tantivy.documents import encode_documents  # noqa: E402
 
 BLOCKS = (16 * 1024, 64 * 1024, 256 * 1024)
 CODECS: dict[str, Callable[[bytes], bytes]] = {
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     events = sorted(generate_segment(7, 0, 0, NS_PER_DAY, args.events, "default"), key=lambda event: event.timestamp)
-    documents = [document.encode() for document in encode_documents(events, stemming=False, capitals=False)]
+    documents = [msgspec.msgpack.encode(msgspec.structs.replace(event, timestamp=0, id=0)) for event in events]
     raw = sum(len(document) for document in documents)
     rows = [
         {
