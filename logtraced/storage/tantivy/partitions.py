@@ -55,30 +55,59 @@ class PartitionLayout:
 
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / "index"
+        # Per organisation: its directory's mtime and the days listed then (see `_days_of`).
+        self._listed: dict[str, tuple[int, list[Partition]]] = {}
 
     def path(self, partition: Partition) -> Path:
         return self.root / partition.org / day_name(partition.day)
 
     def existing(self, org: str | None = None) -> list[Partition]:
         """Every partition on disk (of one organisation, or all), oldest day first."""
-        found: list[Partition] = []
         orgs = [self.root / org] if org is not None else sorted(self.root.glob("*"))
-        for org_dir in orgs:
-            if not org_dir.is_dir():
-                continue
-            for day_dir in org_dir.iterdir():
-                try:
-                    day = day_from_name(day_dir.name)
-                except ValueError:
-                    continue
-                if (day_dir / "meta.json").exists():
-                    found.append(Partition(org_dir.name, day))
+        found = [partition for org_dir in orgs for partition in _days_in(org_dir)[0]]
         return sorted(found, key=lambda p: (p.day, p.org))
 
     def overlapping(self, org: str, start_ns: int, end_ns: int) -> list[Partition]:
         """The partitions of `org` whose day intersects [start_ns, end_ns]."""
         first, last = day_of(start_ns), day_of(end_ns)
-        return [p for p in self.existing(org) if first <= p.day <= last]
+        return [p for p in self._days_of(org) if first <= p.day <= last]
+
+    def _days_of(self, org: str) -> list[Partition]:
+        """`existing(org)`, listed again only when the organisation's directory changed: a day made or deleted.
+
+        Every search asks (listing and checking each day cost ~0.1 ms).  A day's directory is made
+        before its meta.json is written, so a listing that met a day without one is not kept.
+        """
+        org_dir = self.root / org
+        try:
+            mark = org_dir.stat().st_mtime_ns
+        except OSError:
+            return []
+        cached = self._listed.get(org)
+        if cached is not None and cached[0] == mark:
+            return cached[1]
+        found, complete = _days_in(org_dir)
+        if complete:
+            self._listed[org] = (mark, found)
+        return found
+
+
+def _days_in(org_dir: Path) -> tuple[list[Partition], bool]:
+    """The organisation's partitions, oldest first, and whether every day directory has its meta.json."""
+    if not org_dir.is_dir():
+        return [], True
+    found: list[Partition] = []
+    complete = True
+    for day_dir in org_dir.iterdir():
+        try:
+            day = day_from_name(day_dir.name)
+        except ValueError:
+            continue
+        if (day_dir / "meta.json").exists():
+            found.append(Partition(org_dir.name, day))
+        else:
+            complete = False
+    return sorted(found, key=lambda p: p.day), complete
 
 
 def open_index(path: Path, *, stemming: bool, create: bool, capitals: bool = True) -> tantivy.Index | None:
