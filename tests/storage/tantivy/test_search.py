@@ -7,15 +7,20 @@ import time
 from pathlib import Path
 
 import pytest
+import tantivy
 
 from logtraced.model import NS_PER_DAY, Event
 from logtraced.query.ast import And, Compare, Node, Not, Op
 from logtraced.query.evaluate import build_matcher
+from logtraced.query.kql import parse_kql
 from logtraced.query.logql import parse_logql
 from logtraced.query.pipeline import Filter, Pipeline, parse_pipeline
 from logtraced.storage.backend import CountRequest, SearchRequest, TenantView
-from logtraced.storage.tantivy import search
+from logtraced.storage.tantivy import schema, search
+from logtraced.storage.tantivy.documents import encode_documents
+from logtraced.storage.tantivy.partitions import Partition, PartitionLayout
 from logtraced.storage.tantivy.store import TantivyStore
+from tests.storage.tantivy.test_documents import separate_fields_schema
 from tests.storage.test_store import MINE, NOW, config, write
 
 EVENTS = 3000
@@ -198,3 +203,49 @@ def test_label_answers_are_cached_until_the_partition_commits(tmp_path: Path) ->
     assert view.label_values("service", *window, 10) == ["api", "web"]
     assert view.label_names(*window) == ["service", "level", "env"]
     assert view.label_values("service", NOW, NOW + 1, 10) == ["api"]  # another window, its own entry
+
+
+def test_a_search_reads_days_of_both_stored_layouts(tmp_path: Path) -> None:
+    """A day written before events were stored whole is read field by field beside today's, in one page."""
+    cfg = config(tmp_path)
+    today = [
+        Event(
+            NOW - position,
+            f"connection refused {position}",
+            level="error",
+            env="production",
+            org="acme",
+            attributes={"at": "2024-06-10T06:13:20Z"},
+            id=position + 1,
+        )
+        for position in range(5)
+    ]
+    write(cfg, [(MINE, today)]).close()
+    yesterday = NOW - NS_PER_DAY
+    layout = PartitionLayout(cfg.data_path)
+    path = layout.path(Partition("acme", yesterday // NS_PER_DAY))
+    path.mkdir(parents=True)
+    old = tantivy.Index(separate_fields_schema(), path=str(path))
+    schema.register_tokenizers(old)
+    writer = old.writer(15_000_000, 1)
+    before = [
+        Event(
+            yesterday - position,
+            f"connection refused then {position}",
+            level="error",
+            env="production",
+            org="acme",
+            id=(1 << 40) + position,
+        )
+        for position in range(3)
+    ]
+    for document in encode_documents(before, stemming=False):
+        writer.add_json(document)
+    writer.commit()
+    writer.wait_merging_threads()
+    view = TantivyStore(cfg.data_path).for_tenant(MINE)
+    for pipeline in (Pipeline((Filter(parse_kql("level:error")),)), substring("onnection refu")):
+        page = view.search(SearchRequest(NOW - 3 * NS_PER_DAY, NOW + 1, pipeline, 100))
+        assert [row.event.message for row in page.rows] == [event.message for event in today + before]
+    [newest] = view.search(SearchRequest(NOW - 3 * NS_PER_DAY, NOW + 1, substring("onnection refu"), 1)).rows
+    assert newest.event.attributes == {"at": "2024-06-10T06:13:20Z"}  # stored whole: as sent
