@@ -36,10 +36,9 @@ class SearchRequest:
     index: str | None = None  # one routed index, or every index
     deadline: float = NO_DEADLINE  # time.monotonic() past which the query is abandoned (QueryTimeout)
     count_total: bool = False  # count every match (the KQL API reports totals; it costs a pass)
-    # Event fields the rows need (`Event` attribute names); None = all.  A backend may give more
-    # where reading the whole event costs no more (a Tantivy partition storing events whole), and
-    # fields it leaves unread keep their defaults.  Reading whole documents of separate fields is
-    # most of a row's cost, so callers that only look at a few fields (pattern mining reads
+    # Event fields the rows need (`Event` attribute names); None = all.  Unread fields keep their
+    # defaults.  Decoding a whole stored document is most of a row's cost, and rows held by the
+    # thousand cost memory, so callers that only look at a few fields (pattern mining reads
     # message, level and timestamp) should say so.
     fields: frozenset[str] | None = None
 

@@ -107,14 +107,17 @@ Projector = Callable[[tantivy.Document, int, int], Event]
 def projector(fields: frozenset[str] | None, *, whole: bool) -> Projector:
     """How to read the `fields` of a stored document into an Event (None: every field), decided once per read.
 
-    A partition that stores events `whole` (`schema.stores_events`) gives every field: one decode
-    of the whole event costs less than picking fields.  Otherwise, as a search decodes up to 100 000
-    documents and working out per document which fields to read cost more than reading them, the
-    field names are settled here, so reading a document is a few `get_first` calls; fields not asked
-    for keep `Event`'s defaults.
+    Fields not asked for keep `Event`'s defaults.  A partition that stores events `whole`
+    (`schema.stores_events`) decodes the whole event, which costs less than picking fields, and
+    `trimmer` then lets go of the rest (analysis holds up to 100 000 rows).  Otherwise, as a search
+    decodes up to 100 000 documents and working out per document which fields to read cost more than
+    reading them, the field names are settled here, so reading a document is a few `get_first` calls.
     """
     if whole:
-        return _stored_event
+        if fields is None:
+            return _stored_event
+        trim = trimmer(fields)
+        return lambda document, timestamp, identifier: trim(_stored_event(document, timestamp, identifier))
     if fields is None or schema.ATTRIBUTES in fields:
         return _whole if fields is None else _selected(fields)
     message = schema.MESSAGE in fields
@@ -132,6 +135,28 @@ def projector(fields: frozenset[str] | None, *, whole: bool) -> Projector:
         return event
 
     return project
+
+
+def trimmer(fields: frozenset[str] | None) -> Callable[[Event], Event]:
+    """What a row keeps of a whole event: the `fields` asked for, the others back to `Event`'s defaults."""
+    dropped = [] if fields is None else [name for name in _TRIMMABLE if name not in fields]
+    if not dropped:
+        return _unchanged
+
+    def trim(event: Event) -> Event:
+        for name in dropped:
+            setattr(event, name, [] if name == schema.TAGS else {} if name == schema.ATTRIBUTES else "")
+        return event
+
+    return trim
+
+
+# Every Event field a projection may leave out: all but the timestamp and id, read with the hit.
+_TRIMMABLE: Final = tuple(name for name in Event.__struct_fields__ if name not in (schema.TIMESTAMP, schema.ID))
+
+
+def _unchanged(event: Event) -> Event:
+    return event
 
 
 def _stored_event(document: tantivy.Document, timestamp: int, identifier: int) -> Event:

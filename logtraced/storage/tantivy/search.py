@@ -66,7 +66,7 @@ from logtraced.storage.tantivy.compile import (
     scans_message_words,
     uncapitalised,
 )
-from logtraced.storage.tantivy.documents import projector
+from logtraced.storage.tantivy.documents import projector, trimmer
 from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_count
 from logtraced.storage.tantivy.words import WordList
 
@@ -360,14 +360,16 @@ class _Decoder:
         self.stats = stats
         self.deadline = deadline
         self.project_fields = projector(fields, whole=plan.whole)
-        self.project_verified = projector(verify_fields, whole=plan.whole)
+        # A whole event is decoded in full once for verification, and the row trimmed from it.
+        self.project_verified = projector(None if plan.whole else verify_fields, whole=plan.whole)
+        self.trim = trimmer(fields)
 
     def row(self, address: tantivy.DocAddress, key: SortKey) -> Event:
         return self._counted(self.project_fields(self.searcher.doc(address), *key))
 
     def shown(self, document: tantivy.Document, verified: Event, key: SortKey) -> Event:
         """The row of a verified candidate: the event verification read, when that was the whole event."""
-        return self._counted(verified if self.whole else self.project_fields(document, *key))
+        return self._counted(self.trim(verified) if self.whole else self.project_fields(document, *key))
 
     def _counted(self, event: Event) -> Event:
         self.stats.lines_examined += 1

@@ -224,7 +224,7 @@ class TestProjection:
 
     EVENT = Event(5, "m", "error", "api", "web-1", "production", "acme", "", ["t"], {"k": "v"})
 
-    def _read(self, index: tantivy.Index, fields: frozenset[str]) -> Event:
+    def _read(self, index: tantivy.Index, fields: frozenset[str] | None) -> Event:
         writer = index.writer(15_000_000, 1)
         [document] = encode_documents([self.EVENT], stemming=False)
         writer.add_json(document)
@@ -238,6 +238,9 @@ class TestProjection:
         read = self._read(separate_fields_index, frozenset({"timestamp", "message", "level", "tags"}))
         assert read == Event(5, "m", "error", tags=["t"], id=7)
 
-    def test_a_stored_event_is_read_whole(self, index: tantivy.Index) -> None:
-        read = self._read(index, frozenset({"timestamp", "message"}))
-        assert read == msgspec.structs.replace(self.EVENT, id=7)
+    def test_a_stored_event_keeps_only_the_fields_asked_for(self, index: tantivy.Index) -> None:
+        read = self._read(index, frozenset({"timestamp", "message", "level", "tags"}))
+        assert read == Event(5, "m", "error", tags=["t"], id=7)
+
+    def test_a_stored_event_is_read_whole_when_every_field_is_asked_for(self, index: tantivy.Index) -> None:
+        assert self._read(index, None) == msgspec.structs.replace(self.EVENT, id=7)
