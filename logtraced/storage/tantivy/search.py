@@ -526,12 +526,13 @@ def _spread(plan: _Plan) -> int:
     """The nanoseconds of its day the partition's events are taken to spread over: until its last commit.
 
     A day being written holds events up to about now, so sizing slices as if its events filled the
-    whole day would make them several times too wide.
+    whole day would make them several times too wide.  A day that last committed before it began
+    (events dated ahead of the clock) is taken as whole.
     """
     start = plan.day * NS_PER_DAY
-    if plan.committed_ns < 0:
+    if plan.committed_ns <= start:
         return NS_PER_DAY
-    return max(min(plan.committed_ns - start, NS_PER_DAY), 1)
+    return min(plan.committed_ns - start, NS_PER_DAY)
 
 
 def _population(plan: _Plan) -> int | None:
