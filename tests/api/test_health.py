@@ -29,7 +29,7 @@ class TestFigures:
         status, body = health(api.daemon, writer)
         assert status == 200
         assert body["status"] == "healthy" and "reasons" not in body
-        assert body["workers"] == 2  # the ingest loop and the one configured index writer thread
+        assert body["workers"] == 3  # the ingest loop and the two configured index writer threads
         assert body["ingestion_rps"] >= 0 and body["uptime_seconds"] > 0
         assert body["queue_depth"] == body["wal_lag"]["events"] >= 0
         assert set(body["wal_lag"]) == {"records", "events", "bytes"}
