@@ -350,12 +350,7 @@ def _parse_common_5424(text: str, now_ns: int, zone: ZoneInfo) -> Event | None:
             if len(params) != len(pairs) or sd_id in attributes:
                 return None
             attributes[sd_id] = params
-    header = {"facility": FACILITIES[value >> 3], "severity": value & 7}
-    if procid != _NIL:
-        header["procid"] = procid
-    if msgid != _NIL:
-        header["msgid"] = msgid
-    attributes["syslog"] = header
+    attributes["syslog"] = _with_ids(_pri_attributes(value), procid, msgid)
     pos = match.end()
     return Event(
         timestamp,
@@ -380,6 +375,15 @@ def _pri_attributes(pri: int) -> dict[str, Any]:
     return {"facility": FACILITIES[pri >> 3], "severity": pri & 7}
 
 
+def _with_ids(header: dict[str, Any], procid: str, msgid: str) -> dict[str, Any]:
+    """The RFC 5424 header's PROCID and MSGID added to the PRI's attributes, each only when sent (not `-`)."""
+    if procid != _NIL:
+        header["procid"] = procid
+    if msgid != _NIL:
+        header["msgid"] = msgid
+    return header
+
+
 def _parse_5424(text: str, start: int, now_ns: int, header: dict[str, Any], zone: ZoneInfo) -> Event | None:
     """`1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [MSG]` from text[start] (after the PRI), or None if malformed."""
     match = _HEADER_5424.match(text, start)
@@ -398,11 +402,7 @@ def _parse_5424(text: str, start: int, now_ns: int, header: dict[str, Any], zone
     if text.startswith(_BOM, pos):
         pos += 1
     message = text[pos:]
-    if procid != _NIL:
-        header["procid"] = procid
-    if msgid != _NIL:
-        header["msgid"] = msgid
-    attributes["syslog"] = header
+    attributes["syslog"] = _with_ids(header, procid, msgid)
     return Event(
         timestamp,
         message,
