@@ -38,7 +38,7 @@ from logtraced.storage.backend import (
     Row,
     SearchPage,
     SearchRequest,
-    Series,
+    SeriesMap,
     Stats,
     add_count,
 )
@@ -366,7 +366,7 @@ def count(client: Client, target: Target, tenant: Tenant, request: CountRequest)
     params = Params()
     where = _confined(scan, params)
     result = CountResult()
-    series: dict[tuple[str, ...], Series] = {}
+    series: SeriesMap = {}
     by_columns = all(name in LABEL_COLUMNS for name in request.by)
     selected = _Rows.CANDIDATES
     if by_columns and where.guarded:
@@ -383,7 +383,7 @@ def count(client: Client, target: Target, tenant: Tenant, request: CountRequest)
     return _counted(result, series, started)
 
 
-def _counted(result: CountResult, series: dict[tuple[str, ...], Series], started: float) -> CountResult:
+def _counted(result: CountResult, series: SeriesMap, started: float) -> CountResult:
     result.series = list(series.values())
     result.stats.seconds = time.perf_counter() - started
     return result
@@ -391,7 +391,7 @@ def _counted(result: CountResult, series: dict[tuple[str, ...], Series], started
 
 def _aggregate(
     client: Client, target: Target, request: CountRequest, params: Params, where: str,
-    series: dict[tuple[str, ...], Series],
+    series: SeriesMap,
 ) -> None:  # fmt: skip
     """Counts per step and label values, computed by ClickHouse (no event leaves the database)."""
     start = params.int64(request.start_ns)

@@ -51,7 +51,7 @@ from logtraced.storage.backend import (
     Row,
     SearchPage,
     SearchRequest,
-    Series,
+    SeriesMap,
     Stats,
     add_count,
 )
@@ -608,7 +608,7 @@ def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountRe
         tenant, request.start_ns, request.end_ns, request.pipeline, request.index, request.deadline, fields=fields
     )
     result = CountResult()
-    series: dict[tuple[str, ...], Series] = {}
+    series: SeriesMap = {}
     stored_labels = all(name in schema.LABEL_FIELDS for name in request.by)
     for plan in _plans(reader, scan, counting=True):
         _check_deadline(request.deadline)
