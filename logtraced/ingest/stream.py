@@ -2,7 +2,10 @@
 
 One asyncio Protocol per connection (what the listener shares lives in `StreamListener`).
 When the writer falls behind, reading stops, so the sender's socket buffer fills and the
-sender slows down, as Logstash and Beats expect; nothing is dropped.  A reply a protocol asks
+sender slows down, as Logstash and Beats expect; nothing is dropped.  Each read is followed
+by a turn of the loop before the next (`_yield_turn`): libuv reads a socket that keeps up up to
+32 times in one go, and four busy senders held the loop for hundreds of milliseconds, so the
+WAL's fsync results, the indexer's durable marks and queries waited that long.  A reply a protocol asks
 for (forward's ack, beats' ACK) is written only once its events are fsynced, in order; one
 with no events behind it (a handshake's answer) goes out at once unless an earlier reply
 waits.  While replies wait, the codec's `keepalive()` is written every `keepalive_seconds`
@@ -24,8 +27,6 @@ from logtraced.ingest.codec import Decoded, StreamCodec
 from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import Tenant
-
-READ_CHUNK_HINT = 256 * 1024
 
 
 class StreamListener:
@@ -99,6 +100,7 @@ class StreamConnection(asyncio.Protocol):
         self.peer = ""
         self.source: dict[str, object] = {}
         self.paused = False
+        self.yielding = False
         self.last_data = time.monotonic()
         self.idle_timer: asyncio.TimerHandle | None = None
         self.keepalive_timer: asyncio.TimerHandle | None = None
@@ -130,6 +132,27 @@ class StreamConnection(asyncio.Protocol):
             return  # the codec gave up on this stream; what is left of it cannot be framed
         self.last_data = time.monotonic()
         self._deliver(self.codec.feed(data), len(data))
+        self._yield_turn()
+
+    def _yield_turn(self) -> None:
+        """Stop reading until the loop has run what became ready meanwhile (fsync results, other clients)."""
+        transport = self.transport
+        if self.paused or self.closing or self.yielding or transport is None or transport.is_closing():
+            return
+        self.yielding = True
+        transport.pause_reading()
+        asyncio.get_running_loop().call_soon(self._take_turn)
+
+    def _take_turn(self) -> None:
+        self.yielding = False
+        self._read_again()
+
+    def _read_again(self) -> None:
+        """Resume reading unless backpressure, a pending turn or the end of the stream still says no."""
+        transport = self.transport
+        if self.paused or self.yielding or self.closing or transport is None or transport.is_closing():
+            return
+        transport.resume_reading()
 
     def eof_received(self) -> bool:
         """The sender finished writing: store what is buffered, answer what is owed, then close."""
@@ -240,8 +263,7 @@ class StreamConnection(asyncio.Protocol):
 
     def _resume(self) -> None:
         self.paused = False
-        if self.transport is not None and not self.transport.is_closing() and not self.closing:
-            self.transport.resume_reading()
+        self._read_again()
 
     def _arm_idle_timer(self) -> None:
         timeout = self.listener.config.idle_timeout_seconds

@@ -1,14 +1,17 @@
-"""The shared socket glue driven in-process (a fake transport, a real pipeline and WAL), and each protocol's adapter.
+"""The shared socket glue driven in-process (a fake transport or a real socket, a real pipeline and WAL), and each
+protocol's adapter.
 
 The glue's promises: a reply is written only once its events are fsynced, in order; a reply
 with nothing to wait for goes out at once; a codec that gives up closes the connection only
 after the replies it owes; while replies wait, the codec's keep-alive is written; a datagram
-decoder's housekeeping runs on a timer and its counts reach the protocol's counters.
+decoder's housekeeping runs on a timer and its counts reach the protocol's counters; one busy
+sender gets one read per turn of the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -17,6 +20,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import uvloop
 
 from logtraced.config import Config, DatagramListenerConfig, load_config
 from logtraced.ingest.beats import BeatsLimits
@@ -181,6 +185,82 @@ class TestReplies:
         await asyncio.sleep(0.04)
         assert len(transport.written) == count
         connection.finish()
+
+
+class TestFairReading:
+    """After each read the connection lets the loop take a turn, so one busy sender cannot hold it."""
+
+    async def test_reading_pauses_for_one_turn_after_each_read(self, pipeline: IngestPipeline) -> None:
+        connection, transport = connect(pipeline, ScriptedCodec([Decoded(events("a"))]))
+        connection.data_received(b"one")
+        assert not transport.reading
+        await asyncio.sleep(0)
+        assert transport.reading
+
+    async def test_the_turn_does_not_undo_backpressure(self, pipeline: IngestPipeline) -> None:
+        pipeline.backlog.max_events = 1
+        connection, transport = connect(pipeline, ScriptedCodec([Decoded(events("a", "b"))]))
+        connection.data_received(b"one")
+        await settle()
+        assert connection.paused and not transport.reading  # the backlog is full: reading stays stopped
+        pipeline.on_committed(pipeline.wal.written_seq, 2, 0, 0)
+        assert transport.reading
+
+    def test_a_sender_that_keeps_up_gets_one_read_per_turn_of_uvloop(self, tmp_path: Path) -> None:
+        """libuv reads a ready socket up to 32 times in one go; the loop must run other work in between."""
+        loop = uvloop.new_event_loop()
+        try:
+            turns_at_reads = loop.run_until_complete(_reads_of_a_busy_sender(config(tmp_path)))
+        finally:
+            loop.close()
+        assert len(turns_at_reads) > 8
+        assert len(set(turns_at_reads)) == len(turns_at_reads), "two reads of one socket in one turn of the loop"
+
+
+class _TurnCounter:
+    """Counts turns of the loop: a callback that schedules itself again runs once per turn."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self.running = True
+
+    def tick(self) -> None:
+        self.turns += 1
+        if self.running:
+            asyncio.get_running_loop().call_soon(self.tick)
+
+
+class _TurnRecordingCodec(ScriptedCodec):
+    def __init__(self, counter: _TurnCounter, turns: list[int]) -> None:
+        super().__init__([])
+        self.counter, self.turns = counter, turns
+
+    def feed(self, data: bytes) -> Decoded:
+        self.turns.append(self.counter.turns)
+        return Decoded()
+
+    def close(self) -> Decoded:
+        return Decoded()
+
+
+async def _reads_of_a_busy_sender(cfg: Config) -> list[int]:
+    """The loop's turn count at each read while a thread writes 32 MiB as fast as the socket takes it."""
+    ingest = IngestPipeline(cfg, WalWriter(cfg.data_path / "wal", cfg.wal.segment_bytes), lambda seq: None)
+    counter, turns = _TurnCounter(), []
+    local = msgspec.structs.replace(cfg.tcp, host="127.0.0.1", port=0)
+    listener = StreamListener("test", local, ingest, lambda: _TurnRecordingCodec(counter, turns))
+    port = await listener.start()
+
+    def send() -> None:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"x" * (32 << 20))
+
+    counter.tick()
+    await asyncio.get_running_loop().run_in_executor(None, send)
+    counter.running = False
+    await listener.stop()
+    ingest.wal.close()
+    return turns
 
 
 class TestDatagramHousekeeping:
