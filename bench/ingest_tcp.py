@@ -3,7 +3,8 @@
 
 Sends N generated ~300-byte Logstash json_lines events over several TCP connections to a real
 daemon, waits until the index counts all of them, and reports events/s, MB/s and the peak RSS
-of the daemon (both processes).  The ceiling is plain `IndexWriter.add_json` + commit of the
+of the daemon (both processes), how soon the first events were searchable and how long
+/readyz took to answer while the senders sent.  The ceiling is plain `IndexWriter.add_json` + commit of the
 same events (already normalised), in this process, with the daemon's schema and the best writer
 threads and heap found on this machine (bench/ceiling.py): what this stack can do with no
 receiving, no WAL and no Python per-event work.  Beside it, the ClickHouse engine (chdb) inserting
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -88,13 +91,26 @@ def end_to_end(lines: list[bytes], connections: int, data: Path, extra: list[str
         shares = [b"".join(lines[i::connections]) for i in range(connections)]
         total_bytes = sum(map(len, shares))
         peak_rss = [rss_bytes(pids), rss_bytes(pids, "RssAnon")]
-        done = threading.Event()
+        done, sent_all = threading.Event(), threading.Event()
+
+        probes: list[float] = []
 
         def sample() -> None:
             while not done.is_set():
                 peak_rss[0] = max(peak_rss[0], rss_bytes(pids))
                 peak_rss[1] = max(peak_rss[1], rss_bytes(pids, "RssAnon"))
                 time.sleep(0.2)
+
+        def probe() -> None:
+            """What another client meets meanwhile: /readyz's latency while the senders send."""
+            while not sent_all.is_set():
+                asked = time.perf_counter()
+                try:
+                    urllib.request.urlopen(daemon.url("/readyz"), timeout=30).read()
+                except urllib.error.HTTPError:
+                    pass  # 503 while the backlog is full is an answer too
+                probes.append(time.perf_counter() - asked)
+                time.sleep(0.05)
 
         def send(payload: bytes) -> None:
             with socket.create_connection(("127.0.0.1", daemon.tcp_port)) as sock:
@@ -108,13 +124,21 @@ def end_to_end(lines: list[bytes], connections: int, data: Path, extra: list[str
         tenant = Tenant("default", "production")
         started = time.perf_counter()
         senders = [threading.Thread(target=send, args=(share,)) for share in shares]
-        for sender in senders:
-            sender.start()
-        for sender in senders:
-            sender.join()
+        prober = threading.Thread(target=probe, daemon=True)
+        for thread in [*senders, prober]:
+            thread.start()
+        first_searchable = None
+        while any(sender.is_alive() for sender in senders):
+            if first_searchable is None and stored_events(store, tenant):
+                first_searchable = time.perf_counter() - started
+            time.sleep(0.05)
         sent = time.perf_counter() - started
+        sent_all.set()
         while True:
-            if stored_events(store, tenant) >= len(lines):
+            count = stored_events(store, tenant)
+            if first_searchable is None and count:
+                first_searchable = time.perf_counter() - started
+            if count >= len(lines):
                 break
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
@@ -123,6 +147,9 @@ def end_to_end(lines: list[bytes], connections: int, data: Path, extra: list[str
             "events_per_second": len(lines) / elapsed,
             "megabytes_per_second": total_bytes / elapsed / 1e6,
             "send_seconds": sent,
+            "first_searchable_seconds": first_searchable or 0.0,
+            "readyz_during_send_p50_ms": statistics.median(probes) * 1000 if probes else 0.0,
+            "readyz_during_send_max_ms": max(probes) * 1000 if probes else 0.0,
             "searchable_seconds": elapsed,
             "peak_rss_mib": peak_rss[0] / 2**20,
             "peak_rss_anon_mib": peak_rss[1] / 2**20,
@@ -171,6 +198,9 @@ def main() -> None:
         "megabytes_per_second": statistics.median(run["megabytes_per_second"] for run in runs),
         "peak_rss_mib": max(run["peak_rss_mib"] for run in runs),
         "peak_rss_anon_mib": max(run["peak_rss_anon_mib"] for run in runs),
+        "first_searchable_seconds": statistics.median(run["first_searchable_seconds"] for run in runs),
+        "readyz_during_send_p50_ms": statistics.median(run["readyz_during_send_p50_ms"] for run in runs),
+        "readyz_during_send_max_ms": max(run["readyz_during_send_max_ms"] for run in runs),
         "runs": runs,
         "ceiling": ceiling,
         "clickhouse_insert": peer,
@@ -191,6 +221,8 @@ def main() -> None:
             f"ceiling add_json: {ceiling_rate:,.0f} ev/s ({ceiling['best']}, median of {args.repeat})\n"
             f"end-to-end until searchable: {rate:,.0f} ev/s, {result['megabytes_per_second']:.1f} MB/s "
             f"= {result['ratio_to_ceiling']:.2f} of ceiling\n"
+            f"first events searchable after {result['first_searchable_seconds']:.2f} s; /readyz while sending: "
+            f"p50 {result['readyz_during_send_p50_ms']:.1f} ms, max {result['readyz_during_send_max_ms']:.0f} ms\n"
             f"peak daemon RSS: {result['peak_rss_mib']:.0f} MiB "
             f"(anonymous {result['peak_rss_anon_mib']:.0f} MiB; the rest is mapped index files)"
         )
