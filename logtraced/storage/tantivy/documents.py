@@ -11,8 +11,11 @@ Partitions made before `schema.EVENT` stored the fields themselves; `projector` 
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from itertools import repeat
 from typing import Any, Final
 
@@ -66,11 +69,59 @@ def encode_columns(events: EventColumns, *, stemming: bool, capitals: bool = Tru
     columns = msgspec.structs.astuple(events)
     # Timestamp and id zeroed (one byte each): reads take both from the fast fields with the hit.
     stored = map(_encode_event, map(Event, repeat(0), *columns[1:-1]))
-    copies = [events.message] * (int(stemming) + int(capitals))
+    copies = [events.message] * int(stemming) + [list(map(capitalised_chunks, events.message))] * int(capitals)
     documents = map(_DOCUMENTS[stemming, capitals], *columns, stored, *copies)
     lines = _encode_lines(documents).decode().split("\n")
     lines.pop()  # after the newline that ends the last document
     return lines
+
+
+def capitalised_chunks(message: str) -> str:
+    """The message's whitespace-separated chunks that lowercasing changes: what `schema.MESSAGE_CAPITALS` gets.
+
+    Every word with capitals lies in one such chunk (no word spans whitespace), so the field's
+    words hold them all, and some lowercase words beside them (`OrderService.retry` gives
+    `retry` too), which only makes `compile.uncapitalised` say no more often.  Finding exactly
+    the capitalised words took a regex tokenizer in the index, which cost ~4-8 µs an event (a
+    third of indexing).  A message without capitals, the common case, costs one `lower()` here;
+    tests/storage/tantivy/test_capitals.py checks every code point.
+    """
+    if not message.isascii():
+        newer = _capitals_unknown_to_python()
+        if newer is not None and newer.search(message):
+            return message  # a capital `str.lower` leaves alone: every word goes in
+    if message.lower() == message:
+        return ""
+    return " ".join([chunk for chunk in message.split() if chunk.lower() != chunk])
+
+
+@cache
+def _capitals_unknown_to_python() -> re.Pattern[str] | None:
+    """Letters the index lowercases that this Python's Unicode tables do not know.
+
+    The index's Unicode tables may be newer than Python's (tantivy's know Unicode 16's new
+    capitals; Python 3.11's `str.lower` leaves them alone).  Asked of the index's analyzer
+    itself, among the code points Python leaves unassigned in planes 0-1, where every script
+    with capitals is; built once, on first use (~40 ms), in the writer process.
+    """
+    lowercased = schema.text_analyzer()
+    as_written = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).build()
+
+    def lowercases(text: str) -> bool:
+        return lowercased.analyze(text) != as_written.analyze(text)
+
+    unassigned = [chr(point) for point in range(0x20000) if unicodedata.category(chr(point)) == "Cn"]
+    blocks = [unassigned[start : start + 512] for start in range(0, len(unassigned), 512)]
+    found = [ord(letter) for block in blocks if lowercases(" ".join(block)) for letter in block if lowercases(letter)]
+    if not found:
+        return None
+    runs = [[found[0], found[0]]]  # as ranges: `re` tests a few ranges much faster than many single letters
+    for point in found[1:]:
+        if point == runs[-1][1] + 1:
+            runs[-1][1] = point
+        else:
+            runs.append([point, point])
+    return re.compile("[" + "".join(f"{chr(first)}-{chr(last)}" for first, last in runs) + "]")
 
 
 def event_from_document(doc: dict[str, list[Any]], identifier: int) -> Event:

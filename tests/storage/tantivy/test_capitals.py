@@ -14,7 +14,7 @@ from logtraced.query.ast import And, Compare, Node, Not, Op
 from logtraced.query.evaluate import build_matcher
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.compile import compile_query, uncapitalised
-from logtraced.storage.tantivy.documents import encode_documents
+from logtraced.storage.tantivy.documents import capitalised_chunks, encode_documents
 
 SECOND = 1_000_000_000
 BASE_NS = 1_710_496_800 * SECOND
@@ -66,11 +66,37 @@ def partition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partition]:
     yield Partition(tmp_path_factory.mktemp("capitals"), messages)
 
 
-def test_the_capitalised_words_are_the_simple_tokenizers(partition: Partition) -> None:
-    analyzer = schema.capitals_analyzer()
-    splitter = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).build()
+# The words lowercasing changes, as the index's own Unicode tables see them: what the field must hold.
+CAPITALISED_WORDS = (
+    tantivy.TextAnalyzerBuilder(
+        tantivy.Tokenizer.regex(r"[\p{Alphabetic}\p{N}]*\p{Changes_When_Lowercased}[\p{Alphabetic}\p{N}]*")
+    )
+    .filter(tantivy.Filter.remove_long(schema.TEXT_MAX_TOKEN_CHARS))
+    .filter(tantivy.Filter.lowercase())
+    .build()
+)
+
+
+def field_words(message: str) -> list[str]:
+    """The words the capitals field indexes for a message."""
+    return schema.text_analyzer().analyze(capitalised_chunks(message))
+
+
+def test_the_field_holds_the_capitalised_words_and_their_chunks() -> None:
     text = "Connection TIMEOUT on db-Primary-03 abcDef ab-Cd x1Y2 ёлка Ёлка ⅣⅤ Ⓐb ǅemal İstanbul plain"
-    assert analyzer.analyze(text) == [word.lower() for word in splitter.analyze(text) if word != word.lower()]
+    assert capitalised_chunks(text) == "Connection TIMEOUT db-Primary-03 abcDef ab-Cd x1Y2 Ёлка ⅣⅤ Ⓐb ǅemal İstanbul"
+    assert set(CAPITALISED_WORDS.analyze(text)) <= set(field_words(text))
+    assert capitalised_chunks("no capitals here, ёлка 42") == ""
+
+
+def test_the_field_holds_every_capitalised_word_for_every_code_point() -> None:
+    """Each code point goes inside and beside words with and without capitals: one that Python splits on
+    but the index keeps in a word, or one the index lowercases and `str.lower` leaves alone, loses a word."""
+    points = [chr(point) for point in range(0x110000) if not 0xD800 <= point <= 0xDFFF]
+    for start in range(0, len(points), 20_000):
+        message = " ".join(f"Q{c}q q{c}Q a{c}a {c} x{c}" for c in points[start : start + 20_000])
+        missing = set(CAPITALISED_WORDS.analyze(message)) - set(field_words(message))
+        assert not missing, sorted(missing)[:5]
 
 
 @pytest.mark.parametrize(

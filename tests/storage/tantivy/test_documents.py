@@ -151,10 +151,13 @@ class TestIndexDocument:
     @pytest.mark.parametrize("stemming", [False, True])
     def test_every_value_lands_in_its_field(self, stemming: bool, capitals: bool) -> None:
         """Documents are built positionally from columns: each schema field gets the Event field of its name."""
-        event = Event(1, "m", "error", "api", "web-1", "production", "acme", "audit", ["t"], {"k": "v"}, event_id(2, 3))
+        message = "Disk sdb full"
+        event = Event(
+            1, message, "error", "api", "web-1", "production", "acme", "audit", ["t"], {"k": "v"}, event_id(2, 3)
+        )
         [text] = encode_columns(EventColumns.of_events([event]), stemming=stemming, capitals=capitals)
-        expected = msgspec.structs.asdict(event) | ({schema.MESSAGE_CAPITALS: "m"} if capitals else {})
-        expected |= {schema.MESSAGE_STEMMED: "m"} if stemming else {}
+        expected = msgspec.structs.asdict(event) | ({schema.MESSAGE_CAPITALS: "Disk"} if capitals else {})
+        expected |= {schema.MESSAGE_STEMMED: message} if stemming else {}
         document = msgspec.json.decode(text)
         del document[schema.EVENT]
         assert document == expected
