@@ -2,10 +2,11 @@
 
 One asyncio Protocol per connection (what the listener shares lives in `StreamListener`).
 When the writer falls behind, reading stops, so the sender's socket buffer fills and the
-sender slows down, as Logstash and Beats expect; nothing is dropped.  Each read is followed
-by a turn of the loop before the next (`_yield_turn`): libuv reads a socket that keeps up up to
-32 times in one go, and four busy senders held the loop for hundreds of milliseconds, so the
-WAL's fsync results, the indexer's durable marks and queries waited that long.  A reply a protocol asks
+sender slows down, as Logstash and Beats expect; nothing is dropped.  Once a connection has
+read `TURN_BYTES` the loop takes a turn before it reads more (`_yield_turn`): libuv reads a
+socket that keeps up as many as 32 times in one go, and four busy senders held the loop for
+hundreds of milliseconds, so the WAL's fsync results, the indexer's durable marks and queries
+waited that long.  A reply a protocol asks
 for (forward's ack, beats' ACK) is written only once its events are fsynced, in order; one
 with no events behind it (a handshake's answer) goes out at once unless an earlier reply
 waits.  While replies wait, the codec's `keepalive()` is written every `keepalive_seconds`
@@ -27,6 +28,10 @@ from logtraced.ingest.codec import Decoded, StreamCodec
 from logtraced.ingest.pipeline import IngestPipeline
 from logtraced.log import WarningLimiter, get_logger
 from logtraced.model import Tenant
+
+# Bytes a connection reads before the loop takes a turn (a few hundred events; ~2 ms of decoding).
+# Small reads, a sender that does not keep the socket full, cost no pause.
+TURN_BYTES = 64 * 1024
 
 
 class StreamListener:
@@ -101,6 +106,7 @@ class StreamConnection(asyncio.Protocol):
         self.source: dict[str, object] = {}
         self.paused = False
         self.yielding = False
+        self.read_this_turn = 0
         self.last_data = time.monotonic()
         self.idle_timer: asyncio.TimerHandle | None = None
         self.keepalive_timer: asyncio.TimerHandle | None = None
@@ -132,7 +138,9 @@ class StreamConnection(asyncio.Protocol):
             return  # the codec gave up on this stream; what is left of it cannot be framed
         self.last_data = time.monotonic()
         self._deliver(self.codec.feed(data), len(data))
-        self._yield_turn()
+        self.read_this_turn += len(data)
+        if self.read_this_turn >= TURN_BYTES:
+            self._yield_turn()
 
     def _yield_turn(self) -> None:
         """Stop reading until the loop has run what became ready meanwhile (fsync results, other clients)."""
@@ -145,6 +153,7 @@ class StreamConnection(asyncio.Protocol):
 
     def _take_turn(self) -> None:
         self.yielding = False
+        self.read_this_turn = 0
         self._read_again()
 
     def _read_again(self) -> None:

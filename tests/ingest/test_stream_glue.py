@@ -5,7 +5,7 @@ The glue's promises: a reply is written only once its events are fsynced, in ord
 with nothing to wait for goes out at once; a codec that gives up closes the connection only
 after the replies it owes; while replies wait, the codec's keep-alive is written; a datagram
 decoder's housekeeping runs on a timer and its counts reach the protocol's counters; one busy
-sender gets one read per turn of the loop.
+sender reads at most a turn's worth per turn of the loop.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from logtraced.ingest.forward import ForwardLimits
 from logtraced.ingest.forward_receiver import ForwardCodec, decode_heartbeat, shared_key_resolver
 from logtraced.ingest.gelf_receiver import GelfCodec, GelfDatagrams
 from logtraced.ingest.pipeline import IngestPipeline
-from logtraced.ingest.stream import StreamConnection, StreamListener
+from logtraced.ingest.stream import TURN_BYTES, StreamConnection, StreamListener
 from logtraced.ingest.syslog_receiver import SyslogCodec, SyslogDatagrams
 from logtraced.model import Event, Tenant
 from logtraced.storage.wal import WalWriter
@@ -188,11 +188,14 @@ class TestReplies:
 
 
 class TestFairReading:
-    """After each read the connection lets the loop take a turn, so one busy sender cannot hold it."""
+    """Once a connection has read TURN_BYTES the loop takes a turn, so one busy sender cannot hold it."""
 
-    async def test_reading_pauses_for_one_turn_after_each_read(self, pipeline: IngestPipeline) -> None:
-        connection, transport = connect(pipeline, ScriptedCodec([Decoded(events("a"))]))
-        connection.data_received(b"one")
+    async def test_reading_pauses_for_one_turn_after_a_turns_worth(self, pipeline: IngestPipeline) -> None:
+        codec = ScriptedCodec([Decoded(events("a")), Decoded(events("b"))])
+        connection, transport = connect(pipeline, codec)
+        connection.data_received(b"x" * (TURN_BYTES - 1))
+        assert transport.reading  # small reads pause nothing
+        connection.data_received(b"x")
         assert not transport.reading
         await asyncio.sleep(0)
         assert transport.reading
@@ -200,21 +203,25 @@ class TestFairReading:
     async def test_the_turn_does_not_undo_backpressure(self, pipeline: IngestPipeline) -> None:
         pipeline.backlog.max_events = 1
         connection, transport = connect(pipeline, ScriptedCodec([Decoded(events("a", "b"))]))
-        connection.data_received(b"one")
+        connection.data_received(b"x" * TURN_BYTES)
         await settle()
         assert connection.paused and not transport.reading  # the backlog is full: reading stays stopped
         pipeline.on_committed(pipeline.wal.written_seq, 2, 0, 0)
         assert transport.reading
 
-    def test_a_sender_that_keeps_up_gets_one_read_per_turn_of_uvloop(self, tmp_path: Path) -> None:
+    def test_a_sender_that_keeps_up_gets_a_turns_worth_per_turn_of_uvloop(self, tmp_path: Path) -> None:
         """libuv reads a ready socket up to 32 times in one go; the loop must run other work in between."""
         loop = uvloop.new_event_loop()
         try:
-            turns_at_reads = loop.run_until_complete(_reads_of_a_busy_sender(config(tmp_path)))
+            reads = loop.run_until_complete(_reads_of_a_busy_sender(config(tmp_path)))
         finally:
             loop.close()
-        assert len(turns_at_reads) > 8
-        assert len(set(turns_at_reads)) == len(turns_at_reads), "two reads of one socket in one turn of the loop"
+        by_turn: dict[int, list[int]] = {}
+        for turn, size in reads:
+            by_turn.setdefault(turn, []).append(size)
+        assert len(by_turn) > 8
+        # Within a turn, reading stops once the reads reach TURN_BYTES: all but the last stay below it.
+        assert max(sum(sizes[:-1]) for sizes in by_turn.values()) < TURN_BYTES
 
 
 class _TurnCounter:
@@ -231,24 +238,24 @@ class _TurnCounter:
 
 
 class _TurnRecordingCodec(ScriptedCodec):
-    def __init__(self, counter: _TurnCounter, turns: list[int]) -> None:
+    def __init__(self, counter: _TurnCounter, reads: list[tuple[int, int]]) -> None:
         super().__init__([])
-        self.counter, self.turns = counter, turns
+        self.counter, self.reads = counter, reads
 
     def feed(self, data: bytes) -> Decoded:
-        self.turns.append(self.counter.turns)
+        self.reads.append((self.counter.turns, len(data)))
         return Decoded()
 
     def close(self) -> Decoded:
         return Decoded()
 
 
-async def _reads_of_a_busy_sender(cfg: Config) -> list[int]:
-    """The loop's turn count at each read while a thread writes 32 MiB as fast as the socket takes it."""
+async def _reads_of_a_busy_sender(cfg: Config) -> list[tuple[int, int]]:
+    """(the loop's turn count, bytes) of each read while a thread writes 32 MiB as fast as the socket takes it."""
     ingest = IngestPipeline(cfg, WalWriter(cfg.data_path / "wal", cfg.wal.segment_bytes), lambda seq: None)
-    counter, turns = _TurnCounter(), []
+    counter, reads = _TurnCounter(), []
     local = msgspec.structs.replace(cfg.tcp, host="127.0.0.1", port=0)
-    listener = StreamListener("test", local, ingest, lambda: _TurnRecordingCodec(counter, turns))
+    listener = StreamListener("test", local, ingest, lambda: _TurnRecordingCodec(counter, reads))
     port = await listener.start()
 
     def send() -> None:
@@ -260,7 +267,7 @@ async def _reads_of_a_busy_sender(cfg: Config) -> list[int]:
     counter.running = False
     await listener.stop()
     ingest.wal.close()
-    return turns
+    return reads
 
 
 class TestDatagramHousekeeping:
