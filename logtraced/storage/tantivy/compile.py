@@ -125,8 +125,9 @@ def uncapitalised(searcher: tantivy.Searcher, schema: tantivy.Schema, node: Node
 
     For such a substring the lowercased word index is exact: a word holding it either had no
     capitals (so it was indexed as written) or had some (and is then in MESSAGE_CAPITALS, which
-    says no).  Each check walks the partition's dictionary of capitalised words, which is small
-    where logs are mostly lowercase, and is made only where the answer pays for it (counts).
+    says no; the field also holds some lowercase words beside capitalised ones, which can only
+    make it say no more often).  Each check walks the partition's dictionary of that field, which
+    is small where logs are mostly lowercase, and is made only where the answer pays for it (counts).
     """
     if not fields.has_field(schema, fields.MESSAGE_CAPITALS):
         return frozenset()
