@@ -144,8 +144,8 @@ class StreamConnection(asyncio.Protocol):
 
     def _yield_turn(self) -> None:
         """Stop reading until the loop has run what became ready meanwhile (fsync results, other clients)."""
-        transport = self.transport
-        if self.paused or self.closing or self.yielding or transport is None or transport.is_closing():
+        transport = self._readable_transport()
+        if transport is None:
             return
         self.yielding = True
         transport.pause_reading()
@@ -158,10 +158,16 @@ class StreamConnection(asyncio.Protocol):
 
     def _read_again(self) -> None:
         """Resume reading unless backpressure, a pending turn or the end of the stream still says no."""
+        transport = self._readable_transport()
+        if transport is not None:
+            transport.resume_reading()
+
+    def _readable_transport(self) -> asyncio.Transport | None:
+        """The transport, unless backpressure, a pending turn or the end of the stream stops reading."""
         transport = self.transport
         if self.paused or self.yielding or self.closing or transport is None or transport.is_closing():
-            return
-        transport.resume_reading()
+            return None
+        return transport
 
     def eof_received(self) -> bool:
         """The sender finished writing: store what is buffered, answer what is owed, then close."""
