@@ -1,8 +1,9 @@
 """Canonical events to the JSON documents `IndexWriter.add_json` takes, and stored documents back to events.
 
-The writer process calls `encode_columns` once per WAL record and day.  It runs no Python
-per event: `map` builds the stored event and one document struct per event from the columns, in
-C, and one `encode_lines` call encodes them all; splitting that text is one more C call.
+The writer process calls `encode_columns` once per WAL record and day.  Its only Python per
+event is `capitalised_chunks` (one `lower()` for most messages): `map` builds the stored event
+and one document struct per event from the columns, in C, and one `encode_lines` call encodes
+them all; splitting that text is one more C call.
 
 A document carries the event twice: its fields for the index (not stored), and the event's
 msgpack in `schema.EVENT`, the one stored field (base64 in the JSON, as `add_json` takes bytes).
@@ -42,8 +43,8 @@ _FIELDS: Final = [
 _CAPITALS: Final = (schema.MESSAGE_CAPITALS, str)
 _STEMMED: Final = (schema.MESSAGE_STEMMED, str)
 _EVENT: Final = (schema.EVENT, bytes)
-# With index.capitals the message goes again for its capitalised words (partitions made before ignore
-# it, as they ignore the stored event); with index.stemming again for its stems.  Keyed by (stemming, capitals).
+# With index.capitals the message's capitalised chunks go too (partitions made before ignore them, as they
+# ignore the stored event); with index.stemming the message again for its stems.  Keyed by (stemming, capitals).
 _DOCUMENTS: Final = {
     (False, False): msgspec.defstruct("_Document", [*_FIELDS, _EVENT], gc=False),
     (False, True): msgspec.defstruct("_CapitalsDocument", [*_FIELDS, _EVENT, _CAPITALS], gc=False),
@@ -99,8 +100,8 @@ def capitalised_chunks(message: str) -> str:
 def _capitals_unknown_to_python() -> re.Pattern[str] | None:
     """Letters the index lowercases that this Python's Unicode tables do not know.
 
-    The index's Unicode tables may be newer than Python's (tantivy's know Unicode 16's new
-    capitals; Python 3.11's `str.lower` leaves them alone).  Asked of the index's analyzer
+    The index's Unicode tables may be newer than Python's (tantivy's know capitals added since
+    Unicode 14, such as U+1C89; Python 3.11's `str.lower` leaves them alone).  Asked of the index's analyzer
     itself, among the code points Python leaves unassigned in planes 0-1, where every script
     with capitals is; built once, on first use (~40 ms), in the writer process.
     """
