@@ -170,6 +170,7 @@ class WalConfig(_Section, frozen=True):
 
 class IndexConfig(_Section, frozen=True):
     commit_interval_ms: int = 1000
+    commit_quiet_ms: int = 100
     writer_heap_bytes: int = 128 * 1024 * 1024
     writer_threads: int = 2
     stemming: bool = False
@@ -422,6 +423,8 @@ def _check(config: Config) -> None:
     for key, value in positives.items():
         if value <= 0:
             raise ConfigError(f"{key}: must be greater than 0, got {value}")
+    if config.index.commit_quiet_ms < 0:
+        raise ConfigError(f"index.commit_quiet_ms: must be 0 (off) or more, got {config.index.commit_quiet_ms}")
     if config.index.writer_heap_bytes < 15_000_000 * config.index.writer_threads:
         raise ConfigError("index.writer_heap_bytes: must be at least 15000000 per writer thread")
     _check_clickhouse(config.clickhouse)

@@ -16,6 +16,8 @@ from tests.conftest import Store, events_at_rest
 from tests.harness import DaemonProcess, wait_until
 
 NS_PER_DAY = 86_400 * 10**9
+# Nothing is committed while the test runs: neither an interval nor a pause in the input passes.
+NO_COMMITS = ("--set", "index.commit_interval_ms=60000", "--set", "index.commit_quiet_ms=0")
 
 
 def _wal_events(data_dir: Path) -> int:
@@ -42,7 +44,7 @@ class TestCrashRecovery:
         Store(data).wait_for(2000, field="message", term=run)
         daemon.kill()
         # B: in the WAL but not yet indexed (commits far apart), then C: streaming when the kill lands.
-        daemon = DaemonProcess(data, "--set", "index.commit_interval_ms=60000").start()
+        daemon = DaemonProcess(data, *NO_COMMITS).start()
         daemon.send_tcp(_lines(run, 2000, 3000))
         wait_until(lambda: _wal_events(data) >= 3000)
         stop_sending = threading.Event()
@@ -81,7 +83,7 @@ class TestGracefulShutdown:
     def test_sigterm_commits_and_exits_zero(self, tmp_path: Path) -> None:
         data = tmp_path / "data"
         run = uuid.uuid4().hex[:10]
-        daemon = DaemonProcess(data, "--set", "index.commit_interval_ms=60000").start()
+        daemon = DaemonProcess(data, *NO_COMMITS).start()
         with socket.create_connection(("127.0.0.1", daemon.tcp_port)) as sock:
             sock.sendall(_lines(run, 0, 5000))
             sock.sendall(json.dumps({"message": f"{run} partial", "i": -1}).encode())  # no newline, still open

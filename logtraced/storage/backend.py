@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Final
+from typing import ClassVar, Final
 
 from logtraced.model import Event, EventColumns, Tenant
 from logtraced.query.pipeline import Pipeline
@@ -196,6 +196,9 @@ class StoreWriter(abc.ABC):
     """
 
     counters: WriterCounters
+    # Whether the writer may commit as soon as the input pauses (see `index.commit_quiet_ms`) rather
+    # than only once a commit interval: a backend whose every commit is costly downstream says no.
+    commits_on_pause: ClassVar[bool] = True
 
     @abc.abstractmethod
     def apply(self, seq: int, tenant: Tenant, events: EventColumns) -> None:

@@ -17,7 +17,14 @@ from tests.harness import DaemonProcess
 
 QUEUE_MAX_EVENTS = 50
 # Commits far enough apart that the backlog is still full while the test sends its next requests.
-SLOW_COMMITS = ("--set", f"ingest.queue_max_events={QUEUE_MAX_EVENTS}", "--set", "index.commit_interval_ms=4000")
+SLOW_COMMITS = (
+    "--set",
+    f"ingest.queue_max_events={QUEUE_MAX_EVENTS}",
+    "--set",
+    "index.commit_interval_ms=4000",
+    "--set",
+    "index.commit_quiet_ms=0",
+)
 TMPFS_BYTES = STORAGE_RESERVE_BYTES + 16 * 1024 * 1024
 
 

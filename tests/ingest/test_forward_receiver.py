@@ -182,7 +182,9 @@ class TestAckMeansDurable:
     @pytest.mark.parametrize("compress", [False, True], ids=["packed", "compressed"])
     def test_acked_events_survive_kill_9(self, tmp_path: Path, compress: bool) -> None:
         data = tmp_path / "data"
-        first = start_running(data, "--set", "index.commit_interval_ms=60000")  # nothing indexed before the kill
+        first = start_running(
+            data, "--set", "index.commit_interval_ms=60000", "--set", "index.commit_quiet_ms=0"
+        )  # nothing indexed before the kill
         mark = marker()
         try:
             request = fluent_bit_request("app", [{"log": f"{mark} e{i}"} for i in range(200)], compress=compress)

@@ -105,7 +105,13 @@ class TestUdpDrops:
     def test_drops_are_counted_in_health(self, tmp_path: Path) -> None:
         data = tmp_path / "data"
         daemon = DaemonProcess(
-            data, "--set", "ingest.queue_max_events=50", "--set", "index.commit_interval_ms=5000"
+            data,
+            "--set",
+            "ingest.queue_max_events=50",
+            "--set",
+            "index.commit_interval_ms=5000",
+            "--set",
+            "index.commit_quiet_ms=0",
         ).start()
         try:
             key = _key(data, "read:logs")

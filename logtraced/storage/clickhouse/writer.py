@@ -79,6 +79,9 @@ class _Staged:
 class ClickHouseWriter(StoreWriter):
     """Owns the inserts; one instance per writer process (or per `logtraced migrate`)."""
 
+    # Every commit is an INSERT that makes a part per day, which ClickHouse wants about once a second at most.
+    commits_on_pause = False
+
     def __init__(self, client: Client, target: Target, on_close: Callable[[], None] | None = None) -> None:
         self.client = client
         self.target = target
