@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from logtraced import heap
 from logtraced.api.app import HttpServer
 from logtraced.api.context import Services
 from logtraced.auth.services import AuthServices, tiers_from_config
@@ -301,6 +302,7 @@ def run(config: Config, config_path: str | None = None, config_overrides: Mappin
     _raise_open_file_limit(
         max(s.max_connections for s in listener_sections(config).values() if isinstance(s, StreamListenerConfig))
     )
+    heap.settle_after_start()
     uvloop.run(serve(config, config_path, config_overrides))
 
 

@@ -7,7 +7,8 @@ backlog, WAL, writer and tail figures are read from the live services at scrape 
 `_Collector`, so they are never stale and cost nothing between scrapes.  The writer process's
 figures (commit durations, the store's partitions and bytes) arrive with each `Committed`
 message over the writer pipe, as the backlog figures do; no second metrics server runs.  The
-client library's process collector adds `process_resident_memory_bytes` and its siblings.
+client library's process collector adds `process_resident_memory_bytes` and its siblings, and its
+garbage-collector one `python_gc_collections_total` (the event loop's process; see logtraced/heap.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, Counter, GCCollector, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -63,6 +64,7 @@ class Metrics:
         )
         self.registry.register(_Collector(services, hub))
         ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
     def observe(self, request: web.Request, status: int, seconds: float) -> None:
         route = _route(request)

@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 import msgspec
 import setproctitle
 
+from logtraced import heap
 from logtraced.config import Config
 from logtraced.log import WarningLimiter, configure_logging, get_logger
 from logtraced.model import NS_PER_DAY, record_ids, retention_start_ns
@@ -199,6 +200,7 @@ def run(config: Config, conn: Connection) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     configure_logging(config.log)
     applier = WalApplier(config, open_writer(config))
+    heap.settle_after_start()
     try:
         _serve(applier, conn)
     except Exception as exc:  # report, then let the daemon decide; the WAL still holds everything

@@ -158,3 +158,15 @@ def test_metrics_can_require_an_admin_key(tmp_path_factory: pytest.TempPathFacto
         assert locked.daemon.request("GET", "/metrics", headers=reader.bearer)[0] == 403
         admin = locked.key("admin")
         assert locked.daemon.request("GET", "/metrics", headers=admin.bearer)[0] == 200
+
+
+def test_garbage_collections_stay_rare_while_ingesting(daemon: QueryApi) -> None:
+    """20 000 events in 5 000-event batches: with CPython's default thresholds, dozens of young collections."""
+    key = daemon.key()
+    before = scrape(daemon)
+    batches = [[log(recent_base() + i, f"gc {i}", service="gc", tags=["a"]) for i in range(5000)] for _ in range(4)]
+    for batch in batches:
+        daemon.ingest(key, batch)
+    after = scrape(daemon)
+    young = moved(before, after, "python_gc_collections_total", generation="0")
+    assert 0 <= young < 10
