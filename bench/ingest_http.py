@@ -224,10 +224,14 @@ async def send_http(
     return latencies
 
 
-def send_tcp(port: int, events: list[dict[str, Any]], connections: int) -> None:
-    """The baseline: the same events as json_lines, split over `connections` sockets."""
+def tcp_shares(events: list[dict[str, Any]], connections: int) -> list[bytes]:
+    """The baseline's payloads: the events as json_lines, one share per socket, encoded before the clock starts."""
     lines = [json.dumps(event, separators=(",", ":")).encode() + b"\n" for event in events]
-    shares = [b"".join(lines[i::connections]) for i in range(connections)]
+    return [b"".join(lines[i::connections]) for i in range(connections)]
+
+
+def send_tcp(port: int, shares: list[bytes]) -> None:
+    """The baseline: each share over its own socket, all at once."""
 
     def send(payload: bytes) -> None:
         with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -318,12 +322,13 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def tcp_run(events: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    shares = tcp_shares(events, args.clients)
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory) / "data"
         run = timed_run(
             data,
             args.daemon_arg,
-            lambda daemon: send_tcp(daemon.tcp_port, events, args.clients),
+            lambda daemon: send_tcp(daemon.tcp_port, shares),
             Tenant("default", "production"),
             len(events),
         )
