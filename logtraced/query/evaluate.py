@@ -101,16 +101,42 @@ def fold_yo(text: str) -> str:
     return text.translate(_YO_FOLD) if "ё" in text or "Ё" in text else text
 
 
-def compile_regex(pattern: str, *, ignore_case: bool = False) -> Any:
-    """An RE2 regex (linear time, so user patterns cannot hang a query); bad syntax is a QueryError."""
+def compile_regex(pattern: str, *, ignore_case: bool = False, on_bytes: bool = False) -> Any:
+    """An RE2 regex (linear time, so user patterns cannot hang a query); bad syntax is a QueryError.
+
+    `on_bytes` compiles the pattern's UTF-8 bytes with the same options (RE2 reads patterns as
+    UTF-8 either way): the regex then takes UTF-8 text as bytes, which `Regex` uses.
+    """
     options = re2.Options()
     options.log_errors = False
     options.case_sensitive = not ignore_case
     try:
-        return re2.compile(pattern, options)
+        return re2.compile(pattern.encode() if on_bytes else pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise QueryError(f"invalid regular expression {pattern!r}: {reason}", code="invalid_regex") from None
+
+
+class Regex:
+    """An RE2 pattern asked only whether text matches it, as filters ask: tested on the text's UTF-8 bytes.
+
+    google-re2's methods on `str` work out character offsets for a match object after every
+    match, which a yes or no never reads: a `search` of a 100-character line took 5.5 µs on the
+    `str` and 1.8 µs on its bytes, encoding included (the verifying half of a rare regex search).
+    """
+
+    __slots__ = ("_compiled",)
+
+    def __init__(self, pattern: str, *, ignore_case: bool = False) -> None:
+        self._compiled = compile_regex(pattern, ignore_case=ignore_case, on_bytes=True)
+
+    def found_in(self, text: str) -> bool:
+        """Whether the pattern matches anywhere in `text` (`re.search`)."""
+        return self._compiled.search(text.encode()) is not None
+
+    def matches_all(self, text: str) -> bool:
+        """Whether the pattern matches the whole of `text` (`re.fullmatch`)."""
+        return self._compiled.fullmatch(text.encode()) is not None
 
 
 def words(text: str) -> list[str]:
@@ -224,16 +250,16 @@ def _keyword_test(node: Compare) -> _ValueTest:
     """Keywords are exact strings; `level` is compared lowercased, as levels are stored."""
     ignore_case = node.field == LEVEL
     if node.op is Op.REGEX:
-        regex = compile_regex(fold_yo(str(node.value)), ignore_case=ignore_case)
-        return lambda value: isinstance(value, str) and regex.search(fold_yo(value)) is not None
+        regex = Regex(fold_yo(str(node.value)), ignore_case=ignore_case)
+        return lambda value: isinstance(value, str) and regex.found_in(fold_yo(value))
     wanted = fold_yo(_text(node.value) or "")
     if ignore_case:
         wanted = wanted.lower()
     if node.op in (Op.EQ, Op.MATCH, Op.PHRASE):
         return lambda value: isinstance(value, str) and fold_yo(value) == wanted
     if node.op is Op.WILDCARD:
-        regex = compile_regex(_glob_regex(wanted, anchored=True))
-        return lambda value: isinstance(value, str) and regex.fullmatch(fold_yo(value)) is not None
+        regex = Regex(_glob_regex(wanted, anchored=True))
+        return lambda value: isinstance(value, str) and regex.matches_all(fold_yo(value))
     return _value_test(node.op, wanted)
 
 
@@ -252,11 +278,11 @@ def _value_test(op: Op, wanted: Scalar) -> _ValueTest:
     if op is Op.CONTAINS:
         return _contains_test(fold_yo(_text(wanted) or ""))
     if op is Op.REGEX:
-        regex = compile_regex(fold_yo(str(wanted)))
-        return lambda value: (text := _text(value)) is not None and regex.search(fold_yo(text)) is not None
+        regex = Regex(fold_yo(str(wanted)))
+        return lambda value: (text := _text(value)) is not None and regex.found_in(fold_yo(text))
     if op is Op.WILDCARD:
-        regex = compile_regex(_glob_regex(fold_yo(str(wanted)), anchored=False), ignore_case=True)
-        return lambda value: (text := _text(value)) is not None and regex.search(fold_yo(text)) is not None
+        regex = Regex(_glob_regex(fold_yo(str(wanted)), anchored=False), ignore_case=True)
+        return lambda value: (text := _text(value)) is not None and regex.found_in(fold_yo(text))
     return _range_test(op, wanted)
 
 

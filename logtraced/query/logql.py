@@ -14,8 +14,9 @@ and its position; anything else malformed says what was expected at which positi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, NoReturn
 
@@ -34,7 +35,7 @@ from logtraced.query.ast import (
     compare,
     or_,
 )
-from logtraced.query.evaluate import compile_regex
+from logtraced.query.evaluate import Regex, compile_regex
 from logtraced.query.gosyntax import GoStringError, parse_bytes, parse_duration, read_go_string
 from logtraced.query.logql_ast import (
     COUNT_FUNCTIONS,
@@ -700,7 +701,7 @@ class _Parser:
         value = self._string("a quoted label value")
         match_op = _MATCH_OPS[op.text]
         if match_op in (MatchOp.RE, MatchOp.NRE):
-            return LabelMatcher(name, match_op, value, self._regex(_anchor(value), at))
+            return LabelMatcher(name, match_op, value, self._yes_no_regex(_anchor(value), at))
         if name in LEVEL_LABELS:
             value = canonical_level(value) or value
         return LabelMatcher(name, match_op, value)
@@ -736,10 +737,14 @@ class _Parser:
         return -float(token.value) if negative else float(token.value)
 
     def _regex(self, pattern: str, at: int) -> Any:
-        try:
+        """An RE2 regex with its groups (the regexp parser; a check of syntax), its syntax error placed at `at`."""
+        with _placed(at):
             return compile_regex(pattern)
-        except QueryError as exc:
-            raise QueryError(f"{exc.message} at position {at}", code="invalid_regex", position=at) from None
+
+    def _yes_no_regex(self, pattern: str, at: int) -> Regex:
+        """A regex that only says whether a value matches (label matchers), its syntax error placed at `at`."""
+        with _placed(at):
+            return Regex(pattern)
 
     def _string(self, expected: str) -> str:
         token = self._peek()
@@ -818,6 +823,15 @@ _STAGE_PARSERS: Final[MappingProxyType[str, Callable[[_Parser], Stage]]] = Mappi
         "keep": _Parser._keep,
     }
 )
+
+
+@contextlib.contextmanager
+def _placed(at: int) -> Iterator[None]:
+    """A regular expression's syntax error, placed at the pattern's position in the query."""
+    try:
+        yield
+    except QueryError as exc:
+        raise QueryError(f"{exc.message} at position {at}", code="invalid_regex", position=at) from None
 
 
 def _anchor(pattern: str) -> str:

@@ -428,7 +428,8 @@ def _matches(matcher: LabelMatcher, value: str) -> bool:
         return value == matcher.value
     if matcher.op is MatchOp.NEQ:
         return value != matcher.value
-    found = matcher.regex.search(value) is not None
+    assert matcher.regex is not None, "the parser compiles every =~ and !~"
+    found = matcher.regex.found_in(value)
     return found if matcher.op is MatchOp.RE else not found
 
 

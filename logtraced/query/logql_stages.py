@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 from types import MappingProxyType
-from typing import Any, Final, TypeAlias
+from typing import Final, TypeAlias
 
 from logtraced.query.ast import ENV, HOST, INDEX, LEVEL, SERVICE
+from logtraced.query.evaluate import Regex
 from logtraced.query.template import Template
 
 # Loki label names that are canonical event fields; every other label name is an attribute path.
@@ -79,7 +80,7 @@ class LabelMatcher:
     name: str
     op: MatchOp
     value: str
-    regex: Any = dataclasses.field(default=None, compare=False, repr=False)  # anchored RE2 for =~ / !~
+    regex: Regex | None = dataclasses.field(default=None, compare=False, repr=False)  # anchored, for =~ / !~
 
 
 @dataclasses.dataclass(frozen=True)

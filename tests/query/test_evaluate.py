@@ -10,7 +10,7 @@ import re2
 from logtraced.errors import QueryError
 from logtraced.model import Event
 from logtraced.query.ast import And, Compare, Exists, MatchAll, Node, Not, Op, Or, Scalar, compare
-from logtraced.query.evaluate import build_matcher, compile_regex, words
+from logtraced.query.evaluate import Regex, build_matcher, compile_regex, words
 from logtraced.query.kql import parse_kql
 
 EVENT = Event(
@@ -316,6 +316,40 @@ class TestCompiledOnce:
         with pytest.raises(QueryError) as caught:
             compile_regex("(?<=x)")
         assert caught.value.code == "invalid_regex"
+
+
+class TestYesNoRegex:
+    """`Regex` tests UTF-8 bytes and must answer exactly as the same pattern on `str` does."""
+
+    PATTERNS = [
+        ("ERR-\\d{5}-FATAL", False),
+        ("^ошибка", True),
+        ("соединени.", False),
+        ("^.{5}$", False),
+        ("[а-я]+ \\d", True),
+        ("\\bdb\\b", False),
+        ("x*", False),
+        ("(?i)ПЛАТЁЖ|payment", False),
+        ("\\pL{3}\\.\\pN", False),
+        ("^$", False),
+    ]
+    TEXTS = [
+        "", "ERR-12345-FATAL in payment", "err-12345-fatal", "Ошибка соединения 5", "ошибка",
+        "ééééé", "abcde", "abcdef", "a db b", "adbc", "платёж принят", "PAYMENT", "Где.1", "日本語.2",
+    ]  # fmt: skip
+
+    @pytest.mark.parametrize(("pattern", "ignore_case"), PATTERNS)
+    def test_same_answers_as_on_str(self, pattern: str, ignore_case: bool) -> None:
+        on_str = compile_regex(pattern, ignore_case=ignore_case)
+        on_bytes = Regex(pattern, ignore_case=ignore_case)
+        for text in self.TEXTS:
+            assert on_bytes.found_in(text) == (on_str.search(text) is not None), (pattern, text)
+            assert on_bytes.matches_all(text) == (on_str.fullmatch(text) is not None), (pattern, text)
+
+    def test_bad_pattern_is_a_query_error(self) -> None:
+        with pytest.raises(QueryError) as caught:
+            Regex("(?<=x)")
+        assert caught.value.code == "invalid_regex" and "(?<=x)" in caught.value.message
 
 
 class TestWords:
