@@ -2,10 +2,10 @@
 
 Ingest allocates and frees containers in bulk (a batch's decoded events, their attribute dicts and
 tag lists).  With CPython's default thresholds a collection of the young generation starts every
-700 net allocations while a batch is alive, and every tenth one also walks the objects that live
-as long as the process (modules, the config, the app): 300 000 events over TCP set off ~1 600
-collections in the event loop's process and ~1 800 in the indexer's, 0.35 s and 0.20 s of CPU
-(bench/RESULTS.md), 4-5 % of what ingest costs.
+700 net allocations while a batch is alive, the survivors move on to older generations, and in
+time full collections walk every object the process holds (modules, the config, the app): 300 000
+events over TCP set off ~1 600 collections in the event loop's process and ~1 800 in the
+indexer's, 0.35 s and 0.20 s of CPU (bench/RESULTS.md), 4-5 % of what ingest costs.
 
 Nothing on the ingest path makes reference cycles, so after start-up the objects made so far are
 moved out of the collector's sight (`gc.freeze`), and the young generation is collected every

@@ -34,6 +34,8 @@ from logtraced.storage.backend import StoreWriter
 from logtraced.storage.backends import open_writer
 
 MAX_RECORDS_BETWEEN_CHECKS = 64
+# Commits on a pause in the input are at least this share of the commit interval apart.
+PAUSE_COMMIT_SPACING = 0.25
 # What `ps` shows for the writer process, so an operator can tell it from the daemon.
 PROCESS_TITLE = "logtraced: indexer"
 
@@ -139,7 +141,7 @@ class WalApplier:
         """When the next commit is due (monotonic; infinity with nothing applied).
 
         Sooner than the deadline once the writer has `caught_up` with every durable record and the
-        input has paused, unless the last commit was less than a quarter interval ago.
+        input has paused, but no sooner than `PAUSE_COMMIT_SPACING` of an interval after the last commit.
         """
         if self.dirty_since is None:
             return math.inf
@@ -148,7 +150,7 @@ class WalApplier:
         if caught_up and index.commit_quiet_ms and self.store.commits_on_pause:
             paused = max(
                 self.arrived_at + index.commit_quiet_ms / 1000,
-                self.committed_at + index.commit_interval_ms / 4000,
+                self.committed_at + PAUSE_COMMIT_SPACING * index.commit_interval_ms / 1000,
             )
             due = min(due, paused)
         return due
