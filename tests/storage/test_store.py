@@ -211,3 +211,26 @@ def test_stemmed_copy_is_indexed_by_the_writer(tmp_path: Path) -> None:
     for word, expected in (("ошибки", "Ошибка подключения"), ("error", "connection errors")):
         page = view.search(SearchRequest(*window(), Pipeline((Filter(parse_kql(word)),)), 10))
         assert [row.event.message for row in page.rows] == [expected]
+
+
+def test_windows_at_a_days_edges_take_exactly_the_events_inside(tmp_path: Path) -> None:
+    """A window holding a whole day needs no range on the timestamps; one a nanosecond short still has it."""
+    cfg = config(tmp_path)
+    day_start = (NOW // NS_PER_DAY - 1) * NS_PER_DAY
+    day_end = day_start + NS_PER_DAY
+    stamps = {"first": day_start, "second": day_start + 1, "last": day_end - 1, "next day": day_end}
+    write(cfg, [(MINE, [Event(stamp, name) for name, stamp in stamps.items()])]).close()
+    view = TantivyStore(cfg.data_path).for_tenant(MINE)
+
+    def found(start: int, end: int) -> list[str]:
+        page = view.search(SearchRequest(start, end, EVERYTHING, 100, count_total=True))
+        assert page.total == len(page.rows)
+        return sorted(row.event.message for row in page.rows)
+
+    assert found(day_start, day_end) == ["first", "last", "second"]
+    assert found(day_start - 5, day_end + 5) == ["first", "last", "next day", "second"]
+    assert found(day_start + 1, day_end) == ["last", "second"]
+    assert found(day_start, day_end - 1) == ["first", "second"]
+    assert found(day_start + 1, day_end - 1) == ["second"]
+    counts = view.count(CountRequest(day_start, day_end, EVERYTHING, NS_PER_DAY, ()))
+    assert [sum(series.counts.values()) for series in counts.series] == [3]

@@ -183,13 +183,18 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
         words = reader.word_lists.get(partition, mark) if word_pieces else None
         compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting, words)
         confined = reader.confine(
-            index, scan.tenant, scan.start_ns, end_inclusive, _with_index(index, compiled.query, scan.index)
+            index,
+            scan.tenant,
+            partition.day,
+            scan.start_ns,
+            end_inclusive,
+            _with_index(index, compiled.query, scan.index),
         )
         verify = compiled.needs_verification or staged
         whole = schema.stores_events(index.schema)
         if compiled.walks_dictionary:  # once per time slice would repeat the walk: read every event instead
             everything = reader.confine(
-                index, scan.tenant, scan.start_ns, end_inclusive, _index_term(index, scan.index)
+                index, scan.tenant, partition.day, scan.start_ns, end_inclusive, _index_term(index, scan.index)
             )
             yield _Plan(
                 index, searcher, confined, verify, stemming, everything, False, partition.day, whole, None, mark
