@@ -18,7 +18,7 @@ from logtraced.query.ast import MatchAll
 from logtraced.query.kql import parse_kql
 from logtraced.query.pipeline import Filter, Pipeline
 from logtraced.storage.backend import CountRequest, SearchRequest, TenantView
-from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, day_of
+from logtraced.storage.tantivy.partitions import MAX_DAY, Partition, PartitionLayout, day_of
 from logtraced.storage.tantivy.store import TantivyStore
 from logtraced.storage.tantivy.writer import TantivyWriter
 from logtraced.storage.wal import WalWriter
@@ -234,3 +234,21 @@ def test_windows_at_a_days_edges_take_exactly_the_events_inside(tmp_path: Path) 
     assert found(day_start + 1, day_end - 1) == ["second"]
     counts = view.count(CountRequest(day_start, day_end, EVERYTHING, NS_PER_DAY, ()))
     assert [sum(series.counts.values()) for series in counts.series] == [3]
+
+
+def test_a_window_holding_the_first_or_last_day_leaves_out_what_was_clamped_into_it(tmp_path: Path) -> None:
+    """Events before 1970 are kept in 1970-01-01's partition, events after 2261-12-31 in that day's."""
+    cfg = config(tmp_path, retention_days=200_000)
+    last_day = MAX_DAY * NS_PER_DAY
+    stamps = {"before 1970": -5, "epoch": 0, "last day": last_day, "after the last day": last_day + NS_PER_DAY + 5}
+    write(cfg, [(MINE, [Event(stamp, name) for name, stamp in stamps.items()])]).close()
+    view = TantivyStore(cfg.data_path).for_tenant(MINE)
+
+    def found(start: int, end: int) -> list[str]:
+        page = view.search(SearchRequest(start, end, EVERYTHING, 100, count_total=True))
+        assert page.total == len(page.rows)
+        return sorted(row.event.message for row in page.rows)
+
+    assert found(0, NS_PER_DAY) == ["epoch"]
+    assert found(last_day, last_day + NS_PER_DAY) == ["last day"]
+    assert found(-10, NS_PER_DAY) == ["before 1970", "epoch"]

@@ -42,6 +42,14 @@ def day_of(timestamp_ns: int) -> int:
     return min(max(timestamp_ns // NS_PER_DAY, MIN_DAY), MAX_DAY)
 
 
+def held_span(day: int) -> tuple[int, int]:
+    """The timestamps (ns, inclusive) the partition of `day` may hold: its UTC day, and beyond it on
+    the first and last day, which hold whatever `day_of` clamps onto them."""
+    low = -(2**63) if day <= MIN_DAY else day * NS_PER_DAY
+    high = 2**63 - 1 if day >= MAX_DAY else (day + 1) * NS_PER_DAY - 1
+    return low, high
+
+
 def day_name(day: int) -> str:
     return (_EPOCH + dt.timedelta(days=day)).isoformat()
 
