@@ -222,16 +222,11 @@ def test_windows_at_a_days_edges_take_exactly_the_events_inside(tmp_path: Path) 
     write(cfg, [(MINE, [Event(stamp, name) for name, stamp in stamps.items()])]).close()
     view = TantivyStore(cfg.data_path).for_tenant(MINE)
 
-    def found(start: int, end: int) -> list[str]:
-        page = view.search(SearchRequest(start, end, EVERYTHING, 100, count_total=True))
-        assert page.total == len(page.rows)
-        return sorted(row.event.message for row in page.rows)
-
-    assert found(day_start, day_end) == ["first", "last", "second"]
-    assert found(day_start - 5, day_end + 5) == ["first", "last", "next day", "second"]
-    assert found(day_start + 1, day_end) == ["last", "second"]
-    assert found(day_start, day_end - 1) == ["first", "second"]
-    assert found(day_start + 1, day_end - 1) == ["second"]
+    assert _messages_in(view, day_start, day_end) == ["first", "last", "second"]
+    assert _messages_in(view, day_start - 5, day_end + 5) == ["first", "last", "next day", "second"]
+    assert _messages_in(view, day_start + 1, day_end) == ["last", "second"]
+    assert _messages_in(view, day_start, day_end - 1) == ["first", "second"]
+    assert _messages_in(view, day_start + 1, day_end - 1) == ["second"]
     counts = view.count(CountRequest(day_start, day_end, EVERYTHING, NS_PER_DAY, ()))
     assert [sum(series.counts.values()) for series in counts.series] == [3]
 
@@ -244,11 +239,13 @@ def test_a_window_holding_the_first_or_last_day_leaves_out_what_was_clamped_into
     write(cfg, [(MINE, [Event(stamp, name) for name, stamp in stamps.items()])]).close()
     view = TantivyStore(cfg.data_path).for_tenant(MINE)
 
-    def found(start: int, end: int) -> list[str]:
-        page = view.search(SearchRequest(start, end, EVERYTHING, 100, count_total=True))
-        assert page.total == len(page.rows)
-        return sorted(row.event.message for row in page.rows)
+    assert _messages_in(view, 0, NS_PER_DAY) == ["epoch"]
+    assert _messages_in(view, last_day, last_day + NS_PER_DAY) == ["last day"]
+    assert _messages_in(view, -10, NS_PER_DAY) == ["before 1970", "epoch"]
 
-    assert found(0, NS_PER_DAY) == ["epoch"]
-    assert found(last_day, last_day + NS_PER_DAY) == ["last day"]
-    assert found(-10, NS_PER_DAY) == ["before 1970", "epoch"]
+
+def _messages_in(view: TenantView, start: int, end: int) -> list[str]:
+    """The messages a window returns, sorted; its exact total must agree with them."""
+    page = view.search(SearchRequest(start, end, EVERYTHING, 100, count_total=True))
+    assert page.total == len(page.rows)
+    return sorted(row.event.message for row in page.rows)
