@@ -244,6 +244,24 @@ def test_a_window_holding_the_first_or_last_day_leaves_out_what_was_clamped_into
     assert _messages_in(view, -10, NS_PER_DAY) == ["before 1970", "epoch"]
 
 
+def test_scans_counts_and_labels_see_what_was_clamped_into_the_first_and_last_day(tmp_path: Path) -> None:
+    """A verified scan, a count and label discovery read the partition as the plain search does."""
+    cfg = config(tmp_path, retention_days=200_000)
+    last_day = MAX_DAY * NS_PER_DAY
+    stamps = {"before 1970": -5, "epoch": 0, "last day": last_day, "after the last day": last_day + NS_PER_DAY + 5}
+    write(cfg, [(MINE, [Event(stamp, name, service=name) for name, stamp in stamps.items()])]).close()
+    view = TantivyStore(cfg.data_path).for_tenant(MINE)
+    for start, end, expected, letter in [
+        (-10, NS_PER_DAY, ["before 1970", "epoch"], "e"),
+        (last_day, last_day + 2 * NS_PER_DAY, ["after the last day", "last day"], "a"),
+    ]:
+        scanned = Pipeline((Filter(parse_kql(f"*{letter}*")),))  # a wildcard: candidates verified in time order
+        assert sorted(row.event.message for row in view.search(SearchRequest(start, end, scanned, 10)).rows) == expected
+        counts = view.count(CountRequest(start, end, EVERYTHING, NS_PER_DAY, ()))
+        assert sum(sum(series.counts.values()) for series in counts.series) == len(expected)
+        assert sorted(view.label_values("service", start, end, 10)) == expected
+
+
 def _messages_in(view: TenantView, start: int, end: int) -> list[str]:
     """The messages a window returns, sorted; its exact total must agree with them."""
     page = view.search(SearchRequest(start, end, EVERYTHING, 100, count_total=True))

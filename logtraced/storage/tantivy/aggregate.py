@@ -24,9 +24,9 @@ from typing import Any, Final
 
 import tantivy
 
-from logtraced.model import NS_PER_DAY
 from logtraced.storage.backend import CountRequest, Series, SeriesMap
 from logtraced.storage.tantivy import schema
+from logtraced.storage.tantivy.partitions import clipped
 from logtraced.storage.tantivy.reader import hit_count
 
 # Distinct values per label one aggregation bucket reports.
@@ -48,8 +48,7 @@ def count_partition(
     """Add one partition's counts of `query` (already confined to the request's window) to `series`."""
     fixed = _constant_labels(searcher, index, request.by)
     varying = tuple(name for name in request.by if name not in fixed)
-    low = max(request.start_ns, day * NS_PER_DAY)
-    high = min(request.end_ns - 1, (day + 1) * NS_PER_DAY - 1)
+    low, high = clipped(day, request.start_ns, request.end_ns - 1)
     first = request.start_ns + (low - request.start_ns) // request.step_ns * request.step_ns
     steps = (high - first) // request.step_ns + 1
     counter = _Counter(searcher, index, request, varying, fixed, series)

@@ -50,6 +50,12 @@ def held_span(day: int) -> tuple[int, int]:
     return low, high
 
 
+def clipped(day: int, start_ns: int, end_ns: int) -> tuple[int, int]:
+    """The part of a window (both ends inclusive) the partition of `day` may hold events in (`held_span`)."""
+    low, high = held_span(day)
+    return max(start_ns, low), min(end_ns, high)
+
+
 def day_name(day: int) -> str:
     return (_EPOCH + dt.timedelta(days=day)).isoformat()
 

@@ -14,11 +14,11 @@ from typing import Any, Final
 
 import tantivy
 
-from logtraced.model import NS_PER_DAY, Tenant
+from logtraced.model import Tenant
 from logtraced.query.ast import Node
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.compile import Compiled, KeywordTerms
-from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, held_span, open_index
+from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, clipped, held_span, open_index
 from logtraced.storage.tantivy.words import WordList, WordLists
 
 # (partition, commit mark, env, window clipped to the day, what was aggregated)
@@ -194,16 +194,15 @@ def _per_partition(
     index is reloaded, so it is at least as new as the mark read first.
     """
     for partition in reader.partitions(tenant, start_ns, end_ns):
-        day_start = partition.day * NS_PER_DAY
-        clipped = (max(start_ns, day_start), min(end_ns, day_start + NS_PER_DAY - 1))
-        key = (partition, reader.commit_mark(partition), tenant.env, clipped, what)
+        window = clipped(partition.day, start_ns, end_ns)
+        key = (partition, reader.commit_mark(partition), tenant.env, window, what)
         found = reader.label_cache.get(key)
         if found is None:
             index = reader.index(partition)
             if index is None:
                 continue
             index.reload()
-            query = reader.confine(index, tenant, partition.day, clipped[0], clipped[1], None)
+            query = reader.confine(index, tenant, partition.day, *window, None)
             found = read(index.searcher().aggregate(query, spec))
             reader.remember(key, found)
         yield found

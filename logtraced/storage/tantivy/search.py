@@ -67,6 +67,7 @@ from logtraced.storage.tantivy.compile import (
     uncapitalised,
 )
 from logtraced.storage.tantivy.documents import projector, trimmer
+from logtraced.storage.tantivy.partitions import clipped
 from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_count
 from logtraced.storage.tantivy.words import WordList
 
@@ -504,8 +505,7 @@ def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddr
     if population is None:
         yield from _ordered(plan.searcher, plan.index, plan.scanned, scan)
         return
-    low = max(scan.start_ns, plan.day * NS_PER_DAY)
-    high = min(scan.end_ns - 1, (plan.day + 1) * NS_PER_DAY - 1)
+    low, high = clipped(plan.day, scan.start_ns, scan.end_ns - 1)
     after = scan.after
     if after is not None:
         high, low = (min(high, after[0]), low) if scan.newest_first else (high, max(low, after[0]))
