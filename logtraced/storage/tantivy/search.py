@@ -202,7 +202,10 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
             )
         else:
             listed = compiled.listed_words
-            yield _Plan(index, searcher, confined, verify, stemming, confined, True, partition.day, whole, listed, mark)
+            candidates = not isinstance(prefilter, MatchAll)  # else every event of the window is a candidate
+            yield _Plan(
+                index, searcher, confined, verify, stemming, confined, candidates, partition.day, whole, listed, mark
+            )
 
 
 COMPILED_QUERIES: Final = 256
@@ -281,7 +284,12 @@ def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int) -> 
         if not plan.verify:
             first = min(FIRST_CHUNK, max(wanted - found, 1) + 1)  # one more: the last row's timestamp may tie
             largest = max(MAX_CHUNK, wanted - found)
-            for key, address in _ordered(plan.searcher, plan.index, plan.query, scan, first, largest):
+            ordered = (
+                _ordered(plan.searcher, plan.index, plan.query, scan, first, largest)
+                if plan.scans_candidates
+                else _sliced(plan, scan)  # every event: ranking them all would be a pass over the whole day
+            )
+            for key, address in ordered:
                 _check_deadline(scan.deadline)
                 found += 1
                 yield Row(decode.row(address, key), {}), key

@@ -1,4 +1,4 @@
-"""Verified searches that stop early give exactly the rows a full verification gives; projections read less."""
+"""Searches that stop early (verified, or read through time slices) give the full answer; projections read less."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import tantivy
 
 from logtraced.model import NS_PER_DAY, Event
-from logtraced.query.ast import And, Compare, Node, Not, Op
+from logtraced.query.ast import And, Compare, MatchAll, Node, Not, Op
 from logtraced.query.evaluate import build_matcher
 from logtraced.query.kql import parse_kql
 from logtraced.query.logql import parse_logql
@@ -84,6 +84,9 @@ def regex(value: str) -> Pipeline:
         (substring("zq7x"), 3),  # rare: the probe gives up and the index narrows
         (regex("refused|zq7x"), 50),
         (regex(r"n=\d*99\b"), 10),  # one in a hundred: the scan gives way part-way through a partition
+        (Pipeline((Filter(MatchAll()),)), 100),  # every event: read through time slices, never ranked whole
+        (Pipeline((Filter(MatchAll()),)), 7),
+        (Pipeline((Filter(parse_kql("level:error")),)), 50),  # exact candidates: ranked
     ],
 )
 def test_early_stop_pages_equal_a_full_verification(
