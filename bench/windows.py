@@ -5,7 +5,8 @@ A day of bench/query.py's events (one UTC day, in time order) goes through a rea
 writer process's code (`WalApplier` + `TantivyWriter`, the default writer settings), committing
 every `--commit-every` events as a busy daemon commits once a second, so the partition has the
 segments and merges live ingest gives it (bench/query.py builds its days in bulk instead).
-Then the newest 100 rows of three queries (no filter, a rare word, a common label) over the
+Then the newest 100 rows of four queries (no filter, a label every event has, a rare word, a
+common label) over the
 day's first 15 minutes, its last 15 minutes and the whole day, p50 of `--repeat` runs.
 
 Baseline in the same run: tantivy itself ranking the same query's hits by timestamp over the
@@ -48,7 +49,12 @@ from logtraced.storage.writer import WalApplier  # noqa: E402
 DAY: Final = 20_000  # 2024-10-04: any past day
 MINUTE: Final = 60 * 10**9
 RECORD_EVENTS: Final = 1_000  # events per WAL record, as a busy listener batches them
-QUERIES: Final = {"no filter": "", "rare word": "fatal", "common label": "level:error"}
+QUERIES: Final = {
+    "no filter": "",
+    "label every event has": f"env:{TENANT.env}",
+    "rare word": "fatal",
+    "common label": "level:error",
+}
 WINDOWS: Final = {
     "first 15 min": (DAY * NS_PER_DAY, DAY * NS_PER_DAY + 15 * MINUTE),
     "last 15 min": ((DAY + 1) * NS_PER_DAY - 15 * MINUTE, (DAY + 1) * NS_PER_DAY),

@@ -40,7 +40,21 @@ import tantivy
 
 from logtraced.errors import QueryTimeout
 from logtraced.model import NS_PER_DAY, Event, Tenant
-from logtraced.query.ast import EVENT_FIELDS, MESSAGE, And, Compare, Exists, MatchAll, Node, Not, Or
+from logtraced.query.ast import (
+    EVENT_FIELDS,
+    KEYWORD_FIELDS,
+    LEVEL,
+    MESSAGE,
+    TAGS,
+    And,
+    Compare,
+    Exists,
+    MatchAll,
+    Node,
+    Not,
+    Op,
+    Or,
+)
 from logtraced.query.logql_stages import STREAM_LABELS
 from logtraced.query.pipeline import Aggregate, Filter, Pipeline
 from logtraced.query.verify import Verifier, build_verifier, needs_stages
@@ -155,7 +169,9 @@ class _Plan:
     query: tantivy.Query
     verify: bool
     stemming: bool
-    scanned: tantivy.Query  # what a verifying scan reads: the candidates, or every event if they walk a dictionary
+    # What a scan in time order reads, before confinement (`_scanned`): the candidates, or every event
+    # (of the index asked for, if any) when the candidates walk a dictionary.
+    scanned: tantivy.Query | None
     scans_candidates: bool  # `scanned` holds the candidates (not every event)
     day: int  # the partition's UTC day (days since the epoch)
     whole: bool  # the partition stores each event whole (`schema.stores_events`)
@@ -183,29 +199,46 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
         mark = reader.commit_mark(partition)
         words = reader.word_lists.get(partition, mark) if word_pieces else None
         compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting, words)
-        confined = reader.confine(
-            index,
-            scan.tenant,
-            partition.day,
-            scan.start_ns,
-            end_inclusive,
-            _with_index(index, compiled.query, scan.index),
-        )
+        query = _with_index(index, compiled.query, scan.index)
+        confined = reader.confine(index, scan.tenant, partition.day, scan.start_ns, end_inclusive, query)
         verify = compiled.needs_verification or staged
         whole = schema.stores_events(index.schema)
         if compiled.walks_dictionary:  # once per time slice would repeat the walk: read every event instead
-            everything = reader.confine(
-                index, scan.tenant, partition.day, scan.start_ns, end_inclusive, _index_term(index, scan.index)
-            )
+            everything = _index_term(index, scan.index)
             yield _Plan(
                 index, searcher, confined, verify, stemming, everything, False, partition.day, whole, None, mark
             )
         else:
             listed = compiled.listed_words
-            candidates = not isinstance(prefilter, MatchAll)  # else every event of the window is a candidate
+            candidates = not _every_event(prefilter, searcher)
             yield _Plan(
-                index, searcher, confined, verify, stemming, confined, candidates, partition.day, whole, listed, mark
+                index, searcher, confined, verify, stemming, query, candidates, partition.day, whole, listed, mark
             )
+
+
+def _every_event(node: Node, searcher: tantivy.Searcher) -> bool:
+    """Whether every event of the partition passes `node`: no condition, or label equalities each event meets.
+
+    A LogQL stream selector or a KQL label term that every event carries (one service, one
+    environment) then reads the window as a search without filter does, through time slices.
+    A label equality compiles to one term (`compile._keyword`); a term whose document frequency is
+    the partition's event count is on every event, since events are never deleted from a partition
+    (retention drops whole days), so deleted documents cannot inflate the frequency.
+    """
+    if isinstance(node, MatchAll):
+        return True
+    if isinstance(node, And):
+        return all(_every_event(child, searcher) for child in node.children)
+    if not (
+        isinstance(node, Compare)
+        and node.field in KEYWORD_FIELDS
+        and node.field != TAGS
+        and node.op in (Op.EQ, Op.MATCH, Op.PHRASE)
+        and isinstance(node.value, str)
+    ):
+        return False
+    value = node.value.lower() if node.field == LEVEL else node.value
+    return searcher.doc_freq(node.field, value) == searcher.num_docs
 
 
 COMPILED_QUERIES: Final = 256
@@ -511,7 +544,7 @@ def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddr
     """
     population = _population(plan)
     if population is None:
-        yield from _ordered(plan.searcher, plan.index, plan.scanned, scan)
+        yield from _ordered(plan.searcher, plan.index, _scanned(plan, scan, scan.start_ns, scan.end_ns - 1), scan)
         return
     low, high = clipped(plan.day, scan.start_ns, scan.end_ns - 1)
     after = scan.after
@@ -520,19 +553,19 @@ def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddr
     width = max(_spread(plan) * FIRST_CHUNK // max(population, 1), 1)
     while low <= high:
         first, last = (max(low, high - width + 1), high) if scan.newest_first else (low, min(high, low + width - 1))
-        bounded = tantivy.Query.boolean_query(
-            [
-                (tantivy.Occur.Must, plan.scanned),
-                (tantivy.Occur.Must, _range(plan.index, schema.TIMESTAMP, first, last)),
-            ]
-        )
         read = 0
+        bounded = _scanned(plan, scan, first, last)
         for item in _ordered(plan.searcher, plan.index, bounded, dataclasses.replace(scan, after=after), SLICE_CHUNK):
             read += 1
             yield item
         high, low = (first - 1, low) if scan.newest_first else (high, last + 1)
         after = None  # later slices lie wholly beyond the cursor
         width *= 4 if read < FIRST_CHUNK else 2  # still reading: the page needs more than one slice held
+
+
+def _scanned(plan: _Plan, scan: _Scan, low: int, high: int) -> tantivy.Query:
+    """What the scan reads between two timestamps (inclusive), confined: their range replaces the window's."""
+    return IndexReader.confine(plan.index, scan.tenant, plan.day, low, high, plan.scanned)
 
 
 def _spread(plan: _Plan) -> int:

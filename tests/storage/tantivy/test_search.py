@@ -87,6 +87,8 @@ def regex(value: str) -> Pipeline:
         (Pipeline((Filter(MatchAll()),)), 100),  # every event: read through time slices, never ranked whole
         (Pipeline((Filter(MatchAll()),)), 7),
         (Pipeline((Filter(parse_kql("level:error")),)), 50),  # exact candidates: ranked
+        (Pipeline((Filter(parse_kql("env:production")),)), 7),  # a label every event has: as without filter
+        (parse_logql('{env="production"}'), 7),  # a stream selector every event meets
     ],
 )
 def test_early_stop_pages_equal_a_full_verification(
