@@ -177,6 +177,7 @@ class _Plan:
     whole: bool  # the partition stores each event whole (`schema.stores_events`)
     listed_words: tuple[str, ...] | None = None  # `Compiled.listed_words`, when `scanned` is those words
     committed_ns: int = -1  # when the partition last committed (`IndexReader.commit_mark`; -1: unknown)
+    label_hits: int | None = None  # `_label_hits`: how many events pass, known from the dictionary
 
 
 def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Iterator[_Plan]:
@@ -210,25 +211,29 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
             )
         else:
             listed = compiled.listed_words
-            candidates = not _every_event(prefilter, searcher)
+            hits = _label_hits(prefilter, searcher)
             yield _Plan(
-                index, searcher, confined, verify, stemming, query, candidates, partition.day, whole, listed, mark
+                index, searcher, confined, verify, stemming, query, True, partition.day, whole, listed, mark, hits
             )
 
 
-def _every_event(node: Node, searcher: tantivy.Searcher) -> bool:
-    """Whether every event of the partition passes `node`: no condition, or label equalities each event meets.
+def _label_hits(node: Node, searcher: tantivy.Searcher) -> int | None:
+    """How many events of the partition pass `node`, when its terms alone say so; else None.
 
-    A LogQL stream selector or a KQL label term that every event carries (one service, one
-    environment) then reads the window as a search without filter does, through time slices.
-    A label equality compiles to one term (`compile._keyword`); a term whose document frequency is
-    the partition's event count is on every event, since events are never deleted from a partition
-    (retention drops whole days), so deleted documents cannot inflate the frequency.
+    No condition passes every event; a label equality compiles to one term (`compile._keyword`),
+    whose document frequency is its number of events, exactly, since events are never deleted
+    from a partition (retention drops whole days); a conjunction of them is known when all but one
+    are on every event (one service, one environment: a LogQL stream selector of a small deployment).
+    Such a plan is read through time slices sized from it, whatever the filter's other terms.
     """
     if isinstance(node, MatchAll):
-        return True
+        return searcher.num_docs
     if isinstance(node, And):
-        return all(_every_event(child, searcher) for child in node.children)
+        counts = [_label_hits(child, searcher) for child in node.children]
+        known = [count for count in counts if count is not None]
+        if len(known) < len(counts) or sum(count != searcher.num_docs for count in known) > 1:
+            return None
+        return min(known)
     if not (
         isinstance(node, Compare)
         and node.field in KEYWORD_FIELDS
@@ -236,9 +241,9 @@ def _every_event(node: Node, searcher: tantivy.Searcher) -> bool:
         and node.op in (Op.EQ, Op.MATCH, Op.PHRASE)
         and isinstance(node.value, str)
     ):
-        return False
+        return None
     value = node.value.lower() if node.field == LEVEL else node.value
-    return searcher.doc_freq(node.field, value) == searcher.num_docs
+    return searcher.doc_freq(node.field, value)
 
 
 COMPILED_QUERIES: Final = 256
@@ -319,8 +324,8 @@ def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int) -> 
             largest = max(MAX_CHUNK, wanted - found)
             ordered = (
                 _ordered(plan.searcher, plan.index, plan.query, scan, first, largest)
-                if plan.scans_candidates
-                else _sliced(plan, scan)  # every event: ranking them all would be a pass over the whole day
+                if plan.label_hits is None
+                else _sliced(plan, scan)  # sized from a known count: ranking them all would be a pass over them
             )
             for key, address in ordered:
                 _check_deadline(scan.deadline)
@@ -584,11 +589,13 @@ def _spread(plan: _Plan) -> int:
 def _population(plan: _Plan) -> int | None:
     """How many events a verifying scan of the partition reads at most, over the day; None when only a count knows.
 
-    Every event, or candidates that are a few listed words, whose document frequencies sum to a
-    bound in a dictionary look-up each.
+    Every event, candidates whose number the label terms give (`_label_hits`), or candidates that
+    are a few listed words, whose document frequencies sum to a bound in a dictionary look-up each.
     """
     if not plan.scans_candidates:
         return plan.searcher.num_docs
+    if plan.label_hits is not None:
+        return plan.label_hits
     words = plan.listed_words
     if words is not None and len(words) <= MAX_SUMMED_WORDS:
         return sum(plan.searcher.doc_freq(schema.MESSAGE, word) for word in words)

@@ -86,7 +86,9 @@ def regex(value: str) -> Pipeline:
         (regex(r"n=\d*99\b"), 10),  # one in a hundred: the scan gives way part-way through a partition
         (Pipeline((Filter(MatchAll()),)), 100),  # every event: read through time slices, never ranked whole
         (Pipeline((Filter(MatchAll()),)), 7),
-        (Pipeline((Filter(parse_kql("level:error")),)), 50),  # exact candidates: ranked
+        (Pipeline((Filter(parse_kql("level:error")),)), 50),  # a label's count is its document frequency: sliced
+        (Pipeline((Filter(parse_kql("service:svc1 and env:production")),)), 9),  # the other label is on every event
+        (Pipeline((Filter(parse_kql("service:svc1 and level:error")),)), 9),  # no count known: ranked
         (Pipeline((Filter(parse_kql("env:production")),)), 7),  # a label every event has: as without filter
         (parse_logql('{env="production"}'), 7),  # a stream selector every event meets
     ],
