@@ -18,6 +18,7 @@ from logtraced.query.ast import MatchAll
 from logtraced.query.kql import parse_kql
 from logtraced.query.pipeline import Filter, Pipeline
 from logtraced.storage.backend import CountRequest, SearchRequest, TenantView
+from logtraced.storage.tantivy import search
 from logtraced.storage.tantivy.partitions import MAX_DAY, Partition, PartitionLayout, day_of
 from logtraced.storage.tantivy.store import TantivyStore
 from logtraced.storage.tantivy.writer import TantivyWriter
@@ -260,6 +261,59 @@ def test_scans_counts_and_labels_see_what_was_clamped_into_the_first_and_last_da
         counts = view.count(CountRequest(start, end, EVERYTHING, NS_PER_DAY, ()))
         assert sum(sum(series.counts.values()) for series in counts.series) == len(expected)
         assert sorted(view.label_values("service", start, end, 10)) == expected
+
+
+@pytest.mark.parametrize("kql", ["", "service:api", "env:production", "service:api and env:production", "level:error"])
+@pytest.mark.parametrize("with_staging", [True, False], ids=["two environments", "one environment"])
+def test_exact_totals_over_whole_days_agree_with_the_events(tmp_path: Path, kql: str, with_staging: bool) -> None:
+    """A window of whole days is counted from the term dictionary where it can be: the totals must not change.
+
+    With two environments the other one's events share the partitions, so the tenant's own term is
+    on some events only.
+    """
+    cfg = config(tmp_path)
+    first_day = NOW // NS_PER_DAY - 3
+    staging = Tenant(MINE.org, "staging")
+    mine, theirs = [], []
+    for position in range(120):
+        stamp = (first_day + position % 3) * NS_PER_DAY + position * 10**9
+        fields = {"service": ["api", "web"][position % 2], "level": ["info", "error", "warn"][position % 3]}
+        (mine if position % 4 or not with_staging else theirs).append(Event(stamp, f"event {position}", **fields))
+    write(cfg, [(MINE, mine), (staging, theirs)] if with_staging else [(MINE, mine)]).close()
+    view = TantivyStore(cfg.data_path).for_tenant(MINE)
+    pipeline = Pipeline((Filter(parse_kql(kql)),))
+    matches = pipeline.matcher()
+    for start_day, days in [(first_day, 3), (first_day, 1), (first_day + 1, 2)]:
+        for start, end in [
+            (start_day * NS_PER_DAY, (start_day + days) * NS_PER_DAY),  # whole days
+            (start_day * NS_PER_DAY + 30 * 10**9, (start_day + days) * NS_PER_DAY),  # the first day cut
+        ]:
+            page = view.search(SearchRequest(start, end, pipeline, 5, count_total=True))
+            expected = sum(1 for event in mine if start <= event.timestamp < end and matches(event) is not None)
+            assert (page.total, page.total_exact) == (expected, True), (start, end)
+
+
+def test_a_whole_day_of_one_label_is_counted_without_reading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The term dictionary gives the count of a label over whole days: no pass over the hits."""
+    cfg = config(tmp_path)
+    day = NOW // NS_PER_DAY - 2
+    events = [Event(day * NS_PER_DAY + n * 10**9, f"e{n}", service=["api", "web"][n % 3 == 0]) for n in range(30)]
+    write(cfg, [(MINE, events)]).close()
+    view = TantivyStore(cfg.data_path).for_tenant(MINE)
+
+    def no_pass(*_: object) -> int:
+        raise AssertionError("counted by a pass over the hits")
+
+    monkeypatch.setattr(search, "hit_count", no_pass)
+    for kql, expected in [("", 30), ("service:api", 20), ("service:web and env:production", 10)]:
+        page = view.search(
+            SearchRequest(
+                day * NS_PER_DAY, (day + 1) * NS_PER_DAY, Pipeline((Filter(parse_kql(kql)),)), 5, count_total=True
+            )
+        )
+        assert (page.total, page.total_exact) == (expected, True)
 
 
 def _messages_in(view: TenantView, start: int, end: int) -> list[str]:

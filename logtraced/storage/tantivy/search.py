@@ -41,10 +41,12 @@ import tantivy
 from logtraced.errors import QueryTimeout
 from logtraced.model import NS_PER_DAY, Event, Tenant
 from logtraced.query.ast import (
+    ENV,
     EVENT_FIELDS,
     KEYWORD_FIELDS,
     LEVEL,
     MESSAGE,
+    ORG,
     TAGS,
     And,
     Compare,
@@ -54,6 +56,7 @@ from logtraced.query.ast import (
     Not,
     Op,
     Or,
+    and_,
 )
 from logtraced.query.logql_stages import STREAM_LABELS
 from logtraced.query.pipeline import Aggregate, Filter, Pipeline
@@ -81,7 +84,7 @@ from logtraced.storage.tantivy.compile import (
     uncapitalised,
 )
 from logtraced.storage.tantivy.documents import projector, trimmer
-from logtraced.storage.tantivy.partitions import clipped
+from logtraced.storage.tantivy.partitions import clipped, held_span
 from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_count
 from logtraced.storage.tantivy.words import WordList
 
@@ -178,6 +181,7 @@ class _Plan:
     listed_words: tuple[str, ...] | None = None  # `Compiled.listed_words`, when `scanned` is those words
     committed_ns: int = -1  # when the partition last committed (`IndexReader.commit_mark`; -1: unknown)
     label_hits: int | None = None  # `_label_hits`: how many events pass, known from the dictionary
+    count: int | None = None  # how many events `query` matches, when the dictionary says so (`_known_count`)
 
 
 def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Iterator[_Plan]:
@@ -212,9 +216,37 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
         else:
             listed = compiled.listed_words
             hits = _label_hits(prefilter, searcher)
+            count = None if verify else _known_count(scan, partition.day, searcher)
             yield _Plan(
-                index, searcher, confined, verify, stemming, query, True, partition.day, whole, listed, mark, hits
+                index,
+                searcher,
+                confined,
+                verify,
+                stemming,
+                query,
+                True,
+                partition.day,
+                whole,
+                listed,
+                mark,
+                hits,
+                count,
             )
+
+
+def _known_count(scan: _Scan, day: int, searcher: tantivy.Searcher) -> int | None:
+    """How many of the tenant's events in the window pass the filter, when the dictionary alone says so.
+
+    Only when the window holds everything the partition may hold (then `IndexReader.confine` adds no
+    time range) and no index is named: the confined query is then the tenant's labels and the
+    filter's, whose count `_label_hits` knows when all but one of them are on every event.  An exact
+    total over a week of whole days then costs a few dictionary look-ups instead of a pass over them.
+    """
+    low, high = held_span(day)
+    if scan.start_ns > low or scan.end_ns - 1 < high or scan.index is not None:
+        return None
+    tenant = (Compare(Op.EQ, ENV, scan.tenant.env), Compare(Op.EQ, ORG, scan.tenant.org))
+    return _label_hits(and_((*tenant, scan.pipeline.prefilter)), searcher)
 
 
 def _label_hits(node: Node, searcher: tantivy.Searcher) -> int | None:
@@ -305,7 +337,7 @@ def _total(plans: list[_Plan], page: SearchPage) -> None:
     if any(plan.verify for plan in plans):
         page.total_exact = False
         return
-    page.total = sum(hit_count(plan.searcher, plan.query) for plan in plans)
+    page.total = sum(hit_count(plan.searcher, plan.query) if plan.count is None else plan.count for plan in plans)
 
 
 def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int) -> Iterator[tuple[Row, SortKey]]:
