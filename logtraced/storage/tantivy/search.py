@@ -215,23 +215,11 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
             )
         else:
             listed = compiled.listed_words
-            hits = _label_hits(prefilter, searcher)
-            count = None if verify else _known_count(scan, partition.day, searcher)
             yield _Plan(
-                index,
-                searcher,
-                confined,
-                verify,
-                stemming,
-                query,
-                True,
-                partition.day,
-                whole,
-                listed,
-                mark,
-                hits,
-                count,
-            )
+                index, searcher, confined, verify, stemming, query, True, partition.day, whole, listed, mark,
+                label_hits=_label_hits(prefilter, searcher),
+                count=None if verify else _known_count(scan, partition.day, searcher),
+            )  # fmt: skip
 
 
 def _known_count(scan: _Scan, day: int, searcher: tantivy.Searcher) -> int | None:
