@@ -86,6 +86,17 @@ _PIECE_OPS: Final = frozenset({Op.CONTAINS, Op.WILDCARD, Op.REGEX})
 KeywordTerms: TypeAlias = Mapping[str, frozenset[str]]
 
 
+class RequiredWords(NamedTuple):
+    """Words every hit of a phrase holds: the message field searched, and each word's indexed spellings."""
+
+    field: str
+    words: tuple[tuple[str, ...], ...]
+
+    def bound(self, searcher: tantivy.Searcher) -> int:
+        """At most how many events hold them all: the rarest word's document frequencies, summed over its spellings."""
+        return min(sum(searcher.doc_freq(self.field, spelling) for spelling in word) for word in self.words)
+
+
 @dataclasses.dataclass(frozen=True)
 class Compiled:
     """A candidate query and whether its hits must be checked with evaluate.py."""
@@ -96,6 +107,9 @@ class Compiled:
     # When the whole query is the set of message words a word list found (`$contains` of one word
     # piece): those words, whose document frequencies bound the candidates without running the query.
     listed_words: tuple[str, ...] | None = None
+    # When the whole query is a phrase of several words: the field, and each word's indexed spellings.
+    # A hit holds one spelling of every word, so the rarest word's frequencies bound the hits.
+    required_words: RequiredWords | None = None
 
 
 def compile_query(
@@ -117,7 +131,8 @@ def compile_query(
     compiler = _Compiler(schema, stemming, terms or {}, uncapitalised, words)
     part = compiler.compile(node)
     listed = next((found for query, found in compiler.listed if query is part.query), None)
-    return Compiled(part.query, not part.exact, compiler.walks_dictionary, listed)
+    required = next((found for query, found in compiler.required if query is part.query), None)
+    return Compiled(part.query, not part.exact, compiler.walks_dictionary, listed, required)
 
 
 def uncapitalised(searcher: tantivy.Searcher, schema: tantivy.Schema, node: Node) -> frozenset[str]:
@@ -281,6 +296,7 @@ class _Compiler:
         self.word_list = word_list
         self.walks_dictionary = False
         self.listed: list[tuple[tantivy.Query, tuple[str, ...]]] = []  # term sets of listed words, with the words
+        self.required: list[tuple[tantivy.Query, RequiredWords]] = []  # word and phrase queries, with their words
         self.words_field = fields.MESSAGE_STEMMED if stemming else fields.MESSAGE
         self.splitter = _word_splitter()
         self.indexed = fields.text_analyzer()
@@ -493,7 +509,10 @@ class _Compiler:
             self._term(field, combination[0]) if len(kept) == 1 else self._phrase_query(field, kept, combination)
             for combination in itertools.product(*(spellings for _, spellings in kept))
         ]
-        return _Part(_should(phrases), exact)
+        query = _should(phrases)
+        if len(kept) > 1:  # a phrase query checks positions on every hit it ranks: worth slicing (see search._sliced)
+            self.required.append((query, RequiredWords(field, tuple(tuple(spellings) for _, spellings in kept))))
+        return _Part(query, exact)
 
     def _phrase_query(self, field: str, kept: list[tuple[int, list[str]]], words: tuple[str, ...]) -> tantivy.Query:
         positioned: list[str | tuple[int, str]] = [

@@ -175,12 +175,10 @@ class _Plan:
     # What a scan in time order reads, before confinement (`_scanned`): the candidates, or every event
     # (of the index asked for, if any) when the candidates walk a dictionary.
     scanned: tantivy.Query | None
-    scans_candidates: bool  # `scanned` holds the candidates (not every event)
+    population: int | None  # at most how many events `scanned` holds over the day (`_population`); None: unknown
     day: int  # the partition's UTC day (days since the epoch)
     whole: bool  # the partition stores each event whole (`schema.stores_events`)
-    listed_words: tuple[str, ...] | None = None  # `Compiled.listed_words`, when `scanned` is those words
     committed_ns: int = -1  # when the partition last committed (`IndexReader.commit_mark`; -1: unknown)
-    label_hits: int | None = None  # `_label_hits`: how many events pass, known from the dictionary
     count: int | None = None  # how many events `query` matches, when the dictionary says so (`_known_count`)
 
 
@@ -208,18 +206,14 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
         confined = reader.confine(index, scan.tenant, partition.day, scan.start_ns, end_inclusive, query)
         verify = compiled.needs_verification or staged
         whole = schema.stores_events(index.schema)
+        scanned: tantivy.Query | None
+        population: int | None
         if compiled.walks_dictionary:  # once per time slice would repeat the walk: read every event instead
-            everything = _index_term(index, scan.index)
-            yield _Plan(
-                index, searcher, confined, verify, stemming, everything, False, partition.day, whole, None, mark
-            )
+            scanned, population = _index_term(index, scan.index), searcher.num_docs
         else:
-            listed = compiled.listed_words
-            yield _Plan(
-                index, searcher, confined, verify, stemming, query, True, partition.day, whole, listed, mark,
-                label_hits=_label_hits(prefilter, searcher),
-                count=None if verify else _known_count(scan, partition.day, searcher),
-            )  # fmt: skip
+            scanned, population = query, _population(compiled, prefilter, searcher)
+        count = None if verify else _known_count(scan, partition.day, searcher)
+        yield _Plan(index, searcher, confined, verify, stemming, scanned, population, partition.day, whole, mark, count)
 
 
 def _known_count(scan: _Scan, day: int, searcher: tantivy.Searcher) -> int | None:
@@ -244,7 +238,6 @@ def _label_hits(node: Node, searcher: tantivy.Searcher) -> int | None:
     whose document frequency is its number of events, exactly, since events are never deleted
     from a partition (retention drops whole days); a conjunction of them is known when all but one
     are on every event (one service, one environment: a LogQL stream selector of a small deployment).
-    Such a plan is read through time slices sized from it, whatever the filter's other terms.
     """
     if isinstance(node, MatchAll):
         return searcher.num_docs
@@ -344,8 +337,8 @@ def _matches(plans: Iterable[_Plan], scan: _Scan, stats: Stats, wanted: int) -> 
             largest = max(MAX_CHUNK, wanted - found)
             ordered = (
                 _ordered(plan.searcher, plan.index, plan.query, scan, first, largest)
-                if plan.label_hits is None
-                else _sliced(plan, scan)  # sized from a known count: ranking them all would be a pass over them
+                if plan.population is None
+                else _sliced(plan, scan)  # sized from a known bound: ranking them all would be a pass over them
             )
             for key, address in ordered:
                 _check_deadline(scan.deadline)
@@ -561,13 +554,13 @@ def _sliced(plan: _Plan, scan: _Scan) -> Iterator[tuple[SortKey, tantivy.DocAddr
     Ordering a whole day's events to take the newest few hundred ranks all of them (a full pass
     of the timestamp column per chunk); a slice bounded by timestamp ranks only its own.  Slices
     are disjoint and taken in scan order, so their concatenation is ordered; each is sized from the
-    density of what is scanned (the partition's events, or candidates whose number `_population`
-    bounds cheaply) and doubles with every slice read (fourfold when one came back short).
+    density of what is scanned (the partition's events, or candidates whose number the dictionary
+    bounds, `_population`) and doubles with every slice read (fourfold when one came back short).
     Candidates that would have to be counted are ranked instead: a count is a pass over them, as
     ranking them is, and ranking gives the rows (measured on the 10M benchmark, quiet: a common regex
     alternation's page 9.9-10.0 ms through a count and slices, 5.9-6.2 ms ranked).
     """
-    population = _population(plan)
+    population = plan.population
     if population is None:
         yield from _ordered(plan.searcher, plan.index, _scanned(plan, scan, scan.start_ns, scan.end_ns - 1), scan)
         return
@@ -606,19 +599,25 @@ def _spread(plan: _Plan) -> int:
     return min(plan.committed_ns - start, NS_PER_DAY)
 
 
-def _population(plan: _Plan) -> int | None:
-    """How many events a verifying scan of the partition reads at most, over the day; None when only a count knows.
+def _population(compiled: Compiled, prefilter: Node, searcher: tantivy.Searcher) -> int | None:
+    """At most how many of the partition's events are candidates, from its term dictionary; None if only a count knows.
 
-    Every event, candidates whose number the label terms give (`_label_hits`), or candidates that
-    are a few listed words, whose document frequencies sum to a bound in a dictionary look-up each.
+    Label terms whose count is known (`_label_hits`), a phrase (its rarest word's frequency:
+    `Compiled.required_words`), or a few listed words (their frequencies summed), a dictionary
+    look-up each.  A plan whose population is known is read through time slices sized from it
+    (`_sliced`), whether or not its hits are verified.  Plain words are left to ranking: on
+    bench/query.py's 10M set `timeout` read 1.5-2.7 ms ranked and 2.0-3.0 ms sliced, where the
+    phrase `"connection refused"`, whose every hit is a positions check, read 3.2-5.2 ms ranked and
+    1.9-2.5 ms sliced.
     """
-    if not plan.scans_candidates:
-        return plan.searcher.num_docs
-    if plan.label_hits is not None:
-        return plan.label_hits
-    words = plan.listed_words
+    hits = _label_hits(prefilter, searcher)
+    if hits is not None:
+        return hits
+    if compiled.required_words is not None:
+        return compiled.required_words.bound(searcher)
+    words = compiled.listed_words
     if words is not None and len(words) <= MAX_SUMMED_WORDS:
-        return sum(plan.searcher.doc_freq(schema.MESSAGE, word) for word in words)
+        return sum(searcher.doc_freq(schema.MESSAGE, word) for word in words)
     return None
 
 

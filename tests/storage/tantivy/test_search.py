@@ -89,6 +89,8 @@ def regex(value: str) -> Pipeline:
         (Pipeline((Filter(parse_kql("level:error")),)), 50),  # a label's count is its document frequency: sliced
         (Pipeline((Filter(parse_kql("service:svc1 and env:production")),)), 9),  # the other label is on every event
         (Pipeline((Filter(parse_kql("service:svc1 and level:error")),)), 9),  # no count known: ranked
+        (Pipeline((Filter(parse_kql('"connection refused"')),)), 11),  # a phrase: sliced by its rarest word
+        (Pipeline((Filter(parse_kql("request done")),)), 11),  # words: ranked
         (Pipeline((Filter(parse_kql("env:production")),)), 7),  # a label every event has: as without filter
         (parse_logql('{env="production"}'), 7),  # a stream selector every event meets
     ],
