@@ -263,7 +263,9 @@ def test_scans_counts_and_labels_see_what_was_clamped_into_the_first_and_last_da
         assert sorted(view.label_values("service", start, end, 10)) == expected
 
 
-@pytest.mark.parametrize("kql", ["", "service:api", "env:production", "service:api and env:production", "level:error"])
+@pytest.mark.parametrize(
+    "kql", ["", "service:api", "env:production", "service:api and env:production", "level:error", "event", "7"]
+)
 @pytest.mark.parametrize("with_staging", [True, False], ids=["two environments", "one environment"])
 def test_exact_totals_over_whole_days_agree_with_the_events(tmp_path: Path, kql: str, with_staging: bool) -> None:
     """A window of whole days is counted from the term dictionary where it can be: the totals must not change.
@@ -296,7 +298,7 @@ def test_exact_totals_over_whole_days_agree_with_the_events(tmp_path: Path, kql:
 def test_a_whole_day_of_one_label_is_counted_without_reading_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The term dictionary gives the count of a label over whole days: no pass over the hits."""
+    """The term dictionary gives the count of a label or a message word over whole days: no pass over the hits."""
     cfg = config(tmp_path)
     day = NOW // NS_PER_DAY - 2
     events = [Event(day * NS_PER_DAY + n * 10**9, f"e{n}", service=["api", "web"][n % 3 == 0]) for n in range(30)]
@@ -307,7 +309,7 @@ def test_a_whole_day_of_one_label_is_counted_without_reading_it(
         raise AssertionError("counted by a pass over the hits")
 
     monkeypatch.setattr(search, "hit_count", no_pass)
-    for kql, expected in [("", 30), ("service:api", 20), ("service:web and env:production", 10)]:
+    for kql, expected in [("", 30), ("service:api", 20), ("service:web and env:production", 10), ("e3", 1)]:
         page = view.search(
             SearchRequest(
                 day * NS_PER_DAY, (day + 1) * NS_PER_DAY, Pipeline((Filter(parse_kql(kql)),)), 5, count_total=True

@@ -87,14 +87,21 @@ KeywordTerms: TypeAlias = Mapping[str, frozenset[str]]
 
 
 class RequiredWords(NamedTuple):
-    """Words every hit of a phrase holds: the message field searched, and each word's indexed spellings."""
+    """Words every hit holds: the message field searched, each word's indexed spellings, and whether in a phrase."""
 
     field: str
     words: tuple[tuple[str, ...], ...]
+    phrase: bool
 
     def bound(self, searcher: tantivy.Searcher) -> int:
         """At most how many events hold them all: the rarest word's document frequencies, summed over its spellings."""
         return min(sum(searcher.doc_freq(self.field, spelling) for spelling in word) for word in self.words)
+
+    def exact_count(self, searcher: tantivy.Searcher) -> int | None:
+        """Exactly how many events hold them: known for one word of one spelling (its document frequency)."""
+        if len(self.words) == 1 and len(self.words[0]) == 1:
+            return searcher.doc_freq(self.field, self.words[0][0])
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +114,8 @@ class Compiled:
     # When the whole query is the set of message words a word list found (`$contains` of one word
     # piece): those words, whose document frequencies bound the candidates without running the query.
     listed_words: tuple[str, ...] | None = None
-    # When the whole query is a phrase of several words: the field, and each word's indexed spellings.
-    # A hit holds one spelling of every word, so the rarest word's frequencies bound the hits.
+    # When the whole query is message words or a phrase of several: the field, each word's indexed
+    # spellings; a hit holds one spelling of every word, so the rarest word's frequencies bound the hits.
     required_words: RequiredWords | None = None
 
 
@@ -487,7 +494,10 @@ class _Compiler:
         spelled = [self._spelled(token, stem) for token in tokens if self._is_indexed(token)]
         kept = [spellings for spellings in spelled if spellings is not None]
         query = _must(_should(self._term(field, spelling) for spelling in spellings) for spellings in kept)
-        return _Part(query or _all(), len(kept) == len(tokens))
+        if query is None:
+            return _Part(_all(), False)
+        self.required.append((query, RequiredWords(field, tuple(map(tuple, kept)), phrase=False)))
+        return _Part(query, len(kept) == len(tokens))
 
     def _phrase(self, field: str, text: str, stem: Callable[[str], str] | None) -> _Part:
         """Consecutive words as phrase queries, one per spelling, keeping the positions of words not narrowed."""
@@ -510,8 +520,8 @@ class _Compiler:
             for combination in itertools.product(*(spellings for _, spellings in kept))
         ]
         query = _should(phrases)
-        if len(kept) > 1:  # a phrase query checks positions on every hit it ranks: worth slicing (see search._sliced)
-            self.required.append((query, RequiredWords(field, tuple(tuple(spellings) for _, spellings in kept))))
+        spelled = tuple(tuple(spellings) for _, spellings in kept)
+        self.required.append((query, RequiredWords(field, spelled, phrase=len(kept) > 1)))
         return _Part(query, exact)
 
     def _phrase_query(self, field: str, kept: list[tuple[int, list[str]]], words: tuple[str, ...]) -> tantivy.Query:

@@ -56,7 +56,6 @@ from logtraced.query.ast import (
     Not,
     Op,
     Or,
-    and_,
 )
 from logtraced.query.logql_stages import STREAM_LABELS
 from logtraced.query.pipeline import Aggregate, Filter, Pipeline
@@ -212,23 +211,31 @@ def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Itera
             scanned, population = _index_term(index, scan.index), searcher.num_docs
         else:
             scanned, population = query, _population(compiled, prefilter, searcher)
-        count = None if verify else _known_count(scan, partition.day, searcher)
+        count = None if verify else _known_count(scan, partition.day, searcher, compiled)
         yield _Plan(index, searcher, confined, verify, stemming, scanned, population, partition.day, whole, mark, count)
 
 
-def _known_count(scan: _Scan, day: int, searcher: tantivy.Searcher) -> int | None:
+def _known_count(scan: _Scan, day: int, searcher: tantivy.Searcher, compiled: Compiled) -> int | None:
     """How many of the tenant's events in the window pass the filter, when the dictionary alone says so.
 
     Only when the window holds everything the partition may hold (then `IndexReader.confine` adds no
     time range) and no index is named: the confined query is then the tenant's labels and the
-    filter's, whose count `_label_hits` knows when all but one of them are on every event.  An exact
-    total over a week of whole days then costs a few dictionary look-ups instead of a pass over them.
+    filter, each counted exactly when `_label_hits` knows it (or the filter is one message word of
+    one spelling, `RequiredWords.exact_count`), and their conjunction when one of the two is on every event.
+    An exact total over a week of whole days then costs a few dictionary look-ups, not a pass over them.
     """
     low, high = held_span(day)
     if scan.start_ns > low or scan.end_ns - 1 < high or scan.index is not None:
         return None
-    tenant = (Compare(Op.EQ, ENV, scan.tenant.env), Compare(Op.EQ, ORG, scan.tenant.org))
-    return _label_hits(and_((*tenant, scan.pipeline.prefilter)), searcher)
+    tenant = _label_hits(And((Compare(Op.EQ, ENV, scan.tenant.env), Compare(Op.EQ, ORG, scan.tenant.org))), searcher)
+    passing = _label_hits(scan.pipeline.prefilter, searcher)
+    if passing is None and compiled.required_words is not None:
+        passing = compiled.required_words.exact_count(searcher)
+    if tenant is None or passing is None:
+        return None
+    if tenant == searcher.num_docs:
+        return passing
+    return tenant if passing == searcher.num_docs else None
 
 
 def _label_hits(node: Node, searcher: tantivy.Searcher) -> int | None:
@@ -613,7 +620,7 @@ def _population(compiled: Compiled, prefilter: Node, searcher: tantivy.Searcher)
     hits = _label_hits(prefilter, searcher)
     if hits is not None:
         return hits
-    if compiled.required_words is not None:
+    if compiled.required_words is not None and compiled.required_words.phrase:
         return compiled.required_words.bound(searcher)
     words = compiled.listed_words
     if words is not None and len(words) <= MAX_SUMMED_WORDS:
