@@ -89,3 +89,20 @@ def test_protocol_codecs_are_sans_io() -> None:
         imported = imports_of(PACKAGE / "ingest" / f"{name}.py")
         assert not {module.split(".")[0] for module in imported} & IO_MODULES, name
         assert not {m for m in imported if m.startswith(("logtraced.ingest.stream", "logtraced.ingest.datagram"))}, name
+
+
+DELETIONS = {"delete_documents", "delete_documents_by_term", "delete_documents_by_query", "delete_all_documents"}
+
+
+def test_events_are_never_deleted_from_a_partition() -> None:
+    """Counts read from document frequencies (search._label_hits) hold only while nothing deletes a document.
+
+    A deleted document still counts in its terms' frequencies; retention removes whole partitions instead.
+    """
+    calls = {
+        (module_name(path), node.func.attr)
+        for path in PACKAGE.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in DELETIONS
+    }
+    assert calls == set()
