@@ -50,6 +50,12 @@ def held_span(day: int) -> tuple[int, int]:
     return low, high
 
 
+def holds_all_of(day: int, start_ns: int, end_ns: int) -> bool:
+    """Whether a window (both ends inclusive) holds every timestamp the partition of `day` may hold."""
+    low, high = held_span(day)
+    return start_ns <= low and end_ns >= high
+
+
 def clipped(day: int, start_ns: int, end_ns: int) -> tuple[int, int]:
     """The part of a window (both ends inclusive) the partition of `day` may hold events in (`held_span`)."""
     low, high = held_span(day)
