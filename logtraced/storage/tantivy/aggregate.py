@@ -152,6 +152,12 @@ class _Counter:
             counts[at] = counts.get(at, 0) + int(bucket["doc_count"])
 
 
+def alignment(request: CountRequest) -> tuple[int, int]:
+    """What places a partition's buckets besides the step: the first step's start modulo the step, and the
+    histogram's offset (`_boundary`), which for the same alignment may still differ with the start's magnitude."""
+    return request.start_ns % request.step_ns, _boundary(request.start_ns, request.step_ns)
+
+
 def _boundary(start: int, step: int) -> int:
     """The histogram offset that lets f64 timestamps fall on the right side of every step boundary.
 

@@ -18,6 +18,7 @@ from logtraced.model import Tenant
 from logtraced.query.ast import Node
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.compile import Compiled, KeywordTerms
+from logtraced.storage.tantivy.countcache import CountCache
 from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, clipped, holds_all_of, open_index
 from logtraced.storage.tantivy.words import WordList, WordLists
 
@@ -51,6 +52,7 @@ class IndexReader:
         # Compiled queries per (AST, stemming), one per schema (and keyword terms): compiling builds automata.
         self.compiled: CompiledCache = OrderedDict()
         self.word_lists = WordLists(layout)
+        self.counts = CountCache()
 
     def commit_mark(self, partition: Partition) -> int:
         """Changes whenever the partition commits (tantivy rewrites meta.json): a cache key for derived facts."""
@@ -78,6 +80,7 @@ class IndexReader:
         for partition in gone:
             self._open.pop(partition, None)
         self.word_lists.drop(gone)
+        self.counts.drop(gone)
         self.label_cache = {key: value for key, value in self.label_cache.items() if key[0] not in gone}
 
     def partitions(self, tenant: Tenant, start_ns: int, end_ns: int, *, newest_first: bool = True) -> list[Partition]:
@@ -95,6 +98,19 @@ class IndexReader:
             opened.index.reload()
             opened.generation = self.generation
         return opened.index
+
+    def reloaded(self, partition: Partition) -> tantivy.Index | None:
+        """The partition's index, reloaded: its searchers are at least as new as any commit mark read before the call.
+
+        A cache keyed by commit mark stores only what such a searcher found, the mark read first.  A
+        searcher opened before a commit whose mark is read after it would file the older snapshot
+        under the newer mark, served until the next commit; and `index` reloads only after
+        `on_commit`, which the writer's commit reaches some time after meta.json changed.
+        """
+        index = self.index(partition)
+        if index is not None:
+            index.reload()
+        return index
 
     def searchers(
         self, tenant: Tenant, start_ns: int, end_ns: int, *, newest_first: bool = True
@@ -197,10 +213,9 @@ def _per_partition(
         key = (partition, reader.commit_mark(partition), tenant.env, window, what)
         found = reader.label_cache.get(key)
         if found is None:
-            index = reader.index(partition)
+            index = reader.reloaded(partition)
             if index is None:
                 continue
-            index.reload()
             query = reader.confine(index, tenant, partition.day, *window, None)
             found = read(index.searcher().aggregate(query, spec))
             reader.remember(key, found)

@@ -73,7 +73,7 @@ from logtraced.storage.backend import (
 )
 from logtraced.storage.cursor import SortKey, decode_cursor, encode_cursor
 from logtraced.storage.tantivy import schema
-from logtraced.storage.tantivy.aggregate import count_partition
+from logtraced.storage.tantivy.aggregate import alignment, count_partition
 from logtraced.storage.tantivy.compile import (
     Compiled,
     compile_query,
@@ -82,8 +82,9 @@ from logtraced.storage.tantivy.compile import (
     scans_message_words,
     uncapitalised,
 )
+from logtraced.storage.tantivy.countcache import CountKey, add_counted, frozen
 from logtraced.storage.tantivy.documents import projector, trimmer
-from logtraced.storage.tantivy.partitions import clipped, holds_all_of
+from logtraced.storage.tantivy.partitions import Partition, clipped, holds_all_of
 from logtraced.storage.tantivy.reader import CompiledCache, IndexReader, hit_count
 from logtraced.storage.tantivy.words import WordList
 
@@ -181,38 +182,49 @@ class _Plan:
     count: int | None = None  # how many events `query` matches, when the dictionary says so (`_known_count`)
 
 
-def _plans(reader: IndexReader, scan: _Scan, *, counting: bool = False) -> Iterator[_Plan]:
+def _plans(reader: IndexReader, scan: _Scan) -> Iterator[_Plan]:
     """The partitions the window overlaps, in scan order (days are disjoint, so concatenation is ordered).
 
     Planned lazily: a newest-first page usually fills from the newest day, and older days are then
-    never opened or compiled.  A count (`counting`) also asks which lowercase substrings the index
-    answers exactly (compile.uncapitalised): a search would rather scan for them and stop early.
+    never opened or compiled.
     """
+    for partition in reader.partitions(scan.tenant, scan.start_ns, scan.end_ns - 1, newest_first=scan.newest_first):
+        plan = _plan(reader, scan, partition)
+        if plan is not None:
+            yield plan
+
+
+def _plan(
+    reader: IndexReader, scan: _Scan, partition: Partition, *, counting: bool = False, fresh: bool = False
+) -> _Plan | None:
+    """One partition's plan; None when it is gone.
+
+    A count (`counting`) also asks which lowercase substrings the index answers exactly
+    (compile.uncapitalised): a search would rather scan for them and stop early.  `fresh` reloads
+    the index first (`IndexReader.reloaded`), for an answer filed under a commit mark read before.
+    """
+    index = reader.reloaded(partition) if fresh else reader.index(partition)
+    if index is None:
+        return None
     prefilter = scan.pipeline.prefilter
-    staged = needs_stages(scan.pipeline)
     end_inclusive = scan.end_ns - 1
-    word_pieces = scans_message_words(prefilter)
-    for partition in reader.partitions(scan.tenant, scan.start_ns, end_inclusive, newest_first=scan.newest_first):
-        index = reader.index(partition)
-        if index is None:
-            continue
-        stemming = schema.has_field(index.schema, schema.MESSAGE_STEMMED)
-        searcher = index.searcher()
-        mark = reader.commit_mark(partition)
-        words = reader.word_lists.get(partition, mark) if word_pieces else None
-        compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting, words)
-        query = _with_index(index, compiled.query, scan.index)
-        confined = reader.confine(index, scan.tenant, partition.day, scan.start_ns, end_inclusive, query)
-        verify = compiled.needs_verification or staged
-        whole = schema.stores_events(index.schema)
-        scanned: tantivy.Query | None
-        population: int | None
-        if compiled.walks_dictionary:  # once per time slice would repeat the walk: read every event instead
-            scanned, population = _index_term(index, scan.index), searcher.num_docs
-        else:
-            scanned, population = query, _population(compiled, prefilter, searcher)
-        count = None if verify else _known_count(scan, partition.day, searcher, compiled)
-        yield _Plan(index, searcher, confined, verify, stemming, scanned, population, partition.day, whole, mark, count)
+    stemming = schema.has_field(index.schema, schema.MESSAGE_STEMMED)
+    searcher = index.searcher()
+    mark = reader.commit_mark(partition)
+    words = reader.word_lists.get(partition, mark) if scans_message_words(prefilter) else None
+    compiled = _compile(reader.compiled, prefilter, index.schema, stemming, searcher, counting, words)
+    query = _with_index(index, compiled.query, scan.index)
+    confined = reader.confine(index, scan.tenant, partition.day, scan.start_ns, end_inclusive, query)
+    verify = compiled.needs_verification or needs_stages(scan.pipeline)
+    whole = schema.stores_events(index.schema)
+    scanned: tantivy.Query | None
+    population: int | None
+    if compiled.walks_dictionary:  # once per time slice would repeat the walk: read every event instead
+        scanned, population = _index_term(index, scan.index), searcher.num_docs
+    else:
+        scanned, population = query, _population(compiled, prefilter, searcher)
+    count = None if verify else _known_count(scan, partition.day, searcher, compiled)
+    return _Plan(index, searcher, confined, verify, stemming, scanned, population, partition.day, whole, mark, count)
 
 
 def _known_count(scan: _Scan, day: int, searcher: tantivy.Searcher, compiled: Compiled) -> int | None:
@@ -677,8 +689,9 @@ def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountRe
     """Matching events counted into steps aligned on `request.start_ns`, per set of `by` values.
 
     A partition whose filter the index answers exactly, grouped by stored labels, is counted by a
-    fast-field aggregation; any other partition's candidates are read and verified in document
-    order (a count needs no time order, and the docstore then decompresses each block once).
+    fast-field aggregation, once per commit (`_aggregated`); any other partition's candidates are
+    read and verified in document order (a count needs no time order, and the docstore then
+    decompresses each block once).
     """
     started = time.perf_counter()
     fields = _count_fields(request)
@@ -688,25 +701,77 @@ def count(reader: IndexReader, tenant: Tenant, request: CountRequest) -> CountRe
     result = CountResult()
     series: SeriesMap = {}
     stored_labels = all(name in schema.LABEL_FIELDS for name in request.by)
-    for plan in _plans(reader, scan, counting=True):
+    cacheable = stored_labels and not needs_stages(request.pipeline)
+    for partition in reader.partitions(tenant, scan.start_ns, scan.end_ns - 1):
         _check_deadline(request.deadline)
-        if stored_labels and not plan.verify:
-            count_partition(plan.searcher, plan.index, plan.query, plan.day, request, series)
+        key = _count_key(reader, scan, request, partition) if cacheable else None
+        if key is not None and _cached(reader, key, series):
             continue
-        verifier = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
-        decode = _Decoder(plan, fields, fields, result.stats, request.deadline)
-        for key, address in _unordered(plan, scan):
-            _check_deadline(request.deadline)
-            verified = verifier(decode.for_verification(plan.searcher.doc(address), key))
-            result.stats.lines_examined += 1
-            if verified is not None:
-                shown, labels = verified
-                result.stats.bytes_examined += len(shown.message)
-                values = tuple(_label_value(Row(shown, labels), name) for name in request.by)
-                add_count(series, request, values, key[0], 1)
+        plan = _plan(reader, scan, partition, counting=True, fresh=key is not None)
+        if plan is None:
+            continue
+        if stored_labels and not plan.verify:
+            _aggregated(reader, plan, request, key, series)
+            continue
+        _counted_one_by_one(plan, scan, request, fields, series, result.stats)
     result.series = list(series.values())
     result.stats.seconds = time.perf_counter() - started
     return result
+
+
+def _count_key(reader: IndexReader, scan: _Scan, request: CountRequest, partition: Partition) -> CountKey:
+    """The partition's cache key, its commit mark read now, before the plan's searcher is opened (`reloaded`)."""
+    return CountKey(
+        partition,
+        reader.commit_mark(partition),
+        scan.tenant.env,
+        clipped(partition.day, scan.start_ns, scan.end_ns - 1),
+        request.step_ns,
+        alignment(request),
+        request.by,
+        scan.pipeline.prefilter,
+        request.index,
+    )
+
+
+def _cached(reader: IndexReader, key: CountKey, series: SeriesMap) -> bool:
+    """Add the partition's counts from the cache; False when they are not there."""
+    counted = reader.counts.get(key)
+    if counted is None:
+        return False
+    add_counted(counted, key.by, series)
+    return True
+
+
+def _aggregated(
+    reader: IndexReader, plan: _Plan, request: CountRequest, key: CountKey | None, series: SeriesMap
+) -> None:
+    """Aggregate the partition; with a key, cache its counts (the plan's index was reloaded after the mark was read)."""
+    if key is None:
+        count_partition(plan.searcher, plan.index, plan.query, plan.day, request, series)
+        return
+    own: SeriesMap = {}
+    count_partition(plan.searcher, plan.index, plan.query, plan.day, request, own)
+    counted = frozen(own)
+    reader.counts.keep(key, counted)
+    add_counted(counted, request.by, series)
+
+
+def _counted_one_by_one(
+    plan: _Plan, scan: _Scan, request: CountRequest, fields: frozenset[str] | None, series: SeriesMap, stats: Stats
+) -> None:
+    """Count the partition by reading and verifying its candidates."""
+    verifier = build_verifier(scan.pipeline, stem=_stemmer(plan.stemming))
+    decode = _Decoder(plan, fields, fields, stats, request.deadline)
+    for key, address in _unordered(plan, scan):
+        _check_deadline(request.deadline)
+        verified = verifier(decode.for_verification(plan.searcher.doc(address), key))
+        stats.lines_examined += 1
+        if verified is not None:
+            shown, labels = verified
+            stats.bytes_examined += len(shown.message)
+            values = tuple(_label_value(Row(shown, labels), name) for name in request.by)
+            add_count(series, request, values, key[0], 1)
 
 
 def _unordered(plan: _Plan, scan: _Scan) -> Iterable[tuple[SortKey, tantivy.DocAddress]]:
