@@ -58,22 +58,30 @@ class Counted:
 
 
 def frozen(series: SeriesMap) -> Counted:
-    """The series as arrays: a tenth of the memory of dicts of ints, and copied back at C speed."""
-    rows = tuple(
-        (labels, array("q", entry.counts.keys()), array("q", entry.counts.values())) for labels, entry in series.items()
-    )
-    return Counted(rows, sum(len(steps) + 1 for _, steps, _ in rows))
+    """The series as arrays, steps in order: a sixth of the memory of dicts of ints, and copied back at C speed."""
+    rows = []
+    for labels, entry in series.items():
+        ordered = sorted(entry.counts.items())
+        rows.append((labels, array("q", (at for at, _ in ordered)), array("q", (n for _, n in ordered))))
+    return Counted(tuple(rows), sum(len(steps) + 1 for _, steps, _ in rows))
 
 
 def add_counted(counted: Counted, by: tuple[str, ...], series: SeriesMap) -> None:
-    """Add a partition's counts to the request's series; a step that straddles two days sums both."""
+    """Add a partition's counts to the request's series; a step that straddles two days sums both.
+
+    Partitions hold disjoint spans of time, so a step another partition also counted can only be
+    this one's first or last: only those two are looked up (a set intersection per label set cost
+    a third more on a week counted per minute).
+    """
     for labels, steps, counts in counted.series:
         entry = series.get(labels)
         if entry is None:
             series[labels] = Series(dict(zip(by, labels, strict=True)), dict(zip(steps, counts, strict=True)))
             continue
+        if not steps:  # no label counted: a partition without a match still makes its (empty) series
+            continue
         held = entry.counts
-        shared = {at: held[at] for at in held.keys() & steps}
+        shared = {at: held[at] for at in {steps[0], steps[-1]} if at in held}
         held.update(zip(steps, counts, strict=True))
         for at, before in shared.items():
             held[at] += before

@@ -138,6 +138,16 @@ def test_different_questions_never_share_an_entry(
     assert len(reader.counts) > held
 
 
+def test_a_day_with_nothing_to_count_is_cached_too(stored: tuple[Path, dict[Tenant, list[Event]]]) -> None:
+    """Counted with no label, a partition without a match still makes its empty series: both answers keep it."""
+    data_path, _ = stored
+    reader = reader_of(data_path)
+    nothing = request(*WHOLE_DAYS, by=(), test=Compare(Op.EQ, "level", "fatal"))
+    cold = search.count(reader, MINE, nothing).series
+    assert search.count(reader, MINE, nothing).series == cold
+    assert len(reader.counts) == 2
+
+
 def late_event(data_path: Path, day: int) -> Event:
     """Commit one event into a past day, once the commit mark (meta.json's mtime, coarse on some filesystems) moves."""
     time.sleep(0.02)
