@@ -24,8 +24,9 @@ Documents are decoded only as far as needed: verification reads the fields the q
 (`query_fields`), and a row carries the fields the request asks for (`SearchRequest.fields`).
 
 Counts per step run as a tantivy aggregation over the fast fields (storage/tantivy/aggregate.py)
-whenever the index answers the filter exactly and the labels are stored ones; only a filter that
-needs verification, or a parsed label, reads documents.
+whenever the index answers the filter exactly and the labels are stored ones, once per partition
+commit (storage/tantivy/countcache.py); only a filter that needs verification, or a parsed label,
+reads documents.
 """
 
 from __future__ import annotations
