@@ -7,6 +7,7 @@ window bounds the timestamp.  Label discovery (names, values, routed indexes) li
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,10 +30,42 @@ MAX_LABEL_ENTRIES: Final = 4096
 # Values per label and partition a cached answer holds; a larger `limit` asks for more.
 CACHED_VALUES: Final = 1000
 
-# Least recently used first; see storage/tantivy/search.py `_compile`.
-CompiledCache = OrderedDict[
-    tuple[Node, bool], list[tuple[tantivy.Schema, KeywordTerms, frozenset[str], WordList | None, Compiled]]
-]
+# Queries whose compiled forms are kept (statement-cache style, least recently used go first).
+COMPILED_QUERIES: Final = 256
+# Compiled forms one query keeps: one per schema, or per term list when it compares keywords term by term.
+COMPILED_VARIANTS: Final = 16
+
+# (AST, stemming), and one compiled form with the facts it was compiled against (search.py `_compile`).
+CompiledKey = tuple[Node, bool]
+CompiledVariant = tuple[tantivy.Schema, KeywordTerms, frozenset[str], WordList | None, Compiled]
+
+
+class CompiledCache:
+    """Compiled queries by (AST, stemming), shared by the query threads, so every change is made under a lock."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[CompiledKey, list[CompiledVariant]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def variants(self, key: CompiledKey) -> list[CompiledVariant]:
+        """The forms compiled so far for `key` (a copy), which becomes the most recently used query."""
+        with self._lock:
+            entries = self._entries.get(key)
+            if entries is None:
+                return []
+            self._entries.move_to_end(key)
+            return list(entries)
+
+    def add(self, key: CompiledKey, variant: CompiledVariant) -> None:
+        with self._lock:
+            entries = self._entries.get(key)
+            if entries is None:
+                entries = self._entries[key] = []
+                if len(self._entries) > COMPILED_QUERIES:
+                    self._entries.popitem(last=False)
+            entries.append(variant)
+            if len(entries) > COMPILED_VARIANTS:
+                del entries[0]
 
 
 @dataclass
@@ -42,15 +75,20 @@ class _Opened:
 
 
 class IndexReader:
-    """Caches opened partitions; `on_commit` makes the next search reload them."""
+    """Caches opened partitions; `on_commit` makes the next search reload them.
+
+    The query threads share it: the label cache changes only under `_labels_lock`, the other
+    caches hold their own locks.
+    """
 
     def __init__(self, layout: PartitionLayout) -> None:
         self.layout = layout
         self.generation = 0
         self._open: dict[Partition, _Opened] = {}
-        self.label_cache: dict[LabelKey, frozenset[str]] = {}
+        self._label_cache: dict[LabelKey, frozenset[str]] = {}
+        self._labels_lock = threading.Lock()
         # Compiled queries per (AST, stemming), one per schema (and keyword terms): compiling builds automata.
-        self.compiled: CompiledCache = OrderedDict()
+        self.compiled = CompiledCache()
         self.word_lists = WordLists(layout)
         self.counts = CountCache()
 
@@ -61,15 +99,21 @@ class IndexReader:
         except OSError:
             return -1
 
+    def recall(self, key: LabelKey) -> frozenset[str] | None:
+        """A partition's cached label answer, or None."""
+        with self._labels_lock:
+            return self._label_cache.get(key)
+
     def remember(self, key: LabelKey, found: frozenset[str]) -> None:
         """Cache a partition's label answer; entries of the partition's earlier commits are dropped."""
         partition, mark = key[0], key[1]
-        if len(self.label_cache) >= MAX_LABEL_ENTRIES:
-            self.label_cache.clear()
-        stale = [old for old in self.label_cache if old[0] == partition and old[1] != mark]
-        for old in stale:
-            del self.label_cache[old]
-        self.label_cache[key] = found
+        with self._labels_lock:
+            if len(self._label_cache) >= MAX_LABEL_ENTRIES:
+                self._label_cache.clear()
+            stale = [old for old in self._label_cache if old[0] == partition and old[1] != mark]
+            for old in stale:
+                del self._label_cache[old]
+            self._label_cache[key] = found
 
     def on_commit(self) -> None:
         self.generation += 1
@@ -81,7 +125,8 @@ class IndexReader:
             self._open.pop(partition, None)
         self.word_lists.drop(gone)
         self.counts.drop(gone)
-        self.label_cache = {key: value for key, value in self.label_cache.items() if key[0] not in gone}
+        with self._labels_lock:
+            self._label_cache = {key: value for key, value in self._label_cache.items() if key[0] not in gone}
 
     def partitions(self, tenant: Tenant, start_ns: int, end_ns: int, *, newest_first: bool = True) -> list[Partition]:
         found = self.layout.overlapping(tenant.org, start_ns, end_ns)
@@ -211,7 +256,7 @@ def _per_partition(
     for partition in reader.partitions(tenant, start_ns, end_ns):
         window = clipped(partition.day, start_ns, end_ns)
         key = (partition, reader.commit_mark(partition), tenant.env, window, what)
-        found = reader.label_cache.get(key)
+        found = reader.recall(key)
         if found is None:
             index = reader.reloaded(partition)
             if index is None:

@@ -278,11 +278,6 @@ def _label_hits(node: Node, searcher: tantivy.Searcher) -> int | None:
     return searcher.doc_freq(node.field, value)
 
 
-COMPILED_QUERIES: Final = 256
-# Compiled forms one query keeps: one per schema, or per term list when it compares keywords term by term.
-COMPILED_VARIANTS: Final = 16
-
-
 def _compile(
     cache: CompiledCache,
     node: Node,
@@ -301,17 +296,10 @@ def _compile(
     such facts, so they are part of what must match.
     """
     key = (node, stemming)
-    entries = cache.get(key)
-    if entries is None:
-        entries = cache[key] = []
-        if len(cache) > COMPILED_QUERIES:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
     listed = listed_fields(node)
     terms = keyword_terms(searcher, listed) if listed else {}
     exact_substrings = uncapitalised(searcher, index_schema, node) if counting else frozenset()
-    for known, known_terms, known_substrings, known_words, compiled in entries:
+    for known, known_terms, known_substrings, known_words, compiled in cache.variants(key):
         if (
             known == index_schema
             and known_terms == terms
@@ -322,9 +310,7 @@ def _compile(
     compiled = compile_query(
         node, index_schema, stemming=stemming, terms=terms, uncapitalised=exact_substrings, words=words
     )
-    entries.append((index_schema, terms, exact_substrings, words, compiled))
-    if len(entries) > COMPILED_VARIANTS:
-        del entries[0]
+    cache.add(key, (index_schema, terms, exact_substrings, words, compiled))
     return compiled
 
 
