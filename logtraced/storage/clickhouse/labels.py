@@ -92,13 +92,28 @@ def label_values(
     client: Client, target: Target, tenant: Tenant, name: str, start_ns: int, end_ns: int, limit: int
 ) -> list[str]:
     """Distinct non-empty values of a label (a canonical field, `tags` or an attribute path), sorted, first `limit`."""
-    params = Params()
     if name in ROLLUP_LABELS:
-        if start_ns >= end_ns:
-            return []
-        pairs = _labels_sql(target, tenant, start_ns, end_ns, (name,), params)
-        sql = f"SELECT DISTINCT `value` FROM ({pairs}) ORDER BY `value` LIMIT {params.int64(limit)}"
-        return [str(row[0]) for row in client.query(sql, params.values)]
+        return _canonical_values(client, target, tenant, name, start_ns, end_ns, limit)
+    return _attribute_values(client, target, tenant, name, start_ns, end_ns, limit)
+
+
+def _canonical_values(
+    client: Client, target: Target, tenant: Tenant, name: str, start_ns: int, end_ns: int, limit: int
+) -> list[str]:
+    """A rolled-up label's values: whole minutes from the rollup, the edges from the events, sorted in SQL."""
+    if start_ns >= end_ns:
+        return []
+    params = Params()
+    pairs = _labels_sql(target, tenant, start_ns, end_ns, (name,), params)
+    sql = f"SELECT DISTINCT `value` FROM ({pairs}) ORDER BY `value` LIMIT {params.int64(limit)}"
+    return [str(row[0]) for row in client.query(sql, params.values)]
+
+
+def _attribute_values(
+    client: Client, target: Target, tenant: Tenant, name: str, start_ns: int, end_ns: int, limit: int
+) -> list[str]:
+    """An attribute path's values, read from the raw JSON of the window's candidate events (never rolled up)."""
+    params = Params()
     where = _tenant_window(tenant, start_ns, end_ns, params)
     last = name.rsplit(".", 1)[-1]
     sql = (
