@@ -1,9 +1,12 @@
-"""Label discovery on the events table: which stream labels carry values, a label's values, routed indexes.
+"""Label discovery: which stream labels carry values, a label's values, routed indexes.
 
 Every statement is confined to the tenant (org, env) and the window like every search.  Canonical
-labels are answered by ClickHouse (DISTINCT over LowCardinality columns); an attribute's values
-are read from the raw JSON text of at most MAX_ATTRIBUTE_ROWS candidate events, since attributes
-are stored as sent rather than as typed columns.
+labels (the keyword columns and `tags`) are answered from the label rollup (schema.py) for the
+whole minutes inside the window and from the events table for the partial minutes at its two edges,
+unioned: exactly the answer of a scan of the window, at the cost of reading one row per distinct
+value per minute plus at most two minutes of events.  An attribute's values are read from the raw
+JSON text of at most MAX_ATTRIBUTE_ROWS candidate events, since attributes are stored as sent
+rather than as typed columns (and are not rolled up).
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ import msgspec
 from logtraced.model import Tenant
 from logtraced.storage.clickhouse.client import Client
 from logtraced.storage.clickhouse.params import Params
-from logtraced.storage.clickhouse.schema import LABEL_COLUMNS, Target
+from logtraced.storage.clickhouse.schema import (
+    LABEL_COLUMNS,
+    LABEL_PAIRS_SQL,
+    NS_PER_BUCKET,
+    ROLLUP_LABELS,
+    Target,
+)
 
-_KEYWORD_COLUMNS: Final = frozenset({"level", "service", "host", "env", "org", "index"})
 MAX_ATTRIBUTE_ROWS: Final = 100_000
 _decode: Final = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -29,30 +37,84 @@ def _tenant_window(tenant: Tenant, start_ns: int, end_ns: int, params: Params) -
     )
 
 
+def _buckets(start_ns: int, end_ns: int) -> tuple[int, int]:
+    """The whole minutes [first, last) inside [start_ns, end_ns): empty (first >= last) in a window within one or
+    two minutes.  The rollup holds no minute before the epoch (schema.py), so those times count as an edge."""
+    first = max(-(-start_ns // NS_PER_BUCKET), 0)
+    return first, max(end_ns // NS_PER_BUCKET, first)
+
+
+def _edges(start_ns: int, end_ns: int, first: int, last: int) -> list[tuple[int, int]]:
+    """The non-empty time ranges of [start_ns, end_ns) outside the whole minutes [first, last), read from events."""
+    if first >= last:
+        return [(start_ns, end_ns)] if start_ns < end_ns else []
+    edges = [(start_ns, first * NS_PER_BUCKET), (last * NS_PER_BUCKET, end_ns)]
+    return [(low, high) for low, high in edges if low < high]
+
+
+def _labels_sql(
+    target: Target, tenant: Tenant, start_ns: int, end_ns: int, names: tuple[str, ...], params: Params
+) -> str:
+    """A subquery of the (name, value) pairs of `names` the tenant's events carry in [start_ns, end_ns), with
+    repeats: the rollup's whole minutes UNION ALL the edges' events, expanded as the rollup's view expands them."""
+    first, last = _buckets(start_ns, end_ns)
+    tenant_sql = f"`org` = {params.text(tenant.org)} AND `env` = {params.text(tenant.env)}"
+    in_names = "`name` IN (" + ", ".join(params.text(name) for name in names) + ")"
+    ranges = [
+        f"(`timestamp` >= {params.int64(low)} AND `timestamp` < {params.int64(high)})"
+        for low, high in _edges(start_ns, end_ns, first, last)
+    ]
+    parts = []
+    if first < last:
+        parts.append(
+            f"SELECT `name`, `value` FROM {target.rollup} WHERE {tenant_sql} "
+            f"AND `minute` >= {params.int64(first)} AND `minute` < {params.int64(last)} AND {in_names}"
+        )
+    if ranges:
+        parts.append(
+            f"SELECT pair.1 AS `name`, pair.2 AS `value` FROM {target.events} ARRAY JOIN {LABEL_PAIRS_SQL} AS pair "
+            f"WHERE {tenant_sql} AND ({' OR '.join(ranges)}) AND {in_names} AND `value` != ''"
+        )
+    return " UNION ALL ".join(parts)
+
+
 def label_names(client: Client, target: Target, tenant: Tenant, start_ns: int, end_ns: int) -> list[str]:
     """The stream labels with at least one non-empty value in [start_ns, end_ns), in the APIs' order."""
-    params = Params()
-    where = _tenant_window(tenant, start_ns, end_ns, params)
-    present = ", ".join(f"countIf(`{name}` != '') > 0" for name in LABEL_COLUMNS)
-    rows = client.query(f"SELECT {present} FROM {target.events} WHERE {where}", params.values)
-    if not rows:
+    if start_ns >= end_ns:
         return []
-    return [name for name, found in zip(LABEL_COLUMNS, rows[0], strict=True) if found]
+    params = Params()
+    pairs = _labels_sql(target, tenant, start_ns, end_ns, LABEL_COLUMNS, params)
+    found = {str(row[0]) for row in client.query(f"SELECT DISTINCT `name` FROM ({pairs})", params.values)}
+    return [name for name in LABEL_COLUMNS if name in found]
 
 
 def label_values(
     client: Client, target: Target, tenant: Tenant, name: str, start_ns: int, end_ns: int, limit: int
 ) -> list[str]:
     """Distinct non-empty values of a label (a canonical field, `tags` or an attribute path), sorted, first `limit`."""
+    if name in ROLLUP_LABELS:
+        return _canonical_values(client, target, tenant, name, start_ns, end_ns, limit)
+    return _attribute_values(client, target, tenant, name, start_ns, end_ns, limit)
+
+
+def _canonical_values(
+    client: Client, target: Target, tenant: Tenant, name: str, start_ns: int, end_ns: int, limit: int
+) -> list[str]:
+    """A rolled-up label's values: whole minutes from the rollup, the edges from the events, sorted in SQL."""
+    if start_ns >= end_ns:
+        return []
+    params = Params()
+    pairs = _labels_sql(target, tenant, start_ns, end_ns, (name,), params)
+    sql = f"SELECT DISTINCT `value` FROM ({pairs}) ORDER BY `value` LIMIT {params.int64(limit)}"
+    return [str(row[0]) for row in client.query(sql, params.values)]
+
+
+def _attribute_values(
+    client: Client, target: Target, tenant: Tenant, name: str, start_ns: int, end_ns: int, limit: int
+) -> list[str]:
+    """An attribute path's values, read from the raw JSON of the window's candidate events (never rolled up)."""
     params = Params()
     where = _tenant_window(tenant, start_ns, end_ns, params)
-    if name in _KEYWORD_COLUMNS or name == "tags":
-        column = "arrayJoin(`tags`)" if name == "tags" else f"`{name}`"
-        sql = (
-            f"SELECT DISTINCT {column} AS value FROM {target.events} WHERE {where} AND value != '' "
-            f"ORDER BY value LIMIT {params.int64(limit)}"
-        )
-        return [str(row[0]) for row in client.query(sql, params.values)]
     last = name.rsplit(".", 1)[-1]
     sql = (
         f"SELECT `attributes` FROM {target.events} WHERE {where} AND position(`attributes`, {params.text(last)}) > 0 "

@@ -13,15 +13,26 @@ Layout, and why:
   own tokenizers split non-ASCII text differently from the reference semantics;
 - an `ngrambf_v1` skip index of the message's trigrams (schema version 2), case-sensitive as
   `$contains` is: a rare substring skips every granule whose bloom filter lacks one of its
-  trigrams instead of scanning the whole message column.
+  trigrams instead of scanning the whole message column;
+- a `label_rollup` of the stream labels (schema version 3): per tenant and UTC minute, each label
+  name with each non-empty value it took, kept by a materialized view at every insert into the
+  events table.  Label discovery reads it for the whole minutes of a window (labels.py): a set,
+  so a row written twice (a retried insert, the upgrade's backfill beside the view) changes no
+  answer, and ReplacingMergeTree merges such duplicates away.  A retried INSERT (same token) that
+  the events table drops as a duplicate still reaches the view (tests/storage/clickhouse/
+  test_label_rollup.py), so a view write lost with a failed INSERT is made good by the writer's
+  retry.  Partitioned by the same UTC day as the events, so retention drops both alike.
 
 With `clickhouse.cluster` set, `events_local` is a ReplicatedMergeTree on every node (created
-ON CLUSTER) and `events` a Distributed table over it, sharded by event id.
+ON CLUSTER) and `events` a Distributed table over it, sharded by event id; the rollup follows
+the same pattern (`label_rollup_local` fed by a view on each node's `events_local`, read through
+a Distributed `label_rollup`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -29,8 +40,10 @@ from typing import Final
 from logtraced.errors import StorageError
 from logtraced.storage.clickhouse.client import Client
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 EVENTS: Final = "events"
+ROLLUP: Final = "label_rollup"
+ROLLUP_VIEW: Final = "label_rollup_view"
 VERSIONS: Final = "schema_versions"
 # The embedded engine's version mark, read by `serve` before the writer process opens the directory.
 VERSION_FILE: Final = "logtraced-schema.json"
@@ -38,6 +51,22 @@ NS_PER_DAY_SQL: Final = "86400000000000"
 # Columns in the order the writer sends them and the store reads them.
 COLUMNS: Final = ("timestamp", "id", "org", "env", "level", "service", "host", "index", "tags", "message", "attributes")
 LABEL_COLUMNS: Final = ("service", "level", "env", "host", "index")  # the stream labels, in the APIs' order
+# Every canonical label whose values discovery answers: the keyword columns and `tags` (an array).
+KEYWORD_COLUMNS: Final = ("level", "service", "host", "env", "org", "index")
+ROLLUP_LABELS: Final = (*KEYWORD_COLUMNS, "tags")
+# The rollup's bucket, one UTC minute: a window's partial minutes at its two edges are read from the
+# events table, at most two minutes of one tenant's events whatever the window; a coarser bucket would
+# make those edge reads longer, a finer one the rollup larger.  A day holds a whole number of them.
+NS_PER_BUCKET: Final = 60_000_000_000
+BUCKETS_PER_DAY: Final = 1440
+# The (name, value) pairs of an events row, one per keyword column and one per tag; empty values are
+# not labels.  The view and the edge reads of label discovery expand rows with this one expression,
+# so the rollup's minutes and the events table's edges answer alike.
+LABEL_PAIRS_SQL: Final = (
+    "arrayConcat(["
+    + ", ".join(f"('{name}', `{name}`)" for name in KEYWORD_COLUMNS)
+    + "], arrayMap(tag -> ('tags', tag), `tags`))"
+)
 # How many recent insert tokens a MergeTree remembers: a replay after a crash repeats at most a few commits.
 DEDUPLICATION_WINDOW: Final = 1000
 
@@ -79,6 +108,16 @@ class Target:
     def local_events(self) -> str:
         """The table inserts and partition drops address on each node."""
         return f"`{self.database}`.`{EVENTS}_local`" if self.cluster else self.events
+
+    @property
+    def rollup(self) -> str:
+        """The table label discovery reads (Distributed over every shard's rollup on a cluster)."""
+        return f"`{self.database}`.`{ROLLUP}`"
+
+    @property
+    def local_rollup(self) -> str:
+        """The table each node's view writes into and partition drops address."""
+        return f"`{self.database}`.`{ROLLUP}_local`" if self.cluster else self.rollup
 
     @property
     def versions(self) -> str:
@@ -124,14 +163,70 @@ def create_statements(target: Target) -> list[str]:
 # thousands of distinct trigrams a granule of ~380-byte messages holds (about 8 MiB per million rows).
 MESSAGE_NGRAMS: Final = "message_ngrams"
 NGRAM_INDEX_DDL: Final = f"INDEX {MESSAGE_NGRAMS} `message` TYPE ngrambf_v1(3, 65536, 3, 0) GRANULARITY 1"
-# Statements taking version N-1 to N, by N; version 1 is `create_statements`.  A MATERIALIZE is a
-# mutation: `mutations_sync` makes `migrate` return once existing parts hold the index.
-MIGRATIONS: Final[dict[int, list[str]]] = {
-    2: [
-        f"ALTER TABLE {{events}}{{on}} ADD {NGRAM_INDEX_DDL.replace('INDEX', 'INDEX IF NOT EXISTS', 1)}",
-        f"ALTER TABLE {{events}}{{on}} MATERIALIZE INDEX {MESSAGE_NGRAMS} SETTINGS mutations_sync = 2",
-    ],
-}
+
+
+def _trigram_index(target: Target) -> list[str]:
+    """Version 2: the message trigram index.  A MATERIALIZE is a mutation: `mutations_sync` makes `migrate`
+    return once existing parts hold the index."""
+    events, on = target.local_events, target.on_cluster
+    return [
+        f"ALTER TABLE {events}{on} ADD {NGRAM_INDEX_DDL.replace('INDEX', 'INDEX IF NOT EXISTS', 1)}",
+        f"ALTER TABLE {events}{on} MATERIALIZE INDEX {MESSAGE_NGRAMS} SETTINGS mutations_sync = 2",
+    ]
+
+
+def _rollup_select(source: str) -> str:
+    """The rollup rows of `source`'s events: one per tenant, minute, name and non-empty value.
+
+    Only events at or after the epoch: `intDiv` truncates toward zero, so minutes (and days) are even
+    buckets only there; label discovery reads earlier times from the events table.
+    """
+    return (
+        f"SELECT `org`, `env`, intDiv(`timestamp`, {NS_PER_BUCKET}) AS `minute`, pair.1 AS `name`, "
+        f"pair.2 AS `value` FROM {source} ARRAY JOIN {LABEL_PAIRS_SQL} AS pair "
+        "WHERE `timestamp` >= 0 AND `value` != '' GROUP BY `org`, `env`, `minute`, `name`, `value`"
+    )
+
+
+def _label_rollup(target: Target) -> list[str]:
+    """Version 3: the label rollup, the view that keeps it, and a backfill from the events already stored.
+
+    The view comes first: events inserted during the backfill are then rolled up by the view, the
+    backfill, or both (a set: both is harmless), never by neither.  The backfill reads every stored
+    event once, so it takes as long as a scan of the events table.  Values are LowCardinality as the
+    label columns they come from are (a tag too): DISTINCT then works on dictionary positions.
+    """
+    on = target.on_cluster
+    columns = (
+        "`org` LowCardinality(String), `env` LowCardinality(String), `minute` Int64 CODEC(Delta, ZSTD(1)), "
+        "`name` LowCardinality(String), `value` LowCardinality(String)"
+    )
+    layout = f"PARTITION BY intDiv(`minute`, {BUCKETS_PER_DAY}) ORDER BY (`org`, `env`, `name`, `minute`, `value`)"
+    statements: list[str] = []
+    if target.cluster:
+        path = f"'/clickhouse/tables/{{shard}}/{target.database}/{ROLLUP}_local'"
+        statements += [
+            f"CREATE TABLE IF NOT EXISTS {target.local_rollup}{on} ({columns}) "
+            f"ENGINE = ReplicatedReplacingMergeTree({path}, '{{replica}}') {layout}",
+            # Any shard may hold any row: discovery asks every shard and keeps distinct values.
+            f"CREATE TABLE IF NOT EXISTS {target.rollup}{on} AS {target.local_rollup} "
+            f"ENGINE = Distributed(`{target.cluster}`, `{target.database}`, `{ROLLUP}_local`, rand())",
+        ]
+    else:
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {target.rollup} ({columns}) ENGINE = ReplacingMergeTree {layout}"
+        )
+    statements += [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `{target.database}`.`{ROLLUP_VIEW}`{on} TO {target.local_rollup} "
+        f"AS {_rollup_select(target.local_events)}",
+        f"INSERT INTO {target.rollup} {_rollup_select(target.events)} SETTINGS distributed_foreground_insert = 1",
+    ]
+    return statements
+
+
+# Statements taking version N-1 to N, by N; version 1 is `create_statements`, and a fresh database runs
+# every migration after it (each is cheap on empty tables).
+MIGRATIONS: Final[dict[int, Callable[[Target], list[str]]]] = {2: _trigram_index, 3: _label_rollup}
 
 
 def installed_version(client: Client, target: Target) -> int | None:
@@ -159,8 +254,8 @@ def migrate(client: Client, target: Target) -> tuple[int | None, int]:
     else:
         found_now = found
     for version in range(found_now + 1, SCHEMA_VERSION + 1):
-        for statement in MIGRATIONS[version]:
-            client.command(statement.format(events=target.local_events, on=target.on_cluster))
+        for statement in MIGRATIONS[version](target):
+            client.command(statement)
         _record(client, target, version)
     return found, SCHEMA_VERSION
 

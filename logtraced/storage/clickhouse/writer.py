@@ -135,7 +135,8 @@ class ClickHouseWriter(StoreWriter):
         return Footprint(int(partitions), int(size))
 
     def enforce_retention(self, oldest_day: int) -> list[str]:
-        """Drop whole day-partitions before `oldest_day`, as the Tantivy backend deletes whole days."""
+        """Drop whole day-partitions before `oldest_day`, as the Tantivy backend deletes whole days, and the label
+        rollup's same days: discovery never names a value whose events are gone."""
         rows = self.client.query(
             "SELECT DISTINCT partition FROM system.parts WHERE database = {db:String} AND table = {table:String} "
             "AND active",
@@ -146,7 +147,8 @@ class ClickHouseWriter(StoreWriter):
             day = int(partition)  # ClickHouse's own partition ids of intDiv(timestamp, day): integers
             if day >= oldest_day:
                 continue
-            self.client.command(f"ALTER TABLE {self.target.local_events}{self.target.on_cluster} DROP PARTITION {day}")
+            for table in (self.target.local_events, self.target.local_rollup):  # the rollup's days are the events'
+                self.client.command(f"ALTER TABLE {table}{self.target.on_cluster} DROP PARTITION {day}")
             self.committed.pop(day, None)
             deleted.append(f"day/{day}")
         return deleted
