@@ -177,6 +177,19 @@ def test_times_before_the_epoch_are_read_from_the_events(backend: Backend, tmp_p
         )
 
 
+def test_routed_indexes_are_known_from_the_rollup_and_before_the_epoch(backend: Backend, tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    events = [Event(MIDNIGHT + 7, "now", index="audit"), Event(-MINUTE, "early", index="ancient")]
+    theirs = (STRANGERS[0], [Event(MIDNIGHT, "x", index="theirs")])
+    apply_wal(cfg, backend.writer(), write_wal(cfg, [(MINE, events), theirs])).close()
+    view = backend.store.for_tenant(MINE)
+    assert (view.has_index("audit"), view.has_index("ancient"), view.has_index("theirs")) == (True, True, False)
+    assert backend.store.for_tenant(STRANGERS[0]).has_index("theirs")
+    backend.client.command(f"TRUNCATE TABLE {backend.target.events}")
+    # The rollup answers alone once the events are gone; it starts at 1970, so the earlier index went with them.
+    assert (view.has_index("audit"), view.has_index("ancient")) == (True, False)
+
+
 def test_retention_drops_the_rollups_days_too(backend: Backend, tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     old, today = Event(MIDNIGHT - MINUTE, "old", service="gone"), Event(MIDNIGHT + MINUTE, "new", service="kept")
