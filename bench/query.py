@@ -595,7 +595,7 @@ class Question:
     key: str
     title: str
     query: str  # what was asked of logtraced
-    target_ms: float
+    target_ms: float  # the p50 it must meet: 20 ms a search, 50 ms a rare one, 1 ms discovery, 300 ms a count
     logtraced: Callable[[], Answer]
     sqlite: list[Variant]
     clickhouse: list[Variant] = dataclasses.field(default_factory=list)
@@ -759,7 +759,7 @@ def questions(
             "d",
             "$contains (common)",
             '$contains ["message", "connect"]',
-            300,
+            20,
             pipe("$contains", "connect"),
             variants(
                 ("LIKE scan", sql_scan("e.message LIKE ?"), (*window, "%connect%"), False),
@@ -770,7 +770,7 @@ def questions(
             "e",
             "$regex alternation",
             f'$regex ["message", "{common_regex}"]',
-            300,
+            20,
             pipe("$regex", common_regex),
             variants(
                 ("REGEXP scan", sql_scan("e.message REGEXP ?"), (*window, common_regex), False),
@@ -786,7 +786,7 @@ def questions(
             "f1",
             "label names",
             "label_names",
-            50,
+            1,
             lambda: view.label_names(start_ns, last + 1),
             [Variant("EXISTS per column", labels_sqlite)] if connection is not None else [],
         ),
@@ -794,7 +794,7 @@ def questions(
             "f2",
             "label values (service)",
             "label_values service",
-            50,
+            1,
             lambda: view.label_values("service", start_ns, last + 1, 1000),
             [Variant("SELECT DISTINCT", values_sqlite), Variant("skip-scan CTE", values_skip_scan)]
             if connection is not None
@@ -804,7 +804,7 @@ def questions(
             "g",
             "rare $contains",
             f'$contains ["message", "{RARE_SUBSTRING}"]',
-            300,
+            50,
             pipe("$contains", RARE_SUBSTRING),
             variants(
                 ("LIKE scan", sql_scan("e.message LIKE ?"), (*window, f"%{RARE_SUBSTRING}%"), False),
@@ -815,7 +815,7 @@ def questions(
             "h",
             "rare $regex",
             f'$regex ["message", "{RARE_REGEX}"]',
-            300,
+            50,
             pipe("$regex", RARE_REGEX),
             variants(
                 ("REGEXP scan", sql_scan("e.message REGEXP ?"), (*window, RARE_REGEX), False),
@@ -1081,7 +1081,7 @@ def run_questions(data_dir: Path, args: argparse.Namespace, meta: dict[str, Any]
             "query": question.query,
             "target_p50_ms": question.target_ms,
             "logtraced": {"p50_ms": ours.p50_ms, "p99_ms": ours.p99_ms, "runs": ours.runs, "rows": len(ours.answer)},
-            "meets_target": ours.p50_ms < question.target_ms,
+            "meets_target": ours.p50_ms <= question.target_ms,
             "sqlite": [],
             "clickhouse": [],
         }
@@ -1170,7 +1170,7 @@ def print_table(report: dict[str, Any]) -> None:
         ours = entry["logtraced"]
         question = f"({entry['key']}) {entry['question']}"
         timing = f"{ours['p50_ms']:.2f}/{ours['p99_ms']:.2f}"
-        target = f"<{entry['target_p50_ms']:.0f} {'ok' if entry['meets_target'] else 'MISS'}"
+        target = f"<={entry['target_p50_ms']:g} {'ok' if entry['meets_target'] else 'MISS'}"
         variants = [("sqlite", v) for v in entry["sqlite"]] + [("ch", v) for v in entry.get("clickhouse", [])]
         for engine, variant in variants or [("", None)]:
             if variant is None:
