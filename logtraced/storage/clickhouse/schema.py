@@ -102,26 +102,33 @@ class Target:
 
     @property
     def events(self) -> str:
-        return f"`{self.database}`.`{EVENTS}`"
+        return self._table(EVENTS)
 
     @property
     def local_events(self) -> str:
         """The table inserts and partition drops address on each node."""
-        return f"`{self.database}`.`{EVENTS}_local`" if self.cluster else self.events
+        return self._local(EVENTS)
 
     @property
     def rollup(self) -> str:
         """The table label discovery reads (Distributed over every shard's rollup on a cluster)."""
-        return f"`{self.database}`.`{ROLLUP}`"
+        return self._table(ROLLUP)
 
     @property
     def local_rollup(self) -> str:
         """The table each node's view writes into and partition drops address."""
-        return f"`{self.database}`.`{ROLLUP}_local`" if self.cluster else self.rollup
+        return self._local(ROLLUP)
 
     @property
     def versions(self) -> str:
-        return f"`{self.database}`.`{VERSIONS}`"
+        return self._table(VERSIONS)
+
+    def _table(self, name: str) -> str:
+        return f"`{self.database}`.`{name}`"
+
+    def _local(self, name: str) -> str:
+        """On a cluster, a Distributed table `name` reads `name`_local on every node; on one node they are one."""
+        return self._table(f"{name}_local") if self.cluster else self._table(name)
 
     @property
     def on_cluster(self) -> str:
