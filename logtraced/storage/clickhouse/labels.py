@@ -30,11 +30,16 @@ MAX_ATTRIBUTE_ROWS: Final = 100_000
 _decode: Final = msgspec.json.Decoder(dict[str, Any]).decode
 
 
+def _tenant(tenant: Tenant, params: Params) -> str:
+    return f"`org` = {params.text(tenant.org)} AND `env` = {params.text(tenant.env)}"
+
+
+def _between(start_ns: int, end_ns: int, params: Params) -> str:
+    return f"`timestamp` >= {params.int64(start_ns)} AND `timestamp` < {params.int64(end_ns)}"
+
+
 def _tenant_window(tenant: Tenant, start_ns: int, end_ns: int, params: Params) -> str:
-    return (
-        f"`org` = {params.text(tenant.org)} AND `env` = {params.text(tenant.env)} "
-        f"AND `timestamp` >= {params.int64(start_ns)} AND `timestamp` < {params.int64(end_ns)}"
-    )
+    return f"{_tenant(tenant, params)} AND {_between(start_ns, end_ns, params)}"
 
 
 def _buckets(start_ns: int, end_ns: int) -> tuple[int, int]:
@@ -58,12 +63,9 @@ def _labels_sql(
     """A subquery of the (name, value) pairs of `names` the tenant's events carry in [start_ns, end_ns), with
     repeats: the rollup's whole minutes UNION ALL the edges' events, expanded as the rollup's view expands them."""
     first, last = _buckets(start_ns, end_ns)
-    tenant_sql = f"`org` = {params.text(tenant.org)} AND `env` = {params.text(tenant.env)}"
+    tenant_sql = _tenant(tenant, params)
     in_names = "`name` IN (" + ", ".join(params.text(name) for name in names) + ")"
-    ranges = [
-        f"(`timestamp` >= {params.int64(low)} AND `timestamp` < {params.int64(high)})"
-        for low, high in _edges(start_ns, end_ns, first, last)
-    ]
+    ranges = [f"({_between(low, high, params)})" for low, high in _edges(start_ns, end_ns, first, last)]
     parts = []
     if first < last:
         parts.append(
