@@ -218,29 +218,33 @@ def _plan(
     confined = reader.confine(index, scan.tenant, partition.day, scan.start_ns, end_inclusive, query)
     verify = compiled.needs_verification or needs_stages(scan.pipeline)
     whole = schema.stores_events(index.schema)
+    label_hits = _label_hits(prefilter, searcher)
     scanned: tantivy.Query | None
     population: int | None
     if compiled.walks_dictionary:  # once per time slice would repeat the walk: read every event instead
         scanned, population = _index_term(index, scan.index), searcher.num_docs
     else:
-        scanned, population = query, _population(compiled, prefilter, searcher)
-    count = None if verify else _known_count(scan, partition.day, searcher, compiled)
+        scanned, population = query, _population(compiled, label_hits, searcher)
+    count = None if verify else _known_count(scan, partition.day, searcher, compiled, label_hits)
     return _Plan(index, searcher, confined, verify, stemming, scanned, population, partition.day, whole, mark, count)
 
 
-def _known_count(scan: _Scan, day: int, searcher: tantivy.Searcher, compiled: Compiled) -> int | None:
+def _known_count(
+    scan: _Scan, day: int, searcher: tantivy.Searcher, compiled: Compiled, label_hits: int | None
+) -> int | None:
     """How many of the tenant's events in the window pass the filter, when the dictionary alone says so.
 
     Only when the window holds everything the partition may hold (then `IndexReader.confine` adds no
     time range) and no index is named: the confined query is then the tenant's labels and the
-    filter, each counted exactly when `_label_hits` knows it (or the filter is one message word of
-    one spelling, `RequiredWords.exact_count`), and their conjunction when one of the two is on every event.
+    filter, each counted exactly when `_label_hits` knows it (for the filter, the plan's `label_hits`;
+    or the filter is one message word of one spelling, `RequiredWords.exact_count`), and their
+    conjunction when one of the two is on every event.
     An exact total over a week of whole days then costs a few dictionary look-ups, not a pass over them.
     """
     if not holds_all_of(day, scan.start_ns, scan.end_ns - 1) or scan.index is not None:
         return None
     tenant = _label_hits(And((Compare(Op.EQ, ENV, scan.tenant.env), Compare(Op.EQ, ORG, scan.tenant.org))), searcher)
-    passing = _label_hits(scan.pipeline.prefilter, searcher)
+    passing = label_hits
     if passing is None and compiled.required_words is not None:
         passing = compiled.required_words.exact_count(searcher)
     if tenant is None or passing is None:
@@ -604,10 +608,10 @@ def _spread(plan: _Plan) -> int:
     return min(plan.committed_ns - start, NS_PER_DAY)
 
 
-def _population(compiled: Compiled, prefilter: Node, searcher: tantivy.Searcher) -> int | None:
+def _population(compiled: Compiled, label_hits: int | None, searcher: tantivy.Searcher) -> int | None:
     """At most how many of the partition's events are candidates, from its term dictionary; None if only a count knows.
 
-    Label terms whose count is known (`_label_hits`), a phrase (its rarest word's frequency:
+    Label terms whose count is known (`label_hits`, the filter's `_label_hits`), a phrase (its rarest word's frequency:
     `Compiled.required_words`), or a few listed words (their frequencies summed), a dictionary
     look-up each.  A plan whose population is known is read through time slices sized from it
     (`_sliced`), whether or not its hits are verified.  Plain words are left to ranking: on
@@ -615,9 +619,8 @@ def _population(compiled: Compiled, prefilter: Node, searcher: tantivy.Searcher)
     phrase `"connection refused"`, whose every hit is a positions check, read 3.2-5.2 ms ranked and
     1.9-2.5 ms sliced.
     """
-    hits = _label_hits(prefilter, searcher)
-    if hits is not None:
-        return hits
+    if label_hits is not None:
+        return label_hits
     if compiled.required_words is not None and compiled.required_words.phrase:
         return compiled.required_words.bound(searcher)
     words = compiled.listed_words
