@@ -22,7 +22,7 @@ from typing import Final, NamedTuple
 
 from logtraced.query.ast import Node
 from logtraced.storage.backend import Series, SeriesMap
-from logtraced.storage.tantivy.partitions import Partition
+from logtraced.storage.tantivy.partitions import CommitMark, Partition
 
 # Cells held at most (about 16 bytes each): 2M is 278 days of per-minute counts by five levels, ~32 MB.
 MAX_CACHED_CELLS: Final = 2_000_000
@@ -39,7 +39,7 @@ class CountKey(NamedTuple):
     """
 
     partition: Partition
-    mark: int  # `IndexReader.commit_mark`, read before the searcher that counted is opened
+    mark: CommitMark  # `IndexReader.commit_mark`, read before the searcher that counted is opened
     env: str
     window: tuple[int, int]  # the request's window clipped to the day (`partitions.clipped`), both ends inclusive
     step_ns: int
@@ -93,7 +93,7 @@ class CountCache:
     def __init__(self, max_cells: int = MAX_CACHED_CELLS) -> None:
         self._max_cells = max_cells
         self._entries: OrderedDict[CountKey, Counted] = OrderedDict()
-        self._held: dict[Partition, tuple[int, set[CountKey]]] = {}  # per partition: its mark and keys
+        self._held: dict[Partition, tuple[CommitMark, set[CountKey]]] = {}  # per partition: its mark and keys
         self._cells = 0
         self._lock = threading.Lock()
 
@@ -110,9 +110,9 @@ class CountCache:
     def keep(self, key: CountKey, counted: Counted) -> None:
         """Cache what a searcher at least as new as `key.mark` counted; entries of the partition's other commits go.
 
-        An unreadable mark (-1) files nothing, and an entry larger than the whole bound is not kept.
+        An unreadable mark files nothing, and an entry larger than the whole bound is not kept.
         """
-        if key.mark < 0 or counted.cells > self._max_cells:
+        if not key.mark.known or counted.cells > self._max_cells:
             return
         with self._lock:
             held = self._held.get(key.partition)

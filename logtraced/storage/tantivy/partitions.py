@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import tantivy
 
@@ -21,6 +23,12 @@ _EPOCH = dt.date(1970, 1, 1)
 # Days outside this range are clamped so a wild timestamp cannot make a path tantivy or the OS rejects.
 MIN_DAY = 0
 MAX_DAY = (dt.date(2261, 12, 31) - _EPOCH).days
+# The coarsest clock a file system stamps modification times with (FAT: 2 s; ext4's is a few ms):
+# two changes this close together may carry the same mtime.
+MTIME_TICK_NS: Final = 2_000_000_000
+# tantivy writes meta.json with its operation stamp last; this many bytes from its end hold it.
+_META_TAIL_BYTES: Final = 256
+_OPSTAMP: Final = re.compile(rb'"opstamp":\s*(\d+)')
 
 
 class Partition(NamedTuple):
@@ -36,6 +44,44 @@ class Partition(NamedTuple):
     def from_key(cls, key: str) -> Partition:
         org, _, name = key.partition("/")
         return cls(org, day_from_name(name))
+
+
+class CommitMark(NamedTuple):
+    """Which commit of a partition a cached fact belongs to, and when the partition last changed.
+
+    Equal marks mean the same commit.  meta.json's mtime alone did not say so: two commits within one
+    tick of the file system's clock share it, and a cache would then serve what the first commit held
+    after the second.  tantivy's operation stamp (in meta.json) grows with every commit, and the
+    mtime, which also moves when a merge rewrites meta.json, tells a day deleted and made again apart.
+    """
+
+    opstamp: int
+    at_ns: int  # meta.json's mtime
+
+    @property
+    def known(self) -> bool:
+        return self.opstamp >= 0
+
+
+UNKNOWN_MARK: Final = CommitMark(-1, -1)
+
+
+def read_commit_mark(directory: Path) -> CommitMark:
+    """The partition's commit mark, from one open of its meta.json (mtime and content of one version of it)."""
+    try:
+        fd = os.open(directory / "meta.json", os.O_RDONLY)
+    except OSError:
+        return UNKNOWN_MARK
+    try:
+        info = os.fstat(fd)
+        found = _OPSTAMP.search(os.pread(fd, _META_TAIL_BYTES, max(info.st_size - _META_TAIL_BYTES, 0)))
+        if found is None:  # not where tantivy puts it: look through the whole file
+            found = _OPSTAMP.search(os.pread(fd, info.st_size, 0))
+    except OSError:
+        return UNKNOWN_MARK
+    finally:
+        os.close(fd)
+    return UNKNOWN_MARK if found is None else CommitMark(int(found.group(1)), info.st_mtime_ns)
 
 
 def day_of(timestamp_ns: int) -> int:
@@ -75,8 +121,8 @@ class PartitionLayout:
 
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir / "index"
-        # Per organisation: its directory's mtime and the days listed then (see `_days_of`).
-        self._listed: dict[str, tuple[int, list[Partition]]] = {}
+        # Per organisation: its directory's mtime, when it was listed and the days found (see `_days_of`).
+        self._listed: dict[str, tuple[int, int, list[Partition]]] = {}
 
     def path(self, partition: Partition) -> Path:
         return self.root / partition.org / day_name(partition.day)
@@ -96,7 +142,10 @@ class PartitionLayout:
         """`existing(org)`, listed again only when the organisation's directory changed: a day made or deleted.
 
         Every search asks (listing and checking each day cost ~0.1 ms).  A day's directory is made
-        before its meta.json is written, so a listing that met a day without one is not kept.
+        before its meta.json is written, so a listing that met a day without one is not kept.  A
+        listing is trusted only when made `MTIME_TICK_NS` after the directory's last change: a day
+        made within the same tick of the file system's clock (a batch that opens two days) leaves
+        the mtime as it was, and a listing made between the two would hide the second day.
         """
         org_dir = self.root / org
         try:
@@ -104,11 +153,12 @@ class PartitionLayout:
         except OSError:
             return []
         cached = self._listed.get(org)
-        if cached is not None and cached[0] == mark:
-            return cached[1]
+        if cached is not None and cached[0] == mark and cached[1] - mark >= MTIME_TICK_NS:
+            return cached[2]
+        listed_at = time.time_ns()
         found, complete = _days_in(org_dir)
         if complete:
-            self._listed[org] = (mark, found)
+            self._listed[org] = (mark, listed_at, found)
         return found
 
 

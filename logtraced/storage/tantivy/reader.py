@@ -20,11 +20,19 @@ from logtraced.query.ast import Node
 from logtraced.storage.tantivy import schema
 from logtraced.storage.tantivy.compile import Compiled, KeywordTerms
 from logtraced.storage.tantivy.countcache import CountCache
-from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, clipped, holds_all_of, open_index
+from logtraced.storage.tantivy.partitions import (
+    CommitMark,
+    Partition,
+    PartitionLayout,
+    clipped,
+    holds_all_of,
+    open_index,
+    read_commit_mark,
+)
 from logtraced.storage.tantivy.words import WordList, WordLists
 
 # (partition, commit mark, env, window clipped to the day, what was aggregated)
-LabelKey = tuple[Partition, int, str, tuple[int, int], str]
+LabelKey = tuple[Partition, CommitMark, str, tuple[int, int], str]
 # Label answers kept; past this the cache starts again (a bound, not a policy: entries are tiny).
 MAX_LABEL_ENTRIES: Final = 4096
 # Values per label and partition a cached answer holds; a larger `limit` asks for more.
@@ -92,12 +100,9 @@ class IndexReader:
         self.word_lists = WordLists(layout)
         self.counts = CountCache()
 
-    def commit_mark(self, partition: Partition) -> int:
-        """Changes whenever the partition commits (tantivy rewrites meta.json): a cache key for derived facts."""
-        try:
-            return (self.layout.path(partition) / "meta.json").stat().st_mtime_ns
-        except OSError:
-            return -1
+    def commit_mark(self, partition: Partition) -> CommitMark:
+        """Changes whenever the partition commits: a cache key for derived facts (`partitions.CommitMark`)."""
+        return read_commit_mark(self.layout.path(partition))
 
     def recall(self, key: LabelKey) -> frozenset[str] | None:
         """A partition's cached label answer, or None."""
@@ -107,6 +112,8 @@ class IndexReader:
     def remember(self, key: LabelKey, found: frozenset[str]) -> None:
         """Cache a partition's label answer; entries of the partition's earlier commits are dropped."""
         partition, mark = key[0], key[1]
+        if not mark.known:
+            return
         with self._labels_lock:
             if len(self._label_cache) >= MAX_LABEL_ENTRIES:
                 self._label_cache.clear()

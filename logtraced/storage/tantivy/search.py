@@ -229,7 +229,9 @@ def _plan(
     else:
         scanned, population = query, _population(compiled, label_hits, searcher)
     count = None if verify else _known_count(scan, partition.day, searcher, compiled, label_hits)
-    return _Plan(index, searcher, confined, verify, stemming, scanned, population, partition.day, whole, mark, count)
+    return _Plan(
+        index, searcher, confined, verify, stemming, scanned, population, partition.day, whole, mark.at_ns, count
+    )
 
 
 def _known_count(

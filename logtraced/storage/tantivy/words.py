@@ -27,7 +27,7 @@ from typing import Final
 import re2
 
 from logtraced.storage.tantivy import schema
-from logtraced.storage.tantivy.partitions import Partition, PartitionLayout, open_index
+from logtraced.storage.tantivy.partitions import CommitMark, Partition, PartitionLayout, open_index
 
 # A partition whose last commit is at least this old is settled: its words are worth listing.
 SETTLE_NS: Final = 60 * 1_000_000_000
@@ -72,13 +72,13 @@ class WordLists:
 
     def __init__(self, layout: PartitionLayout) -> None:
         self._layout = layout
-        self._lists: OrderedDict[Partition, tuple[int, WordList | None]] = OrderedDict()
+        self._lists: OrderedDict[Partition, tuple[CommitMark, WordList | None]] = OrderedDict()
         self._bytes = 0
-        self._pending: dict[Partition, int] = {}  # partitions to list, with the commit mark to list
+        self._pending: dict[Partition, CommitMark] = {}  # partitions to list, with the commit mark to list
         self._building = False
         self._lock = threading.Lock()
 
-    def get(self, partition: Partition, mark: int) -> WordList | None:
+    def get(self, partition: Partition, mark: CommitMark) -> WordList | None:
         """The partition's list for commit `mark` if built; otherwise None, and it is queued if it has settled.
 
         Call with the mark read after taking the searcher the list will serve: that searcher is then
@@ -89,7 +89,7 @@ class WordLists:
             if entry is not None and entry[0] == mark:
                 self._lists.move_to_end(partition)
                 return entry[1]
-            if mark < 0 or time.time_ns() - mark < SETTLE_NS:
+            if not mark.known or time.time_ns() - mark.at_ns < SETTLE_NS:
                 return None
             self._pending[partition] = mark
             if self._building:
@@ -119,7 +119,7 @@ class WordLists:
                 built = None  # unreadable now (retention removing it, say): searches walk its dictionary
             self._keep(partition, mark, built)
 
-    def _keep(self, partition: Partition, mark: int, built: WordList | None) -> None:
+    def _keep(self, partition: Partition, mark: CommitMark, built: WordList | None) -> None:
         with self._lock:
             self._forget(partition)
             self._lists[partition] = (mark, built)
