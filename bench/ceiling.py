@@ -6,9 +6,10 @@ partition made by `partitions.open_index` (the daemon's schema and settings), tr
 writer threads and heap sizes; the best median is the ceiling.  Picking the best of nine medians
 favours a setting that happened to meet a quiet moment, and this machine's speed drifts between
 minutes, so the benchmarks also measure the chosen setting again right before each of their own
-runs (`PairedCeiling`) and report the median of those pairs' ratios as well.  The ClickHouse peer is chdb (the
-ClickHouse server's engine, in-process) inserting the same events from a prepared NDJSON file into
-the table layout of bench/query.py; only the INSERT is timed, as only add_json + commit is.
+runs (`PairedCeiling`) and report the median of those pairs' ratios as well.  The ClickHouse peer
+is chdb (the ClickHouse server's engine, in-process) inserting the same events from a prepared
+NDJSON file into the table layout of bench/query.py; only the INSERT is timed, as only add_json +
+commit is.
 """
 
 from __future__ import annotations
