@@ -44,8 +44,9 @@ def decode_frames(frames: list[Frame], fields: FieldMap) -> Decoded:
     if not frames:
         return decoded
     received_ns = time.time_ns()
+    mapped = fields or None  # asked once here, not once an event
     for data, truncated in frames:
-        decoded.events.extend(events_from_frame(data, received_ns, truncated=truncated, fields=fields))
+        decoded.events.extend(events_from_frame(data, received_ns, truncated=truncated, fields=mapped))
         decoded.truncated += truncated
     for event in decoded.events:
         if event.tags:

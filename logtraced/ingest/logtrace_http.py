@@ -146,6 +146,7 @@ def to_events(
     events: list[Event] = []
     problems: list[Problem] = []
     foreign: Problem | None = None
+    fields = fields or None  # an empty map is asked once here, not once an event
     for index, record in enumerate(records):
         problem = _record_problem(index, record)
         if problem is not None:
