@@ -184,7 +184,8 @@ def _parse_iso(text: str) -> int | None:
     point = text.rfind(".")
     if point < 0:
         point = text.rfind(",")
-    if point > 0 and text[point + 7 : point + 8].isdigit():
+    # Past the date (at 10 a point separates date and time, which fromisoformat allows): a fraction.
+    if point > 10 and text[point + 7 : point + 8].isdigit():
         # fromisoformat keeps microseconds only; digits 7-9 of the fraction are added here.
         match = _SUBMICRO_DIGITS.match(text, point + 7)
         if match is not None:
