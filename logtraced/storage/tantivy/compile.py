@@ -79,6 +79,8 @@ _MAX_SPELLINGS = 16  # beyond this, a word is matched by a regex (substrings) or
 _IGNORE_CASE_FLAG = re.compile(r"\(\?[a-zA-Z-]*i[a-zA-Z-]*[:)]")
 # Terms of one keyword field a partition may have for a comparison to be decided term by term.
 MAX_LISTED_TERMS: Final = 50_000
+# A set of more terms than this is one term-set query; fewer are one term query each (`_Compiler._term_set`).
+TERM_SET_FROM: Final = 256
 _LISTED_OPS: Final = frozenset({Op.REGEX}) | RANGE_OPS
 _PIECE_OPS: Final = frozenset({Op.CONTAINS, Op.WILDCARD, Op.REGEX})
 
@@ -636,7 +638,16 @@ class _Compiler:
         return tantivy.Query.term_query(self.schema, field, value)
 
     def _term_set(self, field: str, values: list[str]) -> tantivy.Query:
-        return tantivy.Query.term_set_query(self.schema, field, values)
+        """Any of `values`: one term query each up to `TERM_SET_FROM` of them, a term-set query past that.
+
+        A term-set query costs a fixed ~0.3 ms per day searched (measured on a day of 1.4M events:
+        26 rare words 0.36 against 0.06 ms, 162 words 0.91 against 0.50 ms, 500 words about even,
+        2 000 words 6.5 against 14.7 ms), which a label regex's few values or a rare word piece's
+        few words would pay on every search.
+        """
+        if len(values) > TERM_SET_FROM:
+            return tantivy.Query.term_set_query(self.schema, field, values)
+        return _should(self._term(field, value) for value in values)
 
     def _regex(self, field: str, pattern: str) -> tantivy.Query:
         return tantivy.Query.regex_query(self.schema, field, pattern)

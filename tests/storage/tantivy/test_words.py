@@ -14,8 +14,8 @@ from logtraced.query.ast import Compare, Op
 from logtraced.query.pipeline import Pipeline
 from logtraced.storage.backend import SearchRequest
 from logtraced.storage.tantivy import schema, search
-from logtraced.storage.tantivy.compile import compile_query
-from logtraced.storage.tantivy.partitions import Partition, PartitionLayout
+from logtraced.storage.tantivy.compile import TERM_SET_FROM, compile_query
+from logtraced.storage.tantivy.partitions import CommitMark, Partition, PartitionLayout
 from logtraced.storage.tantivy.reader import IndexReader
 from logtraced.storage.tantivy.words import MAX_FOUND_WORDS, SETTLE_NS, WordList, WordLists
 from tests.storage.tantivy.test_search import expected, regex, substring
@@ -64,7 +64,7 @@ def settle(data_dir: Path) -> list[Partition]:
     return layout.existing()
 
 
-def built(lists: WordLists, partition: Partition, mark: int) -> WordList:
+def built(lists: WordLists, partition: Partition, mark: CommitMark) -> WordList:
     """Ask until the background thread has listed the partition."""
     deadline = time.monotonic() + 60
     while (found := lists.get(partition, mark)) is None:
@@ -89,6 +89,8 @@ def test_candidates_equal_the_dictionary_walk(tmp_path: Path, seed: int) -> None
     assert index is not None
     searcher = index.searcher()
     words = built(reader.word_lists, partition, reader.commit_mark(partition))
+    found = [len(words.containing(piece, at_end=False) or []) for piece in PIECES]
+    assert max(found) > TERM_SET_FROM and any(0 < count <= TERM_SET_FROM for count in found)  # both query forms
     for piece in PIECES + random_words(rng, 20):
         for node in (Compare(Op.CONTAINS, "message", piece), Compare(Op.WILDCARD, "message", f"*{piece}")):
             walked = compile_query(node, index.schema, stemming=False)
