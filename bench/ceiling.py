@@ -67,13 +67,17 @@ def tantivy_rate(documents: list[str], heap_bytes: int, threads: int) -> float:
     return len(documents) / elapsed
 
 
-def tantivy_ceiling(events: list[Event], repeat: int, also: list[Event] | None = None) -> dict[str, Any]:
+def ceiling_documents(events: list[Event]) -> list[str]:
+    """The documents the ceiling indexes: the daemon's, without stemming (its default)."""
+    return encode_documents(events, stemming=False)
+
+
+def tantivy_ceiling(documents: list[str], repeat: int, also: list[str] | None = None) -> dict[str, Any]:
     """Every (threads, heap) of the grid `repeat` times; the ceiling is the best median.
 
     `also`: other events (the same without something the daemon adds) indexed with the best
     setting as many times, reported as `also_events_per_second` to show what that costs.
     """
-    documents = encode_documents(events, stemming=False)
     grid: dict[tuple[int, int], list[float]] = {}
     for _ in range(repeat):
         for threads in THREADS:
@@ -88,8 +92,7 @@ def tantivy_ceiling(events: list[Event], repeat: int, also: list[Event] | None =
         "medians": {_setting(*setting): rate for setting, rate in medians.items()},
     }
     if also is not None:
-        others = encode_documents(also, stemming=False)
-        rates = [tantivy_rate(others, heap << 20, threads) for _ in range(repeat)]
+        rates = [tantivy_rate(also, heap << 20, threads) for _ in range(repeat)]
         result["also_events_per_second"] = statistics.median(rates)
     return result
 
@@ -97,8 +100,8 @@ def tantivy_ceiling(events: list[Event], repeat: int, also: list[Event] | None =
 class PairedCeiling:
     """The grid's best setting, measured again right before each daemon run it is compared with."""
 
-    def __init__(self, events: list[Event], ceiling: dict[str, Any]) -> None:
-        self.documents = encode_documents(events, stemming=False)
+    def __init__(self, documents: list[str], ceiling: dict[str, Any]) -> None:
+        self.documents = documents
         self.threads, self.heap_mib = ceiling["setting"]
         self.rates: list[float] = []
 

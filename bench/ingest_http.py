@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 import cramjam  # noqa: E402
-from ceiling import PairedCeiling, clickhouse_rate, normalised, tantivy_ceiling  # noqa: E402
+from ceiling import PairedCeiling, ceiling_documents, clickhouse_rate, normalised, tantivy_ceiling  # noqa: E402
 from datagen import shipper_events  # noqa: E402
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2  # noqa: E402
 
@@ -365,8 +365,9 @@ def main() -> None:
     dialects = args.dialect or [name for name in DIALECTS if name != "ingest"]
     dialect_bodies = {dialect: http_bodies(events, dialect, args.gzip) for dialect in dialects}
     prefix = normalised([compact(event) for event in events[: args.ceiling_events]])
-    ceiling = tantivy_ceiling(prefix, args.ceiling_repeat)
-    paired = PairedCeiling(prefix, ceiling)
+    documents = ceiling_documents(prefix)
+    ceiling = tantivy_ceiling(documents, args.ceiling_repeat)
+    paired = PairedCeiling(documents, ceiling)
     rounds = [interleaved_round(events, bodies, dialect_bodies, args, paired) for _ in range(args.repeat)]
     result: dict[str, Any] = {
         "events": args.events,

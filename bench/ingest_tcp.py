@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ceiling import PairedCeiling, clickhouse_rate, normalised, tantivy_ceiling  # noqa: E402
+from ceiling import PairedCeiling, ceiling_documents, clickhouse_rate, normalised, tantivy_ceiling  # noqa: E402
 from datagen import shipper_events  # noqa: E402
 
 from logtraced.model import Tenant  # noqa: E402
@@ -177,9 +177,10 @@ def main() -> None:
     args = parser.parse_args()
     lines = generate(args.events, args.seed, args.pii_share)
     prefix = normalised(lines[: args.ceiling_events], args.connections)
-    ceiling = tantivy_ceiling(prefix, args.repeat, also=normalised(lines[: args.ceiling_events]))
+    documents = ceiling_documents(prefix)
+    ceiling = tantivy_ceiling(documents, args.repeat, also=ceiling_documents(normalised(lines[: args.ceiling_events])))
     peer = clickhouse_rate(prefix, args.repeat) if args.clickhouse else None
-    paired = PairedCeiling(prefix, ceiling)
+    paired = PairedCeiling(documents, ceiling)
     runs, masked_runs = [], []
     for _ in range(args.repeat):
         paired.measure()
